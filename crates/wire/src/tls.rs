@@ -1,0 +1,231 @@
+//! TLS records and the ClientHello (RFC 8446 §4.1.2).
+//!
+//! ```text
+//! struct {
+//!     ProtocolVersion legacy_version;
+//!     Random random;                                   // 32 bytes
+//!     opaque legacy_session_id<0..32>;
+//!     CipherSuite cipher_suites<2..2^16-2>;
+//!     opaque legacy_compression_methods<1..2^8-1>;
+//!     Extension extensions<8..2^16-1>;
+//! } ClientHello;
+//! ```
+//!
+//! Unknown extensions (GREASE included) are skipped, never fatal: a monitor
+//! reads values, it does not enforce the protocol.
+
+use crate::bytes::{be16, Reader};
+use crate::{Error, Result};
+
+/// TLS content type of a handshake record.
+pub const CONTENT_HANDSHAKE: u8 = 22;
+/// Handshake message type of a ClientHello.
+pub const CLIENT_HELLO: u8 = 1;
+/// Longest record payload a peer may send (2^14 plus expansion slack).
+pub const MAX_RECORD: usize = 16_384 + 2_048;
+
+const EXT_SERVER_NAME: u16 = 0;
+const EXT_ALPN: u16 = 16;
+const EXT_ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
+
+/// A TLS record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// Content type (22 = handshake).
+    pub content_type: u8,
+    /// Legacy record version.
+    pub version: u16,
+    /// Payload length.
+    pub length: u16,
+}
+
+impl RecordHeader {
+    /// Size of the header on the wire.
+    pub const LEN: usize = 5;
+
+    /// Parses a record header, refusing anything that cannot start a TLS
+    /// handshake (wrong content type, version outside SSL3..TLS1.3 framing,
+    /// oversized length).
+    pub fn parse_handshake(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < Self::LEN {
+            return Err(Error::Truncated);
+        }
+        let h = RecordHeader { content_type: bytes[0], version: be16(bytes, 1)?, length: be16(bytes, 3)? };
+        if h.content_type != CONTENT_HANDSHAKE || h.version >> 8 != 3 || usize::from(h.length) > MAX_RECORD {
+            return Err(Error::NotTlsHandshake);
+        }
+        Ok(h)
+    }
+}
+
+/// Whether bytes could be the start of a TLS handshake record.
+pub fn looks_like_handshake(bytes: &[u8]) -> bool {
+    bytes.len() >= 3 && bytes[0] == CONTENT_HANDSHAKE && bytes[1] == 3 && bytes[2] <= 4
+}
+
+/// Reads the handshake message header: type and body length.
+pub fn handshake_header(bytes: &[u8]) -> Result<(u8, usize)> {
+    let mut r = Reader::new(bytes);
+    let kind = r.u8()?;
+    let len = r.u24()? as usize;
+    Ok((kind, len))
+}
+
+/// What a ClientHello says that names or describes a flow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientHello<'a> {
+    /// legacy_version field.
+    pub legacy_version: u16,
+    /// The first host_name in server_name (with ECH, the outer name).
+    pub sni: Option<&'a [u8]>,
+    /// The raw ALPN protocol list, for [`ClientHello::alpn`].
+    alpn_list: Option<&'a [u8]>,
+    /// Whether an encrypted_client_hello extension is present.
+    pub ech: bool,
+}
+
+impl<'a> ClientHello<'a> {
+    /// The offered ALPN protocol ids, in order.
+    pub fn alpn(&self) -> impl Iterator<Item = &'a [u8]> {
+        let mut r = Reader::new(self.alpn_list.unwrap_or(&[]));
+        core::iter::from_fn(move || r.vec8().ok())
+    }
+}
+
+/// Parses a complete handshake message (type, 24-bit length, body) holding
+/// a ClientHello. Trailing bytes after the message are ignored.
+pub fn parse_client_hello_message(msg: &[u8]) -> Result<ClientHello<'_>> {
+    let (kind, len) = handshake_header(msg)?;
+    if kind != CLIENT_HELLO {
+        return Err(Error::NotClientHello);
+    }
+    let body = msg.get(4..4 + len).ok_or(Error::Truncated)?;
+    parse_client_hello_body(body)
+}
+
+/// Parses the body of a ClientHello.
+pub fn parse_client_hello_body(body: &[u8]) -> Result<ClientHello<'_>> {
+    let mut r = Reader::new(body);
+    let legacy_version = r.u16()?;
+    r.skip(32)?; // random
+    r.vec8()?; // session id
+    r.vec16()?; // cipher suites
+    r.vec8()?; // compression methods
+    let mut hello = ClientHello { legacy_version, ..ClientHello::default() };
+    if r.remaining() == 0 {
+        return Ok(hello); // SSLv3-style hello without extensions
+    }
+    let mut exts = Reader::new(r.vec16()?);
+    while exts.remaining() > 0 {
+        let kind = exts.u16()?;
+        let data = exts.vec16()?;
+        match kind {
+            EXT_SERVER_NAME => hello.sni = first_host_name(data)?,
+            EXT_ALPN => hello.alpn_list = Some(Reader::new(data).vec16()?),
+            EXT_ENCRYPTED_CLIENT_HELLO => hello.ech = true,
+            _ => {}
+        }
+    }
+    Ok(hello)
+}
+
+fn first_host_name(data: &[u8]) -> Result<Option<&[u8]>> {
+    if data.is_empty() {
+        return Ok(None); // the empty form a server echoes
+    }
+    let mut list = Reader::new(Reader::new(data).vec16()?);
+    while list.remaining() > 0 {
+        let name_type = list.u8()?;
+        let name = list.vec16()?;
+        if name_type == 0 && !name.is_empty() {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A ClientHello handshake message with the given SNI, ALPN and extras.
+    pub(crate) fn client_hello(sni: &[u8], alpn: &[&[u8]], ech: bool, padding: usize) -> Vec<u8> {
+        let mut exts = Vec::new();
+        // GREASE extension first, as Chrome does.
+        exts.extend_from_slice(&[0x0a, 0x0a, 0, 0]);
+        let mut sn = vec![0];
+        sn.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+        sn.extend_from_slice(sni);
+        let mut sn_list = (sn.len() as u16).to_be_bytes().to_vec();
+        sn_list.extend_from_slice(&sn);
+        exts.extend_from_slice(&0u16.to_be_bytes());
+        exts.extend_from_slice(&(sn_list.len() as u16).to_be_bytes());
+        exts.extend_from_slice(&sn_list);
+        if !alpn.is_empty() {
+            let mut list = Vec::new();
+            for p in alpn {
+                list.push(p.len() as u8);
+                list.extend_from_slice(p);
+            }
+            let mut data = (list.len() as u16).to_be_bytes().to_vec();
+            data.extend_from_slice(&list);
+            exts.extend_from_slice(&16u16.to_be_bytes());
+            exts.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            exts.extend_from_slice(&data);
+        }
+        if ech {
+            exts.extend_from_slice(&[0xfe, 0x0d, 0, 2, 0xaa, 0xbb]);
+        }
+        if padding > 0 {
+            exts.extend_from_slice(&[0, 21]);
+            exts.extend_from_slice(&(padding as u16).to_be_bytes());
+            exts.extend(core::iter::repeat_n(0u8, padding));
+        }
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.push(32);
+        body.extend_from_slice(&[9; 32]);
+        body.extend_from_slice(&[0, 4, 0x13, 0x01, 0x13, 0x02, 1, 0]);
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend_from_slice(&exts);
+        let mut msg = vec![CLIENT_HELLO];
+        msg.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        msg.extend_from_slice(&body);
+        msg
+    }
+
+    /// Wraps a handshake message in TLS records of at most `chunk` bytes.
+    pub(crate) fn records(msg: &[u8], chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in msg.chunks(chunk) {
+            out.extend_from_slice(&[22, 3, 1]);
+            out.extend_from_slice(&(part.len() as u16).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    #[test]
+    fn reads_sni_alpn_and_ech() {
+        let msg = client_hello(b"www.example.org", &[b"h2", b"http/1.1"], true, 0);
+        let hello = parse_client_hello_message(&msg).unwrap();
+        assert_eq!(hello.sni, Some(&b"www.example.org"[..]));
+        assert_eq!(hello.alpn().collect::<Vec<_>>(), [&b"h2"[..], b"http/1.1"]);
+        assert!(hello.ech);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let msg = client_hello(b"a.example", &[b"h2"], false, 100);
+        for n in 0..msg.len() {
+            assert!(parse_client_hello_message(&msg[..n]).is_err(), "prefix {n}");
+        }
+    }
+
+    #[test]
+    fn record_header_rejects_non_handshake() {
+        assert_eq!(RecordHeader::parse_handshake(&[23, 3, 3, 0, 5]).unwrap_err(), Error::NotTlsHandshake);
+        assert_eq!(RecordHeader::parse_handshake(&[22, 3, 1, 0xff, 0xff]).unwrap_err(), Error::NotTlsHandshake);
+        assert_eq!(RecordHeader::parse_handshake(&[22, 3, 1, 2, 0]).unwrap().length, 512);
+    }
+}
