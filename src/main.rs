@@ -1,1 +1,69 @@
-fn main() {}
+//! tetherscope: what is my phone talking to, why, is it encrypted, and did I
+//! expect it?
+//!
+//! The binary is glue: it parses the command line, wires capture → flow →
+//! classify → export together, and turns errors into one clear sentence.
+
+mod cli;
+mod read;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code for a bad command line or configuration (sysexits EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
+/// Exit code for an input that is not a capture, or cannot be read.
+pub const EXIT_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        cli::Command::Read(args) => read::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("tetherscope: {}", one_line(&err));
+            ExitCode::from(
+                err.downcast_ref::<UsageError>()
+                    .map_or(EXIT_INPUT, |_| EXIT_USAGE),
+            )
+        }
+    }
+}
+
+/// An error in what the user asked for (exit code 64).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Joins an error chain into one sentence.
+fn one_line(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TETHERSCOPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

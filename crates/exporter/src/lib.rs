@@ -1,1 +1,10 @@
-//! placeholder
+//! What tetherscope tells the outside world: the JSON flow record shared by
+//! `tetherscope read`, the flow log and `/api/flows`, and (with the live
+//! monitor) the Prometheus exporter.
+//!
+//! This crate reads the flow table and the classifier; it never touches
+//! capture.
+
+#![warn(missing_docs)]
+
+pub mod record;

@@ -41,7 +41,10 @@ pub struct Name {
 impl Name {
     /// The empty (root) name.
     pub const fn root() -> Self {
-        Name { buf: [0; MAX_NAME_WIRE], len: 0 }
+        Name {
+            buf: [0; MAX_NAME_WIRE],
+            len: 0,
+        }
     }
     /// The dotted form as raw bytes.
     pub fn as_bytes(&self) -> &[u8] {
@@ -213,9 +216,15 @@ impl<'a> Message<'a> {
     pub fn answers(&self) -> Answers<'a> {
         let mut pos = Some(12);
         for _ in 0..self.question_count() {
-            pos = pos.and_then(|p| read_name(self.bytes, p).ok()).map(|(_, n)| n + 4);
+            pos = pos
+                .and_then(|p| read_name(self.bytes, p).ok())
+                .map(|(_, n)| n + 4);
         }
-        Answers { msg: self.bytes, pos, left: self.answer_count() }
+        Answers {
+            msg: self.bytes,
+            pos,
+            left: self.answer_count(),
+        }
     }
     /// Decodes a record's data.
     pub fn rdata(&self, rec: &Record<'a>) -> Result<RData<'a>> {
@@ -267,7 +276,16 @@ impl<'a> Iterator for Answers<'a> {
             let _class = r.u16()?;
             let ttl = r.u32()?;
             let rdata = r.vec16()?;
-            Ok((Record { name, rtype, ttl, rdata, rdata_at: next + 10 }, next + r.position()))
+            Ok((
+                Record {
+                    name,
+                    rtype,
+                    ttl,
+                    rdata,
+                    rdata_at: next + 10,
+                },
+                next + r.position(),
+            ))
         })();
         match rec {
             Ok((rec, next)) => {
@@ -339,7 +357,24 @@ mod tests {
         let t3_at = m.len();
         m.extend_from_slice(t3);
         // A
-        m.extend_from_slice(&[0xc0, t3_at as u8, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 52, 222, 231, 102]);
+        m.extend_from_slice(&[
+            0xc0,
+            t3_at as u8,
+            0,
+            1,
+            0,
+            1,
+            0,
+            0,
+            0,
+            60,
+            0,
+            4,
+            52,
+            222,
+            231,
+            102,
+        ]);
         m
     }
 
@@ -348,7 +383,10 @@ mod tests {
         let bytes = xtra_response();
         let msg = Message::parse(&bytes).unwrap();
         assert!(msg.is_response());
-        assert_eq!(msg.first_question().unwrap().unwrap().name.as_bytes(), b"xtrapath3.izatcloud.net");
+        assert_eq!(
+            msg.first_question().unwrap().unwrap().name.as_bytes(),
+            b"xtrapath3.izatcloud.net"
+        );
         let mut seen = Vec::new();
         for rec in msg.answers() {
             let rec = rec.unwrap();
@@ -360,7 +398,12 @@ mod tests {
         }
         assert_eq!(
             seen,
-            ["xtrapath3.qcomgeo2.com", "xp3.gpsonextra.net", "d3nj9ptoklgw8o.cloudfront.net", "52.222.231.102"]
+            [
+                "xtrapath3.qcomgeo2.com",
+                "xp3.gpsonextra.net",
+                "d3nj9ptoklgw8o.cloudfront.net",
+                "52.222.231.102"
+            ]
         );
     }
 
@@ -410,7 +453,9 @@ mod tests {
         // priority 1, target ".", alpn, ipv4hint 192.0.2.1,192.0.2.2, ipv6hint 2001:db8::1
         let mut params = vec![0, 1, 0, 3, 2, b'h', b'3'];
         params.extend_from_slice(&[0, 4, 0, 8, 192, 0, 2, 1, 192, 0, 2, 2]);
-        params.extend_from_slice(&[0, 6, 0, 16, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        params.extend_from_slice(&[
+            0, 6, 0, 16, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        ]);
         let hints: Vec<String> = service_hints(&params).map(|a| a.to_string()).collect();
         assert_eq!(hints, ["192.0.2.1", "192.0.2.2", "2001:db8::1"]);
     }

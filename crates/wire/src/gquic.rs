@@ -22,9 +22,15 @@ pub fn looks_like_gquic(payload: &[u8]) -> bool {
 
 /// Finds a CHLO in `bytes` and returns its SNI value.
 pub fn chlo_sni(bytes: &[u8]) -> Result<Option<&[u8]>> {
-    let start = bytes.windows(4).position(|w| w == CHLO).ok_or(Error::Truncated)?;
+    let start = bytes
+        .windows(4)
+        .position(|w| w == CHLO)
+        .ok_or(Error::Truncated)?;
     let msg = &bytes[start + 4..];
-    let count = usize::from(u16::from_le_bytes([*msg.first().ok_or(Error::Truncated)?, *msg.get(1).ok_or(Error::Truncated)?]));
+    let count = usize::from(u16::from_le_bytes([
+        *msg.first().ok_or(Error::Truncated)?,
+        *msg.get(1).ok_or(Error::Truncated)?,
+    ]));
     if count > MAX_TAGS {
         return Err(Error::BadLength);
     }

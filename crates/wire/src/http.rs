@@ -6,12 +6,24 @@
 
 use crate::{Error, Result};
 
-const METHODS: [&[u8]; 10] =
-    [b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"CONNECT", b"PATCH", b"TRACE", b"PROPFIND"];
+const METHODS: [&[u8]; 10] = [
+    b"GET",
+    b"POST",
+    b"HEAD",
+    b"PUT",
+    b"DELETE",
+    b"OPTIONS",
+    b"CONNECT",
+    b"PATCH",
+    b"TRACE",
+    b"PROPFIND",
+];
 
 /// Whether bytes start like an HTTP/1.x request (a known method and a space).
 pub fn looks_like_request(bytes: &[u8]) -> bool {
-    METHODS.iter().any(|m| bytes.len() > m.len() && bytes.starts_with(m) && bytes[m.len()] == b' ')
+    METHODS
+        .iter()
+        .any(|m| bytes.len() > m.len() && bytes.starts_with(m) && bytes[m.len()] == b' ')
 }
 
 /// A request head, as far as tetherscope needs it.
@@ -50,7 +62,9 @@ pub fn parse_request(bytes: &[u8]) -> Result<Head<'_>> {
         return Err(Error::NotHttpRequest);
     }
     let mut lines = Lines { rest: bytes };
-    let Some(line) = lines.next() else { return Ok(Head::Incomplete) };
+    let Some(line) = lines.next() else {
+        return Ok(Head::Incomplete);
+    };
     let mut parts = line.splitn(3, |&b| b == b' ');
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
@@ -58,7 +72,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<Head<'_>> {
     if target.is_empty() || !version.starts_with(b"HTTP/") {
         return Err(Error::NotHttpRequest);
     }
-    let mut req = Request { method, target, host: None };
+    let mut req = Request {
+        method,
+        target,
+        host: None,
+    };
     if method == b"CONNECT" {
         req.host = Some(target);
         return Ok(Head::Complete(req));
@@ -80,14 +98,23 @@ pub fn parse_request(bytes: &[u8]) -> Result<Head<'_>> {
 
 /// Splits `http://authority/path` into its authority and path.
 fn split_absolute(target: &[u8]) -> Option<(&[u8], &[u8])> {
-    let rest = strip_prefix_ci(target, b"http://").or_else(|| strip_prefix_ci(target, b"https://"))?;
-    let end = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
-    let path = if end == rest.len() { &b"/"[..] } else { &rest[end..] };
+    let rest =
+        strip_prefix_ci(target, b"http://").or_else(|| strip_prefix_ci(target, b"https://"))?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let path = if end == rest.len() {
+        &b"/"[..]
+    } else {
+        &rest[end..]
+    };
     Some((&rest[..end], path))
 }
 
 fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &s[prefix.len()..])
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &s[prefix.len()..])
 }
 
 fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
@@ -135,8 +162,17 @@ mod tests {
     #[test]
     fn reads_method_path_host() {
         let req = b"GET /generate_204 HTTP/1.1\r\nUser-Agent: x\r\nHost: www.google.com\r\n\r\n";
-        let Head::Complete(r) = parse_request(req).unwrap() else { panic!() };
-        assert_eq!((r.method, r.path(), r.host), (&b"GET"[..], &b"/generate_204"[..], Some(&b"www.google.com"[..])));
+        let Head::Complete(r) = parse_request(req).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (r.method, r.path(), r.host),
+            (
+                &b"GET"[..],
+                &b"/generate_204"[..],
+                Some(&b"www.google.com"[..])
+            )
+        );
     }
 
     #[test]
@@ -156,18 +192,32 @@ mod tests {
 
     #[test]
     fn absolute_uri_and_connect() {
-        let Head::Complete(r) = parse_request(b"GET http://Proxy.Example/a?b HTTP/1.1\r\n\r\n").unwrap() else {
+        let Head::Complete(r) =
+            parse_request(b"GET http://Proxy.Example/a?b HTTP/1.1\r\n\r\n").unwrap()
+        else {
             panic!()
         };
-        assert_eq!((r.host, r.path()), (Some(&b"Proxy.Example"[..]), &b"/a?b"[..]));
-        let Head::Complete(r) = parse_request(b"CONNECT api.example:443 HTTP/1.1\r\n").unwrap() else { panic!() };
+        assert_eq!(
+            (r.host, r.path()),
+            (Some(&b"Proxy.Example"[..]), &b"/a?b"[..])
+        );
+        let Head::Complete(r) = parse_request(b"CONNECT api.example:443 HTTP/1.1\r\n").unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(host_without_port(r.host.unwrap()), b"api.example");
     }
 
     #[test]
     fn not_http() {
-        assert_eq!(parse_request(b"\x16\x03\x01").unwrap_err(), Error::NotHttpRequest);
-        assert_eq!(parse_request(b"GET  HTTP/1.1\r\n").unwrap_err(), Error::NotHttpRequest);
+        assert_eq!(
+            parse_request(b"\x16\x03\x01").unwrap_err(),
+            Error::NotHttpRequest
+        );
+        assert_eq!(
+            parse_request(b"GET  HTTP/1.1\r\n").unwrap_err(),
+            Error::NotHttpRequest
+        );
         assert_eq!(host_without_port(b"[2001:db8::1]:80"), b"2001:db8::1");
     }
 }

@@ -60,11 +60,11 @@ pub fn parse(proto: NetProto, bytes: &[u8]) -> Result<Packet<'_>> {
 }
 
 /*  0                   1                   2                   3
-    |Version|  IHL  |Type of Service|          Total Length         |
-    |         Identification        |Flags|      Fragment Offset    |
-    |  Time to Live |    Protocol   |         Header Checksum       |
-    |                       Source Address                          |
-    |                    Destination Address                        |      */
+|Version|  IHL  |Type of Service|          Total Length         |
+|         Identification        |Flags|      Fragment Offset    |
+|  Time to Live |    Protocol   |         Header Checksum       |
+|                       Source Address                          |
+|                    Destination Address                        |      */
 fn ipv4(b: &[u8]) -> Result<Packet<'_>> {
     if b.len() < 20 {
         return Err(Error::Truncated);
@@ -84,7 +84,11 @@ fn ipv4(b: &[u8]) -> Result<Packet<'_>> {
     let flags_frag = be16(b, 6)?;
     let offset = u32::from(flags_frag & 0x1fff) * 8;
     let more = flags_frag & 0x2000 != 0;
-    let fragment = (offset != 0 || more).then_some(Fragment { ident: u32::from(be16(b, 4)?), offset, more });
+    let fragment = (offset != 0 || more).then_some(Fragment {
+        ident: u32::from(be16(b, 4)?),
+        offset,
+        more,
+    });
     Ok(Packet {
         src: IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15])),
         dst: IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19])),
@@ -235,12 +239,22 @@ mod tests {
         let ip = parse(NetProto::Ipv6, &p).unwrap();
         assert_eq!(ip.protocol, 17);
         assert_eq!(ip.payload, &[0xaa; 8]);
-        assert_eq!(ip.fragment, Some(Fragment { ident: 9, offset: 0, more: true }));
+        assert_eq!(
+            ip.fragment,
+            Some(Fragment {
+                ident: 9,
+                offset: 0,
+                more: true
+            })
+        );
     }
 
     #[test]
     fn ipv6_extension_chain_is_bounded() {
         let body: Vec<u8> = [0u8, 0, 0, 0, 0, 0, 0, 0].repeat(12);
-        assert_eq!(parse(NetProto::Ipv6, &v6(0, &body)).unwrap_err(), Error::TooDeep);
+        assert_eq!(
+            parse(NetProto::Ipv6, &v6(0, &body)).unwrap_err(),
+            Error::TooDeep
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod error;
 pub mod gquic;
+pub mod gtp;
 pub mod http;
 pub mod ip;
 pub mod link;

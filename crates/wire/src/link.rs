@@ -41,7 +41,10 @@ impl LinkType {
 
     /// Whether [`decode`] understands this link type.
     pub fn is_supported(self) -> bool {
-        matches!(self.0, 0 | 1 | 9 | 12 | 14 | 50 | 101 | 108 | 113 | 228 | 229 | 276)
+        matches!(
+            self.0,
+            0 | 1 | 9 | 12 | 14 | 50 | 101 | 108 | 113 | 228 | 229 | 276
+        )
     }
 }
 
@@ -94,7 +97,13 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Frame<'_>> {
 }
 
 fn bare(proto: NetProto, payload: &[u8]) -> Frame<'_> {
-    Frame { proto, payload, src_mac: None, dst_mac: None, vlan: None }
+    Frame {
+        proto,
+        payload,
+        src_mac: None,
+        dst_mac: None,
+        vlan: None,
+    }
 }
 
 fn mac(bytes: &[u8], at: usize) -> Result<[u8; 6]> {
@@ -122,8 +131,18 @@ fn by_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Result<Frame<'_>> {
     let mut vlan = None;
     for _ in 0..MAX_ENCAPSULATIONS {
         match ethertype {
-            ETH_IPV4 => return Ok(Frame { vlan, ..bare(NetProto::Ipv4, rest) }),
-            ETH_IPV6 => return Ok(Frame { vlan, ..bare(NetProto::Ipv6, rest) }),
+            ETH_IPV4 => {
+                return Ok(Frame {
+                    vlan,
+                    ..bare(NetProto::Ipv4, rest)
+                })
+            }
+            ETH_IPV6 => {
+                return Ok(Frame {
+                    vlan,
+                    ..bare(NetProto::Ipv6, rest)
+                })
+            }
             t if ETH_VLAN.contains(&t) => {
                 vlan = Some(be16(rest, 0)? & 0x0fff);
                 ethertype = be16(rest, 2)?;
@@ -137,8 +156,14 @@ fn by_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Result<Frame<'_>> {
                 let proto = be16(body, 0)?;
                 let inner = &body[2..];
                 return match proto {
-                    0x0021 => Ok(Frame { vlan, ..bare(NetProto::Ipv4, inner) }),
-                    0x0057 => Ok(Frame { vlan, ..bare(NetProto::Ipv6, inner) }),
+                    0x0021 => Ok(Frame {
+                        vlan,
+                        ..bare(NetProto::Ipv4, inner)
+                    }),
+                    0x0057 => Ok(Frame {
+                        vlan,
+                        ..bare(NetProto::Ipv6, inner)
+                    }),
                     _ => Err(Error::NotIp),
                 };
             }
@@ -209,7 +234,10 @@ fn sll2(frame: &[u8]) -> Result<Frame<'_>> {
 /// BSD loopback. The family is in the writer's byte order, and AF_INET6 is
 /// 24, 28 or 30 depending on the OS, so both orders are tried.
 fn null(frame: &[u8]) -> Result<Frame<'_>> {
-    let head: [u8; 4] = frame.get(..4).and_then(|h| h.try_into().ok()).ok_or(Error::Truncated)?;
+    let head: [u8; 4] = frame
+        .get(..4)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(Error::Truncated)?;
     let payload = &frame[4..];
     for family in [u32::from_le_bytes(head), u32::from_be_bytes(head)] {
         match family {
@@ -238,7 +266,11 @@ fn ppp(frame: &[u8]) -> Result<Frame<'_>> {
         rest = &rest[2..];
     }
     let first = *rest.first().ok_or(Error::Truncated)?;
-    let (proto, skip) = if first & 1 == 1 { (u16::from(first), 1) } else { (be16(rest, 0)?, 2) };
+    let (proto, skip) = if first & 1 == 1 {
+        (u16::from(first), 1)
+    } else {
+        (be16(rest, 0)?, 2)
+    };
     let payload = &rest[skip..];
     match proto {
         0x21 => Ok(bare(NetProto::Ipv4, payload)),
@@ -270,7 +302,9 @@ mod tests {
     #[test]
     fn qinq_then_pppoe_then_ipv4() {
         let mut rest = vec![0x00, 0x0a, 0x81, 0x00, 0x00, 0x14, 0x88, 0x64];
-        rest.extend_from_slice(&[0x11, 0x00, 0x12, 0x34, 0x00, 0x06, 0x00, 0x21, 0x45, 0, 0, 0, 0xee]);
+        rest.extend_from_slice(&[
+            0x11, 0x00, 0x12, 0x34, 0x00, 0x06, 0x00, 0x21, 0x45, 0, 0, 0, 0xee,
+        ]);
         let f = eth(&[0x88, 0xa8], &rest);
         let out = decode(LinkType::ETHERNET, &f).unwrap();
         assert_eq!(out.vlan, Some(20));
@@ -291,15 +325,30 @@ mod tests {
     #[test]
     fn endless_vlan_tags_are_refused() {
         let rest: Vec<u8> = [0x00, 0x01, 0x81, 0x00].repeat(20);
-        assert_eq!(decode(LinkType::ETHERNET, &eth(&[0x81, 0x00], &rest)).unwrap_err(), Error::TooDeep);
+        assert_eq!(
+            decode(LinkType::ETHERNET, &eth(&[0x81, 0x00], &rest)).unwrap_err(),
+            Error::TooDeep
+        );
     }
 
     #[test]
     fn null_loopback_in_either_byte_order() {
-        assert_eq!(decode(LinkType::NULL, &[2, 0, 0, 0, 0x45]).unwrap().proto, NetProto::Ipv4);
-        assert_eq!(decode(LinkType::NULL, &[0, 0, 0, 30, 0x60]).unwrap().proto, NetProto::Ipv6);
-        assert_eq!(decode(LinkType::NULL, &[24, 0, 0, 0, 0x60]).unwrap().proto, NetProto::Ipv6);
-        assert_eq!(decode(LinkType::NULL, &[7, 0, 0, 0, 0x60]).unwrap_err(), Error::NotIp);
+        assert_eq!(
+            decode(LinkType::NULL, &[2, 0, 0, 0, 0x45]).unwrap().proto,
+            NetProto::Ipv4
+        );
+        assert_eq!(
+            decode(LinkType::NULL, &[0, 0, 0, 30, 0x60]).unwrap().proto,
+            NetProto::Ipv6
+        );
+        assert_eq!(
+            decode(LinkType::NULL, &[24, 0, 0, 0, 0x60]).unwrap().proto,
+            NetProto::Ipv6
+        );
+        assert_eq!(
+            decode(LinkType::NULL, &[7, 0, 0, 0, 0x60]).unwrap_err(),
+            Error::NotIp
+        );
     }
 
     #[test]
@@ -307,17 +356,33 @@ mod tests {
         let mut v1 = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 9, 0, 0, 0x86, 0xdd];
         v1.push(0x60);
         let out = decode(LinkType::LINUX_SLL, &v1).unwrap();
-        assert_eq!((out.proto, out.src_mac), (NetProto::Ipv6, Some([2, 0, 0, 0, 0, 9])));
-        let mut v2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 7, 0, 0];
+        assert_eq!(
+            (out.proto, out.src_mac),
+            (NetProto::Ipv6, Some([2, 0, 0, 0, 0, 9]))
+        );
+        let mut v2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 7, 0, 0,
+        ];
         v2.push(0x45);
         let out = decode(LinkType::LINUX_SLL2, &v2).unwrap();
-        assert_eq!((out.proto, out.src_mac), (NetProto::Ipv4, Some([2, 0, 0, 0, 0, 7])));
+        assert_eq!(
+            (out.proto, out.src_mac),
+            (NetProto::Ipv4, Some([2, 0, 0, 0, 0, 7]))
+        );
     }
 
     #[test]
     fn ppp_forms() {
-        assert_eq!(decode(LinkType::PPP, &[0xff, 0x03, 0x00, 0x21, 0x45]).unwrap().payload, &[0x45]);
-        assert_eq!(decode(LinkType::PPP, &[0x57, 0x60]).unwrap().proto, NetProto::Ipv6);
+        assert_eq!(
+            decode(LinkType::PPP, &[0xff, 0x03, 0x00, 0x21, 0x45])
+                .unwrap()
+                .payload,
+            &[0x45]
+        );
+        assert_eq!(
+            decode(LinkType::PPP, &[0x57, 0x60]).unwrap().proto,
+            NetProto::Ipv6
+        );
     }
 
     #[test]

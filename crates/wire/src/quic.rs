@@ -73,7 +73,13 @@ pub struct VersionParams {
 /// The Initial protection of a version, or `None` for versions without it
 /// (old Google QUIC with cleartext headers, unknown versions).
 pub fn version_params(version: u32) -> Option<VersionParams> {
-    let p = |salt, v2_labels, initial_type| Some(VersionParams { salt, v2_labels, initial_type });
+    let p = |salt, v2_labels, initial_type| {
+        Some(VersionParams {
+            salt,
+            v2_labels,
+            initial_type,
+        })
+    };
     match version {
         VERSION_1 => p(&SALT_V1, false, 0),
         VERSION_2 => p(&SALT_V2, true, 1),
@@ -155,7 +161,11 @@ impl InitialSecrets {
         } else {
             (b"quic key", b"quic iv", b"quic hp")
         };
-        let mut s = InitialSecrets { key: [0; 16], iv: [0; 12], hp: [0; 16] };
+        let mut s = InitialSecrets {
+            key: [0; 16],
+            iv: [0; 12],
+            hp: [0; 16],
+        };
         expand_label(&prk, key_l, &mut s.key)?;
         expand_label(&prk, iv_l, &mut s.iv)?;
         expand_label(&prk, hp_l, &mut s.hp)?;
@@ -175,9 +185,12 @@ impl InitialKeys {
     pub fn new(version: u32, dcid: &[u8], side: Side) -> Result<Self> {
         let s = InitialSecrets::derive(version, dcid, side)?;
         Ok(InitialKeys {
-            aead: LessSafeKey::new(UnboundKey::new(&aead::AES_128_GCM, &s.key).map_err(|_| Error::QuicDecrypt)?),
+            aead: LessSafeKey::new(
+                UnboundKey::new(&aead::AES_128_GCM, &s.key).map_err(|_| Error::QuicDecrypt)?,
+            ),
             iv: s.iv,
-            hp: hp::HeaderProtectionKey::new(&hp::AES_128, &s.hp).map_err(|_| Error::QuicDecrypt)?,
+            hp: hp::HeaderProtectionKey::new(&hp::AES_128, &s.hp)
+                .map_err(|_| Error::QuicDecrypt)?,
         })
     }
 }
@@ -264,7 +277,13 @@ fn split_long_packet(bytes: &[u8]) -> Result<(Option<InitialPacket<'_>>, &[u8])>
     let end = pn_offset.checked_add(length).ok_or(Error::BadLength)?;
     // A datagram cut by the snap length still yields what it holds.
     let end = end.min(bytes.len());
-    let pkt = is_initial.then_some(InitialPacket { version, dcid, scid, bytes: &bytes[..end], pn_offset });
+    let pkt = is_initial.then_some(InitialPacket {
+        version,
+        dcid,
+        scid,
+        bytes: &bytes[..end],
+        pn_offset,
+    });
     Ok((pkt, &bytes[end..]))
 }
 
@@ -272,9 +291,23 @@ impl<'a> InitialPacket<'a> {
     /// Removes header protection and decrypts the payload into `scratch`;
     /// returns the plaintext frames (a slice of `scratch`).
     pub fn open<'s>(&self, keys: &InitialKeys, scratch: &'s mut [u8]) -> Result<&'s [u8]> {
+        let range = self.open_range(keys, scratch)?;
+        Ok(&scratch[range])
+    }
+
+    /// Like [`InitialPacket::open`], but returns where in `scratch` the
+    /// plaintext is, so callers can try several keys on one buffer.
+    pub fn open_range(
+        &self,
+        keys: &InitialKeys,
+        scratch: &mut [u8],
+    ) -> Result<core::ops::Range<usize>> {
         let n = self.bytes.len();
         let sample_at = self.pn_offset + 4;
-        let sample = self.bytes.get(sample_at..sample_at + 16).ok_or(Error::Truncated)?;
+        let sample = self
+            .bytes
+            .get(sample_at..sample_at + 16)
+            .ok_or(Error::Truncated)?;
         if scratch.len() < n {
             return Err(Error::BadLength);
         }
@@ -297,12 +330,42 @@ impl<'a> InitialPacket<'a> {
             nonce[4 + i] ^= b;
         }
         let (header, payload) = buf.split_at_mut(header_len);
-        let plain = keys
+        let plain_len = keys
             .aead
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(&*header), payload)
-            .map_err(|_| Error::QuicDecrypt)?;
-        Ok(plain)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&*header),
+                payload,
+            )
+            .map_err(|_| Error::QuicDecrypt)?
+            .len();
+        Ok(header_len..header_len + plain_len)
     }
+}
+
+/// Whether a version is one of Google's IETF-framed ones (Q050, T050, T051),
+/// whose Initial payload is not made of IETF frames.
+pub fn is_google_version(version: u32) -> bool {
+    matches!(version, VERSION_Q050 | 0x5430_3530 | 0x5430_3531)
+}
+
+/// The handshake bytes of a Google-version Initial: an optional ACK (0x40 or
+/// 0x60, fixed size), then a frame of type 0x08 with two varints (stream
+/// offset, length) and the data: a CHLO for Q050, a TLS ClientHello for T05x.
+pub fn google_handshake_data(plain: &[u8]) -> Result<&[u8]> {
+    let mut at = plain.iter().position(|&b| b != 0).ok_or(Error::Truncated)?;
+    match plain[at] {
+        0x40 => at += 6,
+        0x60 => at += 9,
+        _ => {}
+    }
+    let mut r = Reader::new(plain.get(at..).ok_or(Error::Truncated)?);
+    if r.u8()? != 0x08 {
+        return Err(Error::QuicBadFrame);
+    }
+    r.varint()?;
+    let len = usize::try_from(r.varint()?).map_err(|_| Error::BadLength)?;
+    r.take(len)
 }
 
 /// A piece of the CRYPTO stream.
@@ -344,7 +407,10 @@ pub fn crypto_frames(plain: &[u8]) -> impl Iterator<Item = Result<CryptoFrame<'_
                     0x06 => {
                         let offset = r.varint()?;
                         let len = usize::try_from(r.varint()?).map_err(|_| Error::BadLength)?;
-                        Ok(Some(CryptoFrame { offset, data: r.take(len)? }))
+                        Ok(Some(CryptoFrame {
+                            offset,
+                            data: r.take(len)?,
+                        }))
                     }
                     0x1c => {
                         r.varint()?;
@@ -376,7 +442,10 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     const DCID: &str = "8394c8f03e515708";
@@ -414,7 +483,13 @@ mod tests {
 
     /// Protects a client Initial the way RFC 9001 §5 says (the inverse of
     /// `open`), to reproduce the A.2 packet byte for byte.
-    pub(crate) fn protect(version: u32, dcid: &[u8], pn: u32, frames: &[u8], size: usize) -> Vec<u8> {
+    pub(crate) fn protect(
+        version: u32,
+        dcid: &[u8],
+        pn: u32,
+        frames: &[u8],
+        size: usize,
+    ) -> Vec<u8> {
         let s = InitialSecrets::derive(version, dcid, Side::Client).unwrap();
         let ty = version_params(version).unwrap().initial_type;
         let mut header = vec![0xc0 | (ty << 4) | 3];
@@ -433,8 +508,12 @@ mod tests {
             nonce[4 + i] ^= b;
         }
         let key = LessSafeKey::new(UnboundKey::new(&aead::AES_128_GCM, &s.key).unwrap());
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&header), &mut payload)
-            .unwrap();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&header),
+            &mut payload,
+        )
+        .unwrap();
         let mut pkt = header;
         pkt.extend_from_slice(&payload);
         let hpk = hp::HeaderProtectionKey::new(&hp::AES_128, &s.hp).unwrap();
@@ -519,7 +598,10 @@ mod tests {
         pkt[600] ^= 1;
         let initial = initial_packets(&pkt).next().unwrap().unwrap();
         let keys = InitialKeys::new(VERSION_1, initial.dcid, Side::Client).unwrap();
-        assert_eq!(initial.open(&keys, &mut [0u8; 1500]).unwrap_err(), Error::QuicDecrypt);
+        assert_eq!(
+            initial.open(&keys, &mut [0u8; 1500]).unwrap_err(),
+            Error::QuicDecrypt
+        );
     }
 
     #[test]
@@ -542,6 +624,9 @@ mod tests {
             }
         }
         let frames = [0x06, 0x00, 0x80, 0xff, 0xff, 0xff, 1, 2];
-        assert_eq!(crypto_frames(&frames).next().unwrap().unwrap_err(), Error::Truncated);
+        assert_eq!(
+            crypto_frames(&frames).next().unwrap().unwrap_err(),
+            Error::Truncated
+        );
     }
 }

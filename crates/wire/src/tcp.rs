@@ -37,7 +37,10 @@ impl<'a> Segment<'a> {
         if bytes.len() < header_len {
             return Err(Error::Truncated);
         }
-        Ok(Segment { header: &bytes[..header_len], payload: &bytes[header_len..] })
+        Ok(Segment {
+            header: &bytes[..header_len],
+            payload: &bytes[header_len..],
+        })
     }
     /// Source port.
     pub fn src_port(&self) -> u16 {
@@ -75,7 +78,28 @@ mod tests {
 
     #[test]
     fn parses_syn_with_options() {
-        let mut s = vec![0x9e, 0x3d, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x60, flags::SYN, 0xff, 0xff, 0, 0, 0, 0];
+        let mut s = vec![
+            0x9e,
+            0x3d,
+            0x01,
+            0xbb,
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0x60,
+            flags::SYN,
+            0xff,
+            0xff,
+            0,
+            0,
+            0,
+            0,
+        ];
         s.extend_from_slice(&[2, 4, 5, 0xb4, 1, 2, 3]);
         let seg = Segment::parse(&s).unwrap();
         assert_eq!((seg.src_port(), seg.dst_port(), seg.seq()), (40509, 443, 1));

@@ -50,8 +50,15 @@ impl RecordHeader {
         if bytes.len() < Self::LEN {
             return Err(Error::Truncated);
         }
-        let h = RecordHeader { content_type: bytes[0], version: be16(bytes, 1)?, length: be16(bytes, 3)? };
-        if h.content_type != CONTENT_HANDSHAKE || h.version >> 8 != 3 || usize::from(h.length) > MAX_RECORD {
+        let h = RecordHeader {
+            content_type: bytes[0],
+            version: be16(bytes, 1)?,
+            length: be16(bytes, 3)?,
+        };
+        if h.content_type != CONTENT_HANDSHAKE
+            || h.version >> 8 != 3
+            || usize::from(h.length) > MAX_RECORD
+        {
             return Err(Error::NotTlsHandshake);
         }
         Ok(h)
@@ -111,7 +118,10 @@ pub fn parse_client_hello_body(body: &[u8]) -> Result<ClientHello<'_>> {
     r.vec8()?; // session id
     r.vec16()?; // cipher suites
     r.vec8()?; // compression methods
-    let mut hello = ClientHello { legacy_version, ..ClientHello::default() };
+    let mut hello = ClientHello {
+        legacy_version,
+        ..ClientHello::default()
+    };
     if r.remaining() == 0 {
         return Ok(hello); // SSLv3-style hello without extensions
     }
@@ -224,8 +234,19 @@ pub(crate) mod tests {
 
     #[test]
     fn record_header_rejects_non_handshake() {
-        assert_eq!(RecordHeader::parse_handshake(&[23, 3, 3, 0, 5]).unwrap_err(), Error::NotTlsHandshake);
-        assert_eq!(RecordHeader::parse_handshake(&[22, 3, 1, 0xff, 0xff]).unwrap_err(), Error::NotTlsHandshake);
-        assert_eq!(RecordHeader::parse_handshake(&[22, 3, 1, 2, 0]).unwrap().length, 512);
+        assert_eq!(
+            RecordHeader::parse_handshake(&[23, 3, 3, 0, 5]).unwrap_err(),
+            Error::NotTlsHandshake
+        );
+        assert_eq!(
+            RecordHeader::parse_handshake(&[22, 3, 1, 0xff, 0xff]).unwrap_err(),
+            Error::NotTlsHandshake
+        );
+        assert_eq!(
+            RecordHeader::parse_handshake(&[22, 3, 1, 2, 0])
+                .unwrap()
+                .length,
+            512
+        );
     }
 }

@@ -29,7 +29,11 @@ impl<'a> Datagram<'a> {
             1..=7 => return Err(Error::BadLength),
             n => n.min(bytes.len()),
         };
-        Ok(Datagram { src_port: be16(bytes, 0)?, dst_port: be16(bytes, 2)?, payload: &bytes[8..end] })
+        Ok(Datagram {
+            src_port: be16(bytes, 0)?,
+            dst_port: be16(bytes, 2)?,
+            payload: &bytes[8..end],
+        })
     }
 }
 
@@ -40,7 +44,13 @@ mod tests {
     #[test]
     fn length_field_bounds_payload() {
         let d = Datagram::parse(&[0, 53, 0x9c, 0x40, 0, 10, 0, 0, 1, 2, 3, 4]).unwrap();
-        assert_eq!((d.src_port, d.dst_port, d.payload), (53, 40000, &[1u8, 2][..]));
-        assert_eq!(Datagram::parse(&[0, 53, 0, 53, 0, 3, 0, 0]).unwrap_err(), Error::BadLength);
+        assert_eq!(
+            (d.src_port, d.dst_port, d.payload),
+            (53, 40000, &[1u8, 2][..])
+        );
+        assert_eq!(
+            Datagram::parse(&[0, 53, 0, 53, 0, 3, 0, 0]).unwrap_err(),
+            Error::BadLength
+        );
     }
 }

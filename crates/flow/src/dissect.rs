@@ -1,0 +1,660 @@
+//! Per-flow dissection: reading the first bytes of a flow until it is named.
+//!
+//! Dissection runs only until there is nothing more to learn (a ClientHello
+//! or request head was read, or the flow proved to be something else); then
+//! the state is dropped and later packets cost only a table lookup and
+//! counter updates. DNS is the exception: every DNS message is read, because
+//! answers feed the cache that names other flows.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tetherscope_wire::{dns, gquic, http, quic, tls, Error};
+
+use crate::dns_cache::{DnsCache, Resolution};
+use crate::flow::{normalise_name, AppProto, Flow};
+use crate::reassembly::Reassembler;
+use crate::stats::Stats;
+use crate::Nanos;
+
+/// Longest CNAME chain kept per answer.
+const MAX_CHAIN: usize = 16;
+/// Answer records read per DNS message.
+const MAX_ANSWERS: usize = 256;
+/// DNS-over-TCP bytes read per direction before giving up on the stream.
+const MAX_DNS_STREAM: usize = 64 * 1024;
+/// Client datagrams tried before a UDP flow is declared unnamed.
+const MAX_UDP_TRIES: u8 = 8;
+
+/// What the capture thread lends to dissection.
+pub(crate) struct Context<'a> {
+    pub dns: &'a mut DnsCache,
+    pub stats: &'a Stats,
+    pub scratch: &'a mut Vec<u8>,
+    pub handshake: &'a mut Vec<u8>,
+    pub now: Nanos,
+    pub buffer_cap: usize,
+}
+
+/// Dissection state kept in a flow while it is being read. Flows hold it
+/// boxed, so the variants' sizes do not matter to the flow table.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Dissector {
+    Tcp(TcpStreams),
+    Quic(QuicState),
+    /// UDP not recognised yet: count tries.
+    Udp {
+        tries: u8,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TcpMode {
+    Unknown,
+    Tls,
+    Http,
+    Dns,
+}
+
+#[derive(Debug)]
+pub(crate) struct TcpStreams {
+    mode: TcpMode,
+    up: Stream,
+    down: Stream,
+    dns_read: [usize; 2],
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    /// Sequence number of stream offset 0.
+    base: Option<u32>,
+    buf: Option<Reassembler>,
+}
+
+pub(crate) struct QuicState {
+    crypto: Reassembler,
+    /// Keys of the first client Initial's DCID: later Initials keep using them.
+    original: Option<(Vec<u8>, quic::InitialKeys)>,
+    tries: u8,
+}
+
+impl core::fmt::Debug for QuicState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("QuicState")
+            .field("held", &self.crypto.held())
+            .field("tries", &self.tries)
+            .finish()
+    }
+}
+
+impl Dissector {
+    pub(crate) fn new_tcp() -> Self {
+        Dissector::Tcp(TcpStreams {
+            mode: TcpMode::Unknown,
+            up: Stream::default(),
+            down: Stream::default(),
+            dns_read: [0; 2],
+        })
+    }
+}
+
+/// Outcome of one dissection step.
+enum Step {
+    /// Keep the dissector.
+    More,
+    /// Nothing more to learn.
+    Done,
+}
+
+// === TCP ===
+
+/// Feeds one TCP segment. `up` is client → server.
+pub(crate) fn tcp_segment(
+    flow: &mut Flow,
+    up: bool,
+    syn: bool,
+    seq: u32,
+    payload: &[u8],
+    ctx: &mut Context<'_>,
+) {
+    let Some(Dissector::Tcp(t)) = flow.dissector.as_deref_mut() else {
+        return;
+    };
+    let is_dns_port = flow.server.port() == 53 || flow.client.port() == 53;
+    let stream = if up { &mut t.up } else { &mut t.down };
+    if syn {
+        stream.base = Some(seq.wrapping_add(1));
+        return;
+    }
+    if payload.is_empty() {
+        return;
+    }
+    // Only DNS needs the server's bytes.
+    if !up && !is_dns_port {
+        return;
+    }
+    let base = *stream.base.get_or_insert(seq);
+    let offset = seq.wrapping_sub(base);
+    if offset > 1 << 30 {
+        return; // before the stream start: an old retransmission
+    }
+    let cap = if is_dns_port {
+        MAX_DNS_STREAM
+    } else {
+        ctx.buffer_cap
+    };
+    let buf = stream.buf.get_or_insert_with(|| Reassembler::new(cap));
+    if !buf.insert(u64::from(offset), payload) {
+        return;
+    }
+    if is_dns_port {
+        t.mode = TcpMode::Dns;
+    }
+    let step = match t.mode {
+        TcpMode::Dns => tcp_dns(flow, up, ctx),
+        _ => tcp_client_stream(flow, ctx),
+    };
+    if let Step::Done = step {
+        flow.dissector = None;
+    }
+}
+
+fn streams(flow: &mut Flow) -> &mut TcpStreams {
+    match flow.dissector.as_deref_mut() {
+        Some(Dissector::Tcp(t)) => t,
+        _ => unreachable!("tcp dissection on a flow without TCP state"),
+    }
+}
+
+fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
+    loop {
+        let t = streams(flow);
+        let Some(buf) = t.up.buf.as_ref() else {
+            return Step::More;
+        };
+        let data = buf.contiguous();
+        let full = buf.overflowed || data.len() >= ctx.buffer_cap;
+        if t.mode == TcpMode::Unknown {
+            if data.len() < 3 {
+                return Step::More;
+            }
+            t.mode = if tls::looks_like_handshake(data) {
+                TcpMode::Tls
+            } else if http::looks_like_request(data) {
+                TcpMode::Http
+            } else if data.len() < 8
+                && b"PROPFIND OPTIONS CONNECT DELETE"
+                    .windows(data.len())
+                    .any(|w| w == data)
+            {
+                return Step::More;
+            } else {
+                return Step::Done;
+            };
+        }
+        match t.mode {
+            TcpMode::Tls => {
+                let result = client_hello_from_records(data, ctx.handshake);
+                return match result {
+                    Ok(Some(())) => {
+                        match tls::parse_client_hello_message(ctx.handshake) {
+                            Ok(hello) => {
+                                apply_hello(flow, &hello);
+                                flow.app = AppProto::Tls;
+                            }
+                            Err(e) => ctx.stats.parse_error(e.reason()),
+                        }
+                        Step::Done
+                    }
+                    Ok(None) if full => {
+                        ctx.stats.parse_error("client_hello_too_long");
+                        flow.app = AppProto::Tls;
+                        Step::Done
+                    }
+                    Ok(None) => Step::More,
+                    Err(e) => {
+                        ctx.stats.parse_error(e.reason());
+                        Step::Done
+                    }
+                };
+            }
+            TcpMode::Http => match http::parse_request(data) {
+                Ok(http::Head::Complete(req)) => {
+                    let connect = req.method == b"CONNECT";
+                    let request = owned_request(&req);
+                    apply_request(flow, request);
+                    flow.app = AppProto::Http;
+                    if !connect {
+                        return Step::Done;
+                    }
+                    // CONNECT: what follows the head is a tunnel, often TLS.
+                    let t = streams(flow);
+                    let buf = t.up.buf.as_mut().expect("buffer present");
+                    match buf.contiguous().windows(4).position(|w| w == b"\r\n\r\n") {
+                        Some(end) => {
+                            buf.consume(end + 4);
+                            t.mode = TcpMode::Unknown;
+                            continue;
+                        }
+                        None => return Step::Done,
+                    }
+                }
+                Ok(http::Head::Incomplete) if !full => return Step::More,
+                Ok(http::Head::Incomplete) => {
+                    ctx.stats.parse_error("http_head_too_long");
+                    flow.app = AppProto::Http;
+                    return Step::Done;
+                }
+                Err(e) => {
+                    ctx.stats.parse_error(e.reason());
+                    return Step::Done;
+                }
+            },
+            TcpMode::Unknown | TcpMode::Dns => return Step::Done,
+        }
+    }
+}
+
+/// Collects the first handshake message from a run of TLS records into
+/// `out`. `Ok(None)`: more bytes are needed.
+fn client_hello_from_records(data: &[u8], out: &mut Vec<u8>) -> Result<Option<()>, Error> {
+    out.clear();
+    let mut pos = 0;
+    while pos + tls::RecordHeader::LEN <= data.len() {
+        let header = tls::RecordHeader::parse_handshake(&data[pos..])?;
+        let start = pos + tls::RecordHeader::LEN;
+        let end = start + usize::from(header.length);
+        out.extend_from_slice(&data[start..end.min(data.len())]);
+        if out.len() >= 4 {
+            let (kind, len) = tls::handshake_header(out)?;
+            if kind != tls::CLIENT_HELLO {
+                return Err(Error::NotClientHello);
+            }
+            if out.len() >= 4 + len {
+                return Ok(Some(()));
+            }
+        }
+        if end > data.len() {
+            return Ok(None);
+        }
+        pos = end;
+    }
+    Ok(None)
+}
+
+fn tcp_dns(flow: &mut Flow, up: bool, ctx: &mut Context<'_>) -> Step {
+    let dir = usize::from(!up);
+    let client_ip = flow.client.ip();
+    loop {
+        let t = streams(flow);
+        let stream = if up { &t.up } else { &t.down };
+        let Some(buf) = stream.buf.as_ref() else {
+            return Step::More;
+        };
+        let data = buf.contiguous();
+        let at = t.dns_read[dir];
+        let Some(len) = data
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        else {
+            return if at >= MAX_DNS_STREAM {
+                Step::Done
+            } else {
+                Step::More
+            };
+        };
+        let Some(msg) = data.get(at + 2..at + 2 + len) else {
+            return if buf.overflowed {
+                Step::Done
+            } else {
+                Step::More
+            };
+        };
+        // Copy out: the message borrows the flow's buffer.
+        ctx.scratch.clear();
+        ctx.scratch.extend_from_slice(msg);
+        t.dns_read[dir] = at + 2 + len;
+        let msg = std::mem::take(ctx.scratch);
+        dns_message(flow, &msg, client_ip, ctx);
+        *ctx.scratch = msg;
+    }
+}
+
+// === UDP ===
+
+/// Feeds one UDP datagram. Returns true when the sender turned out to be the
+/// client although the flow thought otherwise (the caller swaps sides).
+pub(crate) fn udp_datagram(
+    flow: &mut Flow,
+    up: bool,
+    payload: &[u8],
+    ctx: &mut Context<'_>,
+) -> bool {
+    let ports = (flow.client.port(), flow.server.port());
+    let any = |p: u16| ports.0 == p || ports.1 == p;
+    if any(53) {
+        flow.app = AppProto::Dns;
+        return dns_datagram(flow, up, payload, ctx);
+    }
+    if any(5353) || any(5355) {
+        flow.app = AppProto::Mdns;
+        flow.dissector = None;
+        return false;
+    }
+    if any(123) && payload.len() >= 48 {
+        flow.app = AppProto::Ntp;
+        flow.dissector = None;
+        return false;
+    }
+    if any(67) || any(68) {
+        flow.app = AppProto::Dhcp;
+        return false;
+    }
+    if flow.dissector.is_none() {
+        return false;
+    }
+    if quic::looks_like_initial(payload) {
+        return quic_datagram(flow, up, payload, ctx);
+    }
+    if !up {
+        return false;
+    }
+    if gquic::looks_like_gquic(payload) {
+        if let Ok(Some(sni)) = gquic::chlo_sni(payload) {
+            flow.names_mut().sni = Some(normalise_name(sni));
+            flow.app = AppProto::Gquic;
+            flow.dissector = None;
+            return false;
+        }
+    }
+    bump_tries(flow);
+    false
+}
+
+fn bump_tries(flow: &mut Flow) {
+    let tries = match flow.dissector.as_deref_mut() {
+        Some(Dissector::Udp { tries }) => tries,
+        Some(Dissector::Quic(q)) => &mut q.tries,
+        _ => return,
+    };
+    *tries += 1;
+    if *tries >= MAX_UDP_TRIES {
+        flow.dissector = None;
+    }
+}
+
+fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_>) -> bool {
+    if !matches!(flow.dissector.as_deref(), Some(Dissector::Quic(_))) {
+        flow.dissector = Some(Box::new(Dissector::Quic(QuicState {
+            crypto: Reassembler::new(ctx.buffer_cap),
+            original: None,
+            tries: 0,
+        })));
+    }
+    let mut opened_any = false;
+    let mut version = 0;
+    let mut gquic_sni = None;
+    {
+        let Some(Dissector::Quic(q)) = flow.dissector.as_deref_mut() else {
+            return false;
+        };
+        if ctx.scratch.len() < 65_536 {
+            ctx.scratch.resize(65_536, 0);
+        }
+        for pkt in quic::initial_packets(payload) {
+            let pkt = match pkt {
+                Ok(p) => p,
+                Err(e) => {
+                    ctx.stats.parse_error(e.reason());
+                    break;
+                }
+            };
+            let plain = match open_with_known_keys(q, &pkt, ctx.scratch) {
+                Ok(range) => &ctx.scratch[range],
+                Err(_) if !up => continue, // a server Initial: not ours to open
+                Err(e) => {
+                    ctx.stats.parse_error(e.reason());
+                    continue;
+                }
+            };
+            opened_any = true;
+            version = pkt.version;
+            if quic::is_google_version(pkt.version) {
+                match quic::google_handshake_data(plain) {
+                    Ok(data) if pkt.version == quic::VERSION_Q050 => {
+                        if let Ok(Some(sni)) = gquic::chlo_sni(data) {
+                            gquic_sni = Some(normalise_name(sni));
+                        }
+                    }
+                    Ok(data) => {
+                        q.crypto.insert(0, data);
+                    }
+                    Err(e) => ctx.stats.parse_error(e.reason()),
+                }
+                continue;
+            }
+            for frame in quic::crypto_frames(plain) {
+                match frame {
+                    Ok(f) => {
+                        q.crypto.insert(f.offset, f.data);
+                    }
+                    Err(e) => {
+                        ctx.stats.parse_error(e.reason());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let swapped = opened_any && !up;
+    if opened_any {
+        flow.client_confirmed = true;
+        flow.app = if quic::is_google_version(version) {
+            AppProto::Gquic
+        } else {
+            AppProto::Quic
+        };
+    }
+    if let Some(sni) = gquic_sni {
+        flow.names_mut().sni = Some(sni);
+        flow.dissector = None;
+        return swapped;
+    }
+    let Some(Dissector::Quic(q)) = flow.dissector.as_deref() else {
+        return swapped;
+    };
+    let data = q.crypto.contiguous();
+    if data.len() >= 4 {
+        match tls::handshake_header(data) {
+            Ok((tls::CLIENT_HELLO, len)) if data.len() >= 4 + len => {
+                match tls::parse_client_hello_message(data) {
+                    Ok(hello) => {
+                        let hello_names = owned_hello(&hello);
+                        let names = flow.names_mut();
+                        names.quic_version = Some(version);
+                        set_hello(names, hello_names);
+                    }
+                    Err(e) => ctx.stats.parse_error(e.reason()),
+                }
+                flow.dissector = None;
+                return swapped;
+            }
+            Ok((tls::CLIENT_HELLO, _)) => {}
+            _ => {
+                ctx.stats.parse_error(Error::NotClientHello.reason());
+                flow.dissector = None;
+                return swapped;
+            }
+        }
+    }
+    if up || opened_any {
+        bump_tries(flow);
+    }
+    swapped
+}
+
+/// Opens an Initial with the keys of the flow's first DCID when the packet
+/// carries it, else with its own DCID's keys, falling back to the first
+/// DCID's (a client keeps those for all its Initials). Returns where the
+/// plaintext sits in `scratch`.
+fn open_with_known_keys(
+    q: &mut QuicState,
+    pkt: &quic::InitialPacket<'_>,
+    scratch: &mut [u8],
+) -> Result<core::ops::Range<usize>, Error> {
+    if let Some((dcid, keys)) = &q.original {
+        if dcid.as_slice() == pkt.dcid {
+            return pkt.open_range(keys, scratch);
+        }
+    }
+    let own = quic::InitialKeys::new(pkt.version, pkt.dcid, quic::Side::Client)?;
+    match pkt.open_range(&own, scratch) {
+        Ok(range) => {
+            if q.original.is_none() {
+                q.original = Some((pkt.dcid.to_vec(), own));
+            }
+            Ok(range)
+        }
+        Err(e) => match &q.original {
+            Some((_, keys)) => pkt.open_range(keys, scratch),
+            None => Err(e),
+        },
+    }
+}
+
+// === DNS ===
+
+fn dns_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_>) -> bool {
+    let Ok(msg) = dns::Message::parse(payload) else {
+        ctx.stats.parse_error(Error::Truncated.reason());
+        return false;
+    };
+    // The side that asks is the client.
+    let swapped = !flow.client_confirmed && (up == msg.is_response());
+    if !flow.client_confirmed {
+        flow.client_confirmed = true;
+    }
+    let client_ip = if swapped {
+        flow.server.ip()
+    } else {
+        flow.client.ip()
+    };
+    dns_message(flow, payload, client_ip, ctx);
+    flow.dissector = None;
+    swapped
+}
+
+/// Reads one DNS message: the question names the flow, answers feed the cache.
+fn dns_message(flow: &mut Flow, bytes: &[u8], client_ip: IpAddr, ctx: &mut Context<'_>) {
+    flow.app = AppProto::Dns;
+    let Ok(msg) = dns::Message::parse(bytes) else {
+        ctx.stats.parse_error(Error::Truncated.reason());
+        return;
+    };
+    let question = match msg.first_question() {
+        Ok(q) => q,
+        Err(e) => {
+            ctx.stats.parse_error(e.reason());
+            return;
+        }
+    };
+    let Some(question) = question else { return };
+    let names = flow.names_mut();
+    if names.dns_query.is_none() {
+        names.dns_query = Some(normalise_name(question.name.as_bytes()));
+    }
+    if !msg.is_response() || msg.answer_count() == 0 {
+        return;
+    }
+    let mut chain: Vec<Box<str>> = Vec::new();
+    let mut addresses: Vec<(IpAddr, u32)> = Vec::new();
+    for rec in msg.answers().take(MAX_ANSWERS) {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.stats.parse_error(e.reason());
+                break;
+            }
+        };
+        match msg.rdata(&rec) {
+            Ok(dns::RData::Address(a)) => addresses.push((a, rec.ttl)),
+            Ok(dns::RData::Cname(target)) if chain.len() < MAX_CHAIN => {
+                chain.push(normalise_name(target.as_bytes()))
+            }
+            Ok(dns::RData::Service { params, .. }) => {
+                addresses.extend(dns::service_hints(params).take(32).map(|a| (a, rec.ttl)))
+            }
+            Ok(_) => {}
+            Err(e) => ctx.stats.parse_error(e.reason()),
+        }
+    }
+    if addresses.is_empty() {
+        return;
+    }
+    let resolution = Arc::new(Resolution {
+        query: normalise_name(question.name.as_bytes()),
+        cname_chain: chain.into_boxed_slice(),
+    });
+    for (addr, ttl) in addresses {
+        ctx.dns
+            .insert(client_ip, addr, resolution.clone(), ttl, ctx.now);
+    }
+}
+
+// === names ===
+
+struct HelloNames {
+    sni: Option<Box<str>>,
+    alpn: Vec<Box<str>>,
+    ech: bool,
+}
+
+fn owned_hello(hello: &tls::ClientHello<'_>) -> HelloNames {
+    HelloNames {
+        sni: hello.sni.map(normalise_name),
+        alpn: hello
+            .alpn()
+            .take(8)
+            .map(|p| String::from_utf8_lossy(p).into())
+            .collect(),
+        ech: hello.ech,
+    }
+}
+
+fn set_hello(names: &mut crate::flow::Names, h: HelloNames) {
+    names.sni = h.sni;
+    names.alpn = h.alpn;
+    names.ech = h.ech;
+}
+
+fn apply_hello(flow: &mut Flow, hello: &tls::ClientHello<'_>) {
+    let h = owned_hello(hello);
+    set_hello(flow.names_mut(), h);
+}
+
+struct RequestNames {
+    host: Option<Box<str>>,
+    method: Box<str>,
+    path: Box<str>,
+}
+
+fn owned_request(req: &http::Request<'_>) -> RequestNames {
+    let path = req.path();
+    RequestNames {
+        host: req
+            .host
+            .map(|h| normalise_name(http::host_without_port(h.trim_ascii()))),
+        method: String::from_utf8_lossy(req.method).into(),
+        path: String::from_utf8_lossy(&path[..path.len().min(512)]).into(),
+    }
+}
+
+fn apply_request(flow: &mut Flow, req: RequestNames) {
+    let names = flow.names_mut();
+    if names.http_host.is_none() {
+        names.http_host = req.host;
+        names.http_method = Some(req.method);
+        names.http_path = Some(req.path);
+    }
+}

@@ -1,0 +1,272 @@
+//! One bidirectional flow: counters, TCP state and what names it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::dissect::Dissector;
+use crate::dns_cache::Resolution;
+use crate::key::Transport;
+use crate::Nanos;
+
+/// TCP connection state, as far as a passive observer can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpState {
+    /// Not TCP.
+    None,
+    /// SYN seen, handshake not complete.
+    SynSent,
+    /// SYN-ACK seen.
+    SynReceived,
+    /// Data or the final ACK seen.
+    Established,
+    /// One side sent FIN.
+    Closing,
+    /// Both sides sent FIN.
+    Closed,
+    /// A RST was seen.
+    Reset,
+}
+
+impl TcpState {
+    /// Name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::None => "none",
+            TcpState::SynSent => "syn_sent",
+            TcpState::SynReceived => "syn_received",
+            TcpState::Established => "established",
+            TcpState::Closing => "closing",
+            TcpState::Closed => "closed",
+            TcpState::Reset => "reset",
+        }
+    }
+}
+
+/// The application protocol recognised in a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppProto {
+    /// Not (yet) recognised.
+    Unknown,
+    /// DNS over UDP or TCP.
+    Dns,
+    /// TLS over TCP.
+    Tls,
+    /// IETF QUIC.
+    Quic,
+    /// Google QUIC.
+    Gquic,
+    /// HTTP/1.x.
+    Http,
+    /// NTP.
+    Ntp,
+    /// DHCP.
+    Dhcp,
+    /// Multicast DNS / LLMNR (local names, not internet domains).
+    Mdns,
+}
+
+impl AppProto {
+    /// Name used in output; `None` when unknown.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            AppProto::Unknown => return None,
+            AppProto::Dns => "dns",
+            AppProto::Tls => "tls",
+            AppProto::Quic => "quic",
+            AppProto::Gquic => "gquic",
+            AppProto::Http => "http",
+            AppProto::Ntp => "ntp",
+            AppProto::Dhcp => "dhcp",
+            AppProto::Mdns => "mdns",
+        })
+    }
+
+    /// Whether the payload is readable by anyone on the path.
+    pub fn cleartext(self) -> Option<bool> {
+        match self {
+            AppProto::Http | AppProto::Dns | AppProto::Ntp | AppProto::Dhcp | AppProto::Mdns => {
+                Some(true)
+            }
+            AppProto::Tls | AppProto::Quic | AppProto::Gquic => Some(false),
+            AppProto::Unknown => None,
+        }
+    }
+}
+
+/// Everything a flow learned that names it. Allocated once, when the first
+/// name arrives, so unnamed flows stay small.
+#[derive(Debug, Default, Clone)]
+pub struct Names {
+    /// TLS or QUIC server_name (outer name with ECH), lowercased.
+    pub sni: Option<Box<str>>,
+    /// Offered ALPN protocols.
+    pub alpn: Vec<Box<str>>,
+    /// encrypted_client_hello present.
+    pub ech: bool,
+    /// QUIC version of the Initial that named the flow.
+    pub quic_version: Option<u32>,
+    /// HTTP Host, port stripped, lowercased.
+    pub http_host: Option<Box<str>>,
+    /// HTTP method.
+    pub http_method: Option<Box<str>>,
+    /// HTTP request path.
+    pub http_path: Option<Box<str>>,
+    /// First question of a DNS flow.
+    pub dns_query: Option<Box<str>>,
+    /// What the client's resolver said about the server address.
+    pub resolution: Option<Arc<Resolution>>,
+}
+
+/// Where a flow's `domain` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSource {
+    /// TLS ClientHello SNI.
+    TlsSni,
+    /// QUIC Initial SNI.
+    QuicSni,
+    /// HTTP Host header.
+    HttpHost,
+    /// DNS answer cache.
+    Dns,
+}
+
+impl NameSource {
+    /// Name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            NameSource::TlsSni => "tls_sni",
+            NameSource::QuicSni => "quic_sni",
+            NameSource::HttpHost => "http_host",
+            NameSource::Dns => "dns",
+        }
+    }
+}
+
+/// A bidirectional flow.
+#[derive(Debug)]
+pub struct Flow {
+    /// Transport.
+    pub transport: Transport,
+    /// The initiator.
+    pub client: SocketAddr,
+    /// The responder.
+    pub server: SocketAddr,
+    /// The client's MAC address, when the link layer has one.
+    pub client_mac: Option<[u8; 6]>,
+    /// First packet.
+    pub first_seen: Nanos,
+    /// Last packet.
+    pub last_seen: Nanos,
+    /// Packets client → server.
+    pub packets_up: u64,
+    /// Packets server → client.
+    pub packets_down: u64,
+    /// Wire bytes client → server.
+    pub bytes_up: u64,
+    /// Wire bytes server → client.
+    pub bytes_down: u64,
+    /// TCP state.
+    pub tcp: TcpState,
+    /// Recognised application protocol.
+    pub app: AppProto,
+    /// Names, once any is known.
+    pub names: Option<Box<Names>>,
+    /// Packets of this flow that were cut short by the snap length.
+    pub truncated_packets: u32,
+    /// Dissection state; dropped once there is nothing more to learn.
+    pub(crate) dissector: Option<Box<Dissector>>,
+    /// FIN seen from client / server.
+    pub(crate) fin: [bool; 2],
+    /// Set once the client direction is known for sure (SYN, Initial, query).
+    pub(crate) client_confirmed: bool,
+}
+
+/// Whether a name is an IP literal (never a domain).
+pub fn is_ip_literal(name: &str) -> bool {
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .is_some_and(|n| n.parse::<std::net::IpAddr>().is_ok())
+}
+
+impl Flow {
+    pub(crate) fn new(
+        transport: Transport,
+        client: SocketAddr,
+        server: SocketAddr,
+        ts: Nanos,
+    ) -> Self {
+        Flow {
+            transport,
+            client,
+            server,
+            client_mac: None,
+            first_seen: ts,
+            last_seen: ts,
+            packets_up: 0,
+            packets_down: 0,
+            bytes_up: 0,
+            bytes_down: 0,
+            tcp: if transport == Transport::Tcp {
+                TcpState::SynSent
+            } else {
+                TcpState::None
+            },
+            app: AppProto::Unknown,
+            names: None,
+            truncated_packets: 0,
+            dissector: None,
+            fin: [false; 2],
+            client_confirmed: false,
+        }
+    }
+
+    /// The names, creating them on first use.
+    pub(crate) fn names_mut(&mut self) -> &mut Names {
+        self.names.get_or_insert_with(Box::default)
+    }
+
+    /// The domain this flow talks to, and where that came from: SNI, then
+    /// HTTP Host, then the DNS cache. IP literals never count; DNS flows
+    /// themselves have no domain (their question is `dns_query`).
+    pub fn domain(&self) -> Option<(&str, NameSource)> {
+        let n = self.names.as_deref()?;
+        if let Some(sni) = n.sni.as_deref().filter(|s| !is_ip_literal(s)) {
+            let src = if matches!(self.app, AppProto::Quic | AppProto::Gquic) {
+                NameSource::QuicSni
+            } else {
+                NameSource::TlsSni
+            };
+            return Some((sni, src));
+        }
+        if let Some(host) = n.http_host.as_deref().filter(|s| !is_ip_literal(s)) {
+            return Some((host, NameSource::HttpHost));
+        }
+        if self.app == AppProto::Dns {
+            return None;
+        }
+        n.resolution
+            .as_deref()
+            .map(|r| (&*r.query, NameSource::Dns))
+    }
+
+    /// Whether the flow's payload is cleartext (see [`AppProto::cleartext`]).
+    pub fn cleartext(&self) -> Option<bool> {
+        self.app.cleartext()
+    }
+
+    /// Whether the flow is still being dissected.
+    pub fn dissecting(&self) -> bool {
+        self.dissector.is_some()
+    }
+}
+
+/// Lowercases a name read from the wire into an owned string, dropping a
+/// trailing dot. Bytes that are not UTF-8 are replaced, never passed on raw.
+pub fn normalise_name(raw: &[u8]) -> Box<str> {
+    let raw = raw.strip_suffix(b".").unwrap_or(raw);
+    let mut s = String::from_utf8_lossy(raw).into_owned();
+    s.make_ascii_lowercase();
+    s.into_boxed_str()
+}

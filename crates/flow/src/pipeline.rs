@@ -1,0 +1,534 @@
+//! The one path every packet takes: frame → link → IP → transport → flow.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tetherscope_wire::{dhcp, gtp, ip, link, tcp, udp, Error};
+
+use crate::devices::DeviceTable;
+use crate::dissect::{self, Context, Dissector};
+use crate::dns_cache::DnsCache;
+use crate::flow::{Flow, TcpState};
+use crate::fragments::Fragments;
+use crate::key::{FlowKey, Transport};
+use crate::stats::Stats;
+use crate::table::{EvictReason, FlowTable, Timeouts};
+use crate::{Nanos, SECOND};
+
+/// Tunables of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Most flows tracked at once.
+    pub max_flows: usize,
+    /// Idle timeouts.
+    pub timeouts: Timeouts,
+    /// Most (client, address) entries in the DNS cache.
+    pub dns_cache_entries: usize,
+    /// Added to every DNS TTL.
+    pub dns_ttl_slack: Nanos,
+    /// Bytes buffered per flow to read a split handshake.
+    pub handshake_buffer: usize,
+    /// Most devices tracked.
+    pub max_devices: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_flows: 262_144,
+            timeouts: Timeouts::default(),
+            dns_cache_entries: 131_072,
+            dns_ttl_slack: 300 * SECOND,
+            handshake_buffer: 16 * 1024,
+            max_devices: 1024,
+        }
+    }
+}
+
+/// How often (packet time) idle flows are swept out.
+const SWEEP_EVERY: Nanos = 5 * SECOND;
+
+/// A flow that left the table, and why.
+pub type Finished = (Flow, EvictReason);
+
+/// Packets in, flows out.
+pub struct Pipeline {
+    /// The shared flow table.
+    pub table: Arc<FlowTable>,
+    /// The shared device table.
+    pub devices: Arc<DeviceTable>,
+    /// The shared counters.
+    pub stats: Arc<Stats>,
+    dns: DnsCache,
+    fragments: Fragments,
+    scratch: Vec<u8>,
+    handshake: Vec<u8>,
+    buffer_cap: usize,
+    finished: Vec<Finished>,
+    last_sweep: Nanos,
+    latest: Nanos,
+}
+
+/// Ports that identify a server when the other side's port is ephemeral.
+fn is_service_port(p: u16) -> bool {
+    p < 1024
+        || matches!(
+            p,
+            1900 | 3478 | 4443 | 5228 | 5353 | 5355 | 7275 | 8080 | 8443
+        )
+}
+
+impl Pipeline {
+    /// A pipeline with fresh tables.
+    pub fn new(config: &PipelineConfig) -> Self {
+        Pipeline {
+            table: Arc::new(FlowTable::new(config.max_flows, config.timeouts)),
+            devices: Arc::new(DeviceTable::new(config.max_devices)),
+            stats: Arc::new(Stats::default()),
+            dns: DnsCache::new(config.dns_cache_entries, config.dns_ttl_slack),
+            fragments: Fragments::default(),
+            scratch: vec![0; 65_536],
+            handshake: Vec::with_capacity(config.handshake_buffer),
+            buffer_cap: config.handshake_buffer,
+            finished: Vec::new(),
+            last_sweep: 0,
+            latest: 0,
+        }
+    }
+
+    /// Takes the flows that have finished since the last call.
+    pub fn take_finished(&mut self) -> std::vec::Drain<'_, Finished> {
+        self.finished.drain(..)
+    }
+
+    /// Ends the input: every active flow is finished.
+    pub fn finish(&mut self) {
+        let before = self.finished.len();
+        self.table.drain(&mut self.finished);
+        self.stats.evicted(
+            EvictReason::Shutdown.name(),
+            (self.finished.len() - before) as u64,
+        );
+    }
+
+    /// DNS cache entries held.
+    pub fn dns_cache_len(&self) -> usize {
+        self.dns.len()
+    }
+
+    /// Expires idle flows as of `now` (the live source calls this when idle).
+    pub fn tick(&mut self, now: Nanos) {
+        if now >= self.last_sweep + SWEEP_EVERY {
+            self.last_sweep = now;
+            let before = self.finished.len();
+            self.table.take_expired(now, &mut self.finished);
+            self.stats.evicted(
+                EvictReason::Idle.name(),
+                (self.finished.len() - before) as u64,
+            );
+            self.fragments.expire(now);
+        }
+    }
+
+    /// Ingests one captured frame.
+    pub fn ingest(&mut self, ts: Nanos, link_type: u32, wire_len: u32, frame: &[u8]) {
+        let stats = &*self.stats;
+        Stats::add(&stats.packets, 1);
+        Stats::add(&stats.bytes, u64::from(wire_len));
+        let truncated = (frame.len() as u64) < u64::from(wire_len);
+        if truncated {
+            Stats::add(&stats.truncated, 1);
+        }
+        // Packet time only moves forward for sweeping purposes.
+        if ts > self.latest {
+            self.latest = ts;
+        }
+        self.tick(self.latest);
+        let frame_view = match link::decode(link::LinkType(link_type), frame) {
+            Ok(f) => f,
+            Err(Error::NotIp) => {
+                Stats::add(&self.stats.not_ip, 1);
+                return;
+            }
+            Err(e) => return self.stats.parse_error(e.reason()),
+        };
+        self.ip_packet(
+            ts,
+            frame_view.proto,
+            frame_view.payload,
+            wire_len,
+            truncated,
+            frame_view.src_mac,
+            0,
+        );
+    }
+
+    /// One IP packet; `depth` counts tunnels already opened.
+    #[allow(clippy::too_many_arguments)]
+    fn ip_packet(
+        &mut self,
+        ts: Nanos,
+        proto: link::NetProto,
+        bytes: &[u8],
+        wire_len: u32,
+        truncated: bool,
+        src_mac: Option<[u8; 6]>,
+        depth: u8,
+    ) {
+        let packet = match ip::parse(proto, bytes) {
+            Ok(p) => p,
+            Err(e) => return self.stats.parse_error(e.reason()),
+        };
+        if let (Some(mac), true) = (src_mac, is_local(packet.src) && depth == 0) {
+            self.devices.observe(mac, packet.src);
+        }
+        // GTP-U carries user traffic inside UDP: name the inner flow.
+        if depth == 0 && packet.protocol == ip::protocol::UDP && packet.fragment.is_none() {
+            if let Ok(dg) = udp::Datagram::parse(packet.payload) {
+                if dg.src_port == gtp::PORT || dg.dst_port == gtp::PORT {
+                    if let Ok((inner_proto, inner)) = gtp::decapsulate(dg.payload) {
+                        return self.ip_packet(
+                            ts,
+                            inner_proto,
+                            inner,
+                            wire_len,
+                            truncated,
+                            None,
+                            depth + 1,
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(frag) = packet.fragment {
+            Stats::add(&self.stats.fragments, 1);
+            if packet.protocol != ip::protocol::UDP {
+                return self.stats.parse_error("fragment_not_udp");
+            }
+            let done = self.fragments.add(
+                packet.src,
+                packet.dst,
+                packet.protocol,
+                frag.ident,
+                frag.offset,
+                frag.more,
+                packet.payload,
+                wire_len,
+                ts,
+            );
+            let frame_view_mac = src_mac;
+            Stats::add(&self.stats.fragments_dropped, self.fragments.dropped);
+            self.fragments.dropped = 0;
+            let Some(whole) = done else { return };
+            let wire = u32::try_from(whole.wire_bytes).unwrap_or(u32::MAX);
+            return self.transport(
+                ts,
+                packet.src,
+                packet.dst,
+                packet.protocol,
+                &whole.payload,
+                wire,
+                false,
+                frame_view_mac,
+            );
+        }
+        self.transport(
+            ts,
+            packet.src,
+            packet.dst,
+            packet.protocol,
+            packet.payload,
+            wire_len,
+            truncated,
+            src_mac,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn transport(
+        &mut self,
+        ts: Nanos,
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: u8,
+        payload: &[u8],
+        wire_len: u32,
+        truncated: bool,
+        src_mac: Option<[u8; 6]>,
+    ) {
+        let transport = Transport::from_protocol(protocol);
+        match transport {
+            Transport::Tcp => match tcp::Segment::parse(payload) {
+                Ok(seg) => {
+                    let s = SocketAddr::new(src, seg.src_port());
+                    let d = SocketAddr::new(dst, seg.dst_port());
+                    self.tcp(ts, s, d, &seg, wire_len, truncated, src_mac)
+                }
+                Err(e) => self.stats.parse_error(e.reason()),
+            },
+            Transport::Udp => match udp::Datagram::parse(payload) {
+                Ok(dg) => {
+                    let s = SocketAddr::new(src, dg.src_port);
+                    let d = SocketAddr::new(dst, dg.dst_port);
+                    self.udp(ts, s, d, dg.payload, wire_len, truncated, src_mac)
+                }
+                Err(e) => self.stats.parse_error(e.reason()),
+            },
+            _ => {
+                let s = SocketAddr::new(src, 0);
+                let d = SocketAddr::new(dst, 0);
+                let mut flow = self.flow_for(transport, s, d, ts, |_, _| true, false);
+                account(&mut flow, s, ts, wire_len, truncated, src_mac);
+                self.put_back(flow);
+            }
+        }
+    }
+
+    /// Takes the flow for a packet out of the table (or makes a new one).
+    /// `src_is_client` decides the initiator of a new flow. `restart` ends an
+    /// existing flow and starts a new one (a new SYN on closed endpoints).
+    fn flow_for(
+        &mut self,
+        transport: Transport,
+        src: SocketAddr,
+        dst: SocketAddr,
+        ts: Nanos,
+        src_is_client: impl Fn(SocketAddr, SocketAddr) -> bool,
+        restart: bool,
+    ) -> Flow {
+        let key = FlowKey::new(transport, src, dst);
+        if let Some((_, old)) = self.table.map.remove(&key) {
+            let idle = ts.saturating_sub(old.last_seen) > self.table.timeouts.for_flow(&old);
+            if !(restart || idle) {
+                return old;
+            }
+            self.stats.evicted(
+                if idle {
+                    EvictReason::Idle.name()
+                } else {
+                    EvictReason::Reused.name()
+                },
+                1,
+            );
+            let reason = if idle {
+                EvictReason::Idle
+            } else {
+                EvictReason::Reused
+            };
+            self.finished.push((old, reason));
+        }
+        if self.table.len() >= self.table.max_flows {
+            let before = self.finished.len();
+            self.table.take_expired(self.latest, &mut self.finished);
+            self.stats.evicted(
+                EvictReason::Idle.name(),
+                (self.finished.len() - before) as u64,
+            );
+            if self.table.len() >= self.table.max_flows {
+                let before = self.finished.len();
+                self.table.evict_for_capacity(&mut self.finished);
+                self.stats.evicted(
+                    EvictReason::Capacity.name(),
+                    (self.finished.len() - before) as u64,
+                );
+            }
+        }
+        Stats::add(&self.stats.flows_created, 1);
+        let (client, server) = if src_is_client(src, dst) {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        let mut flow = Flow::new(transport, client, server, ts);
+        if let Some(r) = self.dns.lookup(client.ip(), server.ip(), ts) {
+            flow.names_mut().resolution = Some(r);
+        }
+        flow
+    }
+
+    fn put_back(&mut self, flow: Flow) {
+        let key = FlowKey::new(flow.transport, flow.client, flow.server);
+        self.table.map.insert(key, flow);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        &mut self,
+        ts: Nanos,
+        src: SocketAddr,
+        dst: SocketAddr,
+        seg: &tcp::Segment<'_>,
+        wire_len: u32,
+        truncated: bool,
+        src_mac: Option<[u8; 6]>,
+    ) {
+        use tcp::flags::{ACK, FIN, RST, SYN};
+        let syn_only = seg.has(SYN) && !seg.has(ACK);
+        let syn_ack = seg.has(SYN | ACK);
+        let key = FlowKey::new(Transport::Tcp, src, dst);
+        let restart = syn_only
+            && self.table.map.get(&key).is_some_and(|f| {
+                matches!(
+                    f.tcp,
+                    TcpState::Closed | TcpState::Reset | TcpState::Closing
+                ) || (f.tcp != TcpState::SynSent && f.client == dst)
+            });
+        let mut flow = self.flow_for(
+            Transport::Tcp,
+            src,
+            dst,
+            ts,
+            |s, d| {
+                if syn_only {
+                    true
+                } else if syn_ack {
+                    false
+                } else {
+                    !is_service_port(s.port()) || is_service_port(d.port())
+                }
+            },
+            restart,
+        );
+        if flow.packets_up + flow.packets_down == 0 {
+            flow.client_confirmed = syn_only || syn_ack;
+            flow.dissector = Some(Box::new(Dissector::new_tcp()));
+            if !syn_only && !syn_ack {
+                flow.tcp = TcpState::Established;
+            }
+        }
+        let up = account(&mut flow, src, ts, wire_len, truncated, src_mac);
+        let dir = usize::from(!up);
+        if seg.has(RST) {
+            flow.tcp = TcpState::Reset;
+        } else if seg.has(FIN) {
+            flow.fin[dir] = true;
+            flow.tcp = if flow.fin == [true, true] {
+                TcpState::Closed
+            } else {
+                TcpState::Closing
+            };
+        } else if syn_ack {
+            if flow.tcp == TcpState::SynSent {
+                flow.tcp = TcpState::SynReceived;
+            }
+        } else if seg.has(ACK)
+            && matches!(flow.tcp, TcpState::SynSent | TcpState::SynReceived)
+            && !syn_only
+        {
+            flow.tcp = TcpState::Established;
+        }
+        if flow.dissector.is_some() {
+            let mut ctx = Context {
+                dns: &mut self.dns,
+                stats: &self.stats,
+                scratch: &mut self.scratch,
+                handshake: &mut self.handshake,
+                now: ts,
+                buffer_cap: self.buffer_cap,
+            };
+            dissect::tcp_segment(
+                &mut flow,
+                up,
+                seg.has(SYN),
+                seg.seq(),
+                seg.payload(),
+                &mut ctx,
+            );
+        }
+        self.put_back(flow);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn udp(
+        &mut self,
+        ts: Nanos,
+        src: SocketAddr,
+        dst: SocketAddr,
+        payload: &[u8],
+        wire_len: u32,
+        truncated: bool,
+        src_mac: Option<[u8; 6]>,
+    ) {
+        let mut flow = self.flow_for(
+            Transport::Udp,
+            src,
+            dst,
+            ts,
+            |s, d| !is_service_port(s.port()) || is_service_port(d.port()),
+            false,
+        );
+        if flow.packets_up + flow.packets_down == 0 {
+            flow.dissector = Some(Box::new(Dissector::Udp { tries: 0 }));
+        }
+        let up = account(&mut flow, src, ts, wire_len, truncated, src_mac);
+        if src.port() == 67 || src.port() == 68 || dst.port() == 67 {
+            if let Ok(info) = dhcp::parse(payload) {
+                if let (Some(mac), Some(name)) = (info.mac, info.host_name) {
+                    self.devices.set_name(mac, &String::from_utf8_lossy(name));
+                }
+            }
+        }
+        let mut ctx = Context {
+            dns: &mut self.dns,
+            stats: &self.stats,
+            scratch: &mut self.scratch,
+            handshake: &mut self.handshake,
+            now: ts,
+            buffer_cap: self.buffer_cap,
+        };
+        let swap = (flow.dissector.is_some() || src.port() == 53 || dst.port() == 53)
+            && dissect::udp_datagram(&mut flow, up, payload, &mut ctx);
+        if swap {
+            swap_sides(&mut flow, src_mac);
+        }
+        self.put_back(flow);
+    }
+}
+
+/// Counts a packet into its flow; returns whether it went client → server.
+fn account(
+    flow: &mut Flow,
+    src: SocketAddr,
+    ts: Nanos,
+    wire_len: u32,
+    truncated: bool,
+    src_mac: Option<[u8; 6]>,
+) -> bool {
+    let up = src == flow.client;
+    if up {
+        flow.packets_up += 1;
+        flow.bytes_up += u64::from(wire_len);
+        if flow.client_mac.is_none() {
+            flow.client_mac = src_mac;
+        }
+    } else {
+        flow.packets_down += 1;
+        flow.bytes_down += u64::from(wire_len);
+    }
+    if ts > flow.last_seen {
+        flow.last_seen = ts;
+    }
+    if truncated {
+        flow.truncated_packets = flow.truncated_packets.saturating_add(1);
+    }
+    up
+}
+
+/// The flow had client and server the wrong way round.
+fn swap_sides(flow: &mut Flow, sender_mac: Option<[u8; 6]>) {
+    std::mem::swap(&mut flow.client, &mut flow.server);
+    std::mem::swap(&mut flow.packets_up, &mut flow.packets_down);
+    std::mem::swap(&mut flow.bytes_up, &mut flow.bytes_down);
+    flow.client_mac = sender_mac;
+    flow.client_confirmed = true;
+}
+
+/// Addresses that belong to devices on the local network.
+fn is_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_private() || a.is_link_local(),
+        IpAddr::V6(a) => {
+            (a.segments()[0] & 0xfe00) == 0xfc00 || (a.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}

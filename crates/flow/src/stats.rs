@@ -1,0 +1,72 @@
+//! Pipeline counters. Plain atomics, updated by the capture thread and read
+//! by anyone; monotonic, so a scrape never sees them go backwards.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Counters of what the pipeline saw and skipped.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Frames ingested.
+    pub packets: AtomicU64,
+    /// Wire bytes ingested.
+    pub bytes: AtomicU64,
+    /// Frames captured shorter than on the wire.
+    pub truncated: AtomicU64,
+    /// Frames that were not IP (ARP, LLDP, ...).
+    pub not_ip: AtomicU64,
+    /// IP fragments seen.
+    pub fragments: AtomicU64,
+    /// Fragmented datagrams given up.
+    pub fragments_dropped: AtomicU64,
+    /// Flows created.
+    pub flows_created: AtomicU64,
+    parse_errors: Mutex<BTreeMap<&'static str, u64>>,
+    evictions: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+fn bump(m: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str, n: u64) {
+    let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+    *g.entry(key).or_default() += n;
+}
+
+fn read(m: &Mutex<BTreeMap<&'static str, u64>>) -> Vec<(&'static str, u64)> {
+    m.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect()
+}
+
+impl Stats {
+    /// Counts a parse error by reason.
+    pub fn parse_error(&self, reason: &'static str) {
+        bump(&self.parse_errors, reason, 1);
+    }
+    /// Counts evicted flows by reason.
+    pub fn evicted(&self, reason: &'static str, n: u64) {
+        if n > 0 {
+            bump(&self.evictions, reason, n);
+        }
+    }
+    /// Parse errors by reason.
+    pub fn parse_errors(&self) -> Vec<(&'static str, u64)> {
+        read(&self.parse_errors)
+    }
+    /// Evictions by reason.
+    pub fn evictions(&self) -> Vec<(&'static str, u64)> {
+        read(&self.evictions)
+    }
+    /// Total parse errors.
+    pub fn parse_errors_total(&self) -> u64 {
+        self.parse_errors().iter().map(|(_, n)| n).sum()
+    }
+    /// Loads a counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Relaxed)
+    }
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+}

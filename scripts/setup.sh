@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what tetherscope needs on Debian/Ubuntu, skipping what is there.
+# Safe to run again. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+packages=(
+  libpcap-dev pkg-config gcc      # build: libpcap bindings, ring's C parts
+  iproute2 dnsmasq-base dnsutils curl openssl  # simulated hotspot and its clients
+  python3 python3-cryptography    # benchmark capture generator
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: install a Rust toolchain (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
+echo "setup: all dependencies present" >&2

@@ -1,0 +1,219 @@
+//! `tetherscope read`: a capture file through the pipeline, flows out.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tetherscope_capture::file::FileSource;
+use tetherscope_capture::CaptureError;
+use tetherscope_exporter::record::{FlowRecord, Verdict};
+use tetherscope_flow::{Flow, Pipeline, PipelineConfig, Stats};
+
+use crate::cli::{Format, ReadArgs};
+
+/// Totals for the summary line.
+#[derive(Default)]
+struct Summary {
+    flows: u64,
+    named: u64,
+    bytes: u64,
+    named_bytes: u64,
+}
+
+pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
+    let mut source = match FileSource::open(&args.capture) {
+        Ok(s) => s,
+        Err(CaptureError::NotACapture) => {
+            anyhow::bail!(
+                "{}: not a capture file (expected pcap or pcapng, optionally gzip-compressed)",
+                args.capture.display()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
+    };
+    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let config = PipelineConfig {
+        max_flows: args.max_flows,
+        ..PipelineConfig::default()
+    };
+    let mut pipeline = Pipeline::new(&config);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut table_rows = Vec::new();
+    let mut summary = Summary::default();
+    let mut progress = Progress::new(!args.quiet && io::stderr().is_terminal());
+    let mut warning = None;
+
+    let emit = |flow: Flow,
+                out: &mut dyn Write,
+                rows: &mut Vec<FlowRecord>,
+                summary: &mut Summary|
+     -> io::Result<()> {
+        let bytes = flow.bytes_up + flow.bytes_down;
+        summary.flows += 1;
+        summary.bytes += bytes;
+        if flow.domain().is_some() {
+            summary.named += 1;
+            summary.named_bytes += bytes;
+        }
+        let record = FlowRecord::new(&flow, Verdict::default());
+        match format {
+            Format::Jsonl => {
+                serde_json::to_writer(&mut *out, &record)?;
+                out.write_all(b"\n")
+            }
+            Format::Table => {
+                rows.push(record);
+                Ok(())
+            }
+        }
+    };
+
+    loop {
+        match source.next_packet() {
+            Ok(Some(p)) => pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data),
+            Ok(None) => break,
+            Err(e) => {
+                warning = Some(e);
+                break;
+            }
+        }
+        for (flow, _) in pipeline.take_finished() {
+            emit(flow, &mut out, &mut table_rows, &mut summary)?;
+        }
+        progress.update(&source);
+    }
+    pipeline.finish();
+    let mut rest: Vec<Flow> = pipeline.take_finished().map(|(f, _)| f).collect();
+    rest.sort_by_key(|f| f.first_seen);
+    for flow in rest {
+        emit(flow, &mut out, &mut table_rows, &mut summary)?;
+    }
+    progress.clear();
+    if format == Format::Table {
+        table_rows.sort_by(|a, b| a.first_seen.cmp(&b.first_seen));
+        write_table(&mut out, &table_rows)?;
+    }
+    out.flush()?;
+    drop(out);
+
+    if let Some(e) = &warning {
+        eprintln!(
+            "tetherscope: warning: {}: {e}; results cover what was read before it",
+            args.capture.display()
+        );
+    }
+    if !args.quiet {
+        print_summary(&pipeline.stats, &summary);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+fn print_summary(stats: &Stats, s: &Summary) {
+    let errors = stats.parse_errors();
+    let errors_text = if errors.is_empty() {
+        "none".to_owned()
+    } else {
+        errors
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    eprintln!(
+        "{} packets, {} flows; named {:.1}% of flows and {:.1}% of bytes; {} truncated, {} not IP, {} fragments; skipped: {}",
+        Stats::get(&stats.packets),
+        s.flows,
+        pct(s.named, s.flows),
+        pct(s.named_bytes, s.bytes),
+        Stats::get(&stats.truncated),
+        Stats::get(&stats.not_ip),
+        Stats::get(&stats.fragments),
+        errors_text,
+    );
+}
+
+fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<5} {:<46} {:<46} {:<6} {:>10} {:>10}  DOMAIN",
+        "PROTO", "CLIENT", "SERVER", "APP", "BYTES UP", "BYTES DN"
+    )?;
+    for r in rows {
+        let ep = |ip: &str, port: Option<u16>| match port {
+            Some(p) if ip.contains(':') => format!("[{ip}]:{p}"),
+            Some(p) => format!("{ip}:{p}"),
+            None => ip.to_owned(),
+        };
+        let name = r
+            .domain
+            .clone()
+            .or_else(|| r.dns_query.as_ref().map(|q| format!("(dns) {q}")))
+            .unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{:<5} {:<46} {:<46} {:<6} {:>10} {:>10}  {}",
+            r.transport,
+            ep(&r.client_ip, r.client_port),
+            ep(&r.server_ip, r.server_port),
+            r.app_protocol.unwrap_or("-"),
+            r.bytes_up,
+            r.bytes_down,
+            name
+        )?;
+    }
+    Ok(())
+}
+
+/// A progress line on stderr for large files, when stderr is a terminal.
+struct Progress {
+    enabled: bool,
+    last: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        Progress {
+            enabled,
+            last: Instant::now(),
+            shown: false,
+        }
+    }
+
+    fn update(&mut self, source: &FileSource) {
+        if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        self.last = Instant::now();
+        let (done, total) = source.progress();
+        match total {
+            Some(t) if t > 0 => eprint!(
+                "\r{:5.1}% of {} MB read ",
+                100.0 * done as f64 / t as f64,
+                t >> 20
+            ),
+            _ => eprint!("\r{} MB read ", done >> 20),
+        }
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r{:40}\r", "");
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Path to the built binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tetherscope")
+}
+
+/// A fixture under tests/fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Runs `tetherscope read --format jsonl FILE` and returns its output.
+pub fn read_jsonl(path: &Path, extra: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("read")
+        .arg("--format")
+        .arg("jsonl")
+        .args(extra)
+        .arg(path)
+        .output()
+        .expect("run tetherscope")
+}
+
+/// Parses JSON lines.
+pub fn records(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}

@@ -1,0 +1,112 @@
+//! `tetherscope read` on small committed fixtures and bad input.
+
+use std::process::Command;
+
+use crate::common;
+
+#[test]
+fn not_a_capture_is_one_line_and_exit_2() {
+    let dir = std::env::temp_dir().join(format!("tetherscope-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notes.pcap");
+    std::fs::write(&path, b"these are not packets\n").unwrap();
+    let out = Command::new(common::bin())
+        .args(["read"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a capture file"), "{err}");
+    let missing = Command::new(common::bin())
+        .args(["read", "/nonexistent/x.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+fn flow_to<'a>(flows: &'a [serde_json::Value], server: &str, port: u64) -> &'a serde_json::Value {
+    flows
+        .iter()
+        .find(|f| f["server_ip"] == server && f["server_port"] == port)
+        .unwrap_or_else(|| panic!("no flow to {server}:{port}"))
+}
+
+#[test]
+fn seed_fixture_names_flows_by_sni_host_and_dns_chain() {
+    let out = common::read_jsonl(&common::fixture("seed-domains.pcap"), &[]);
+    assert!(out.status.success());
+    let flows = common::records(&out.stdout);
+    assert_eq!(flows.len(), 14);
+
+    // The study's CNAME chain names the SNI-less connection to the CDN.
+    let xtra_tls = flow_to(&flows, "198.51.100.102", 443);
+    assert_eq!(xtra_tls["domain"], "xtrapath3.izatcloud.net");
+    assert_eq!(xtra_tls["name_source"], "dns");
+    assert_eq!(
+        xtra_tls["cname_chain"],
+        serde_json::json!([
+            "xtrapath3.qcomgeo2.com",
+            "xp3.gpsonextra.net",
+            "d3nj9ptoklgw8o.cloudfront.net"
+        ])
+    );
+    assert_eq!(xtra_tls["sni"], serde_json::Value::Null);
+    assert_eq!(xtra_tls["client_mac"], "02:00:5e:00:01:82");
+
+    // The plain-HTTP XTRA download: Host wins, and it is cleartext.
+    let xtra_http = flow_to(&flows, "198.51.100.26", 80);
+    assert_eq!(xtra_http["name_source"], "http_host");
+    assert_eq!(xtra_http["http_path"], "/xtra3grc.bin");
+    assert_eq!(xtra_http["cleartext"], true);
+    assert_eq!(xtra_http["tcp_state"], "closed");
+
+    let push = flow_to(&flows, "192.0.2.30", 5228);
+    assert_eq!(
+        (push["sni"].as_str(), push["name_source"].as_str()),
+        (Some("mtalk.google.com"), Some("tls_sni"))
+    );
+    assert_eq!(push["alpn"], serde_json::json!(["h2", "http/1.1"]));
+    assert_eq!(push["cleartext"], false);
+
+    // DNS flows carry the question, not a domain.
+    let dns = flows
+        .iter()
+        .find(|f| f["dns_query"] == "mtalk.google.com")
+        .unwrap();
+    assert_eq!(
+        (dns["domain"].is_null(), dns["app_protocol"].as_str()),
+        (true, Some("dns"))
+    );
+
+    // NTP is named from the DNS cache.
+    let ntp = flow_to(&flows, "192.0.2.40", 123);
+    assert_eq!(
+        (ntp["domain"].as_str(), ntp["app_protocol"].as_str()),
+        (Some("time.android.com"), Some("ntp"))
+    );
+
+    // A direct-IP connection is never given a guessed name.
+    let direct = flow_to(&flows, "203.0.113.50", 443);
+    assert!(direct["domain"].is_null(), "{direct}");
+    // SYN, ACK, ClientHello, FIN, ACK from the phone.
+    assert_eq!(direct["packets_up"], 5);
+}
+
+#[test]
+fn cut_short_capture_reports_what_was_read_and_warns() {
+    let bytes = std::fs::read(common::fixture("seed-domains.pcap")).unwrap();
+    let dir = std::env::temp_dir().join(format!("tetherscope-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cut.pcap");
+    std::fs::write(&path, &bytes[..bytes.len() - 30]).unwrap();
+    let out = common::read_jsonl(&path, &[]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("cut short"),
+        "{err}"
+    );
+    assert_eq!(common::records(&out.stdout).len(), 14);
+}

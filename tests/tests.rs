@@ -1,0 +1,6 @@
+//! End-to-end tests of the `tetherscope` binary. One test binary, a module
+//! per feature (see tests/fixtures/README.md for where fixtures come from).
+
+mod common;
+mod conformance;
+mod read;
