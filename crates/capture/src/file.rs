@@ -472,7 +472,10 @@ mod tests {
         f
     }
 
-    fn read_all(bytes: Vec<u8>) -> (Vec<(u64, u32, Vec<u8>, u32)>, Option<CaptureError>) {
+    /// (timestamp, link type, bytes, wire length) of each packet.
+    type Read = (u64, u32, Vec<u8>, u32);
+
+    fn read_all(bytes: Vec<u8>) -> (Vec<Read>, Option<CaptureError>) {
         let mut src = FileSource::from_reader(Box::new(io::Cursor::new(bytes))).unwrap();
         let mut out = Vec::new();
         loop {
@@ -530,7 +533,7 @@ mod tests {
 
     fn block(ty: u32, body: &[u8]) -> Vec<u8> {
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let total = (body.len() + 12) as u32;

@@ -204,17 +204,6 @@ pub(crate) mod tests {
         msg
     }
 
-    /// Wraps a handshake message in TLS records of at most `chunk` bytes.
-    pub(crate) fn records(msg: &[u8], chunk: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        for part in msg.chunks(chunk) {
-            out.extend_from_slice(&[22, 3, 1]);
-            out.extend_from_slice(&(part.len() as u16).to_be_bytes());
-            out.extend_from_slice(part);
-        }
-        out
-    }
-
     #[test]
     fn reads_sni_alpn_and_ech() {
         let msg = client_hello(b"www.example.org", &[b"h2", b"http/1.1"], true, 0);
