@@ -20,6 +20,46 @@ pub struct Cli {
 pub enum Command {
     /// Read a capture file (pcap, pcapng, optionally gzip) and list its flows.
     Read(ReadArgs),
+    /// Inspect the domain catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+/// Catalog and profile options shared by commands that classify.
+#[derive(Debug, Clone, Args)]
+pub struct CatalogArgs {
+    /// A catalog file (TOML) adding or overriding rules, profiles and lists; repeatable.
+    #[arg(long = "catalog", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The profile that decides which flows are expected.
+    #[arg(long, default_value = "calyxos")]
+    pub profile: String,
+}
+
+/// `catalog` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// List purposes, rules and profiles.
+    List(CatalogArgs),
+    /// Say which rule a name falls under, and why.
+    Explain {
+        /// A domain name.
+        name: String,
+        /// Server port, for rules constrained by port.
+        #[arg(long)]
+        port: Option<u16>,
+        /// HTTP path, for rules constrained by path.
+        #[arg(long)]
+        path: Option<String>,
+        #[command(flatten)]
+        catalog: CatalogArgs,
+    },
+    /// Check catalog files; exit 64 with file:line: problem when one is bad.
+    Check {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Output formats of `read`.
@@ -42,6 +82,8 @@ pub struct ReadArgs {
     /// Most flows tracked at once; the least recently active are evicted.
     #[arg(long, default_value_t = 262_144)]
     pub max_flows: usize,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
     /// No summary or progress on stderr.
     #[arg(short, long)]
     pub quiet: bool,

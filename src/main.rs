@@ -4,6 +4,7 @@
 //! The binary is glue: it parses the command line, wires capture → flow →
 //! classify → export together, and turns errors into one clear sentence.
 
+mod catalog;
 mod cli;
 mod read;
 
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         cli::Command::Read(args) => read::run(&args),
+        cli::Command::Catalog(cmd) => catalog::run(&cmd),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tetherscope_capture::file::FileSource;
 use tetherscope_capture::CaptureError;
-use tetherscope_exporter::record::{FlowRecord, Verdict};
+use tetherscope_exporter::facts;
+use tetherscope_exporter::record::FlowRecord;
 use tetherscope_flow::{Flow, Pipeline, PipelineConfig, Stats};
 
 use crate::cli::{Format, ReadArgs};
@@ -37,6 +38,7 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     } else {
         Format::Jsonl
     });
+    let catalog = crate::catalog::load(&args.catalog)?;
     let config = PipelineConfig {
         max_flows: args.max_flows,
         ..PipelineConfig::default()
@@ -61,7 +63,8 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
             summary.named += 1;
             summary.named_bytes += bytes;
         }
-        let record = FlowRecord::new(&flow, Verdict::default());
+        let class = facts::classify(&catalog, &flow);
+        let record = FlowRecord::new(&flow, facts::verdict_fields(&class));
         match format {
             Format::Jsonl => {
                 serde_json::to_writer(&mut *out, &record)?;
@@ -149,8 +152,8 @@ fn print_summary(stats: &Stats, s: &Summary) {
 fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
     writeln!(
         out,
-        "{:<5} {:<46} {:<46} {:<6} {:>10} {:>10}  DOMAIN",
-        "PROTO", "CLIENT", "SERVER", "APP", "BYTES UP", "BYTES DN"
+        "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  DOMAIN",
+        "PROTO", "CLIENT", "SERVER", "APP", "BYTES UP", "BYTES DN", "PURPOSE", "VERDICT"
     )?;
     for r in rows {
         let ep = |ip: &str, port: Option<u16>| match port {
@@ -165,13 +168,15 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
             .unwrap_or_else(|| "-".into());
         writeln!(
             out,
-            "{:<5} {:<46} {:<46} {:<6} {:>10} {:>10}  {}",
+            "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {}",
             r.transport,
             ep(&r.client_ip, r.client_port),
             ep(&r.server_ip, r.server_port),
             r.app_protocol.unwrap_or("-"),
             r.bytes_up,
             r.bytes_down,
+            r.verdict.purpose.as_deref().unwrap_or("-"),
+            r.verdict.verdict.as_deref().unwrap_or("-"),
             name
         )?;
     }

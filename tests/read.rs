@@ -110,3 +110,136 @@ fn cut_short_capture_reports_what_was_read_and_warns() {
     );
     assert_eq!(common::records(&out.stdout).len(), 14);
 }
+
+#[test]
+fn seed_fixture_purposes_and_verdicts() {
+    let out = common::read_jsonl(&common::fixture("seed-domains.pcap"), &[]);
+    let flows = common::records(&out.stdout);
+    let check = |server: &str, port: u64, purpose: &str, verdict: &str, site: &str| {
+        let f = flow_to(&flows, server, port);
+        assert_eq!(
+            (
+                f["purpose"].as_str(),
+                f["verdict"].as_str(),
+                f["site"].as_str()
+            ),
+            (Some(purpose), Some(verdict), Some(site)),
+            "{f}"
+        );
+    };
+    // The CNAME-chain case: the CDN flow is Qualcomm's GNSS assistance.
+    check(
+        "198.51.100.102",
+        443,
+        "gnss-assistance",
+        "expected",
+        "Qualcomm XTRA",
+    );
+    check(
+        "198.51.100.26",
+        80,
+        "gnss-assistance",
+        "expected",
+        "Qualcomm XTRA",
+    );
+    check(
+        "192.0.2.10",
+        443,
+        "os-update",
+        "expected",
+        "CalyxOS updates",
+    );
+    check(
+        "192.0.2.20",
+        80,
+        "connectivity-check",
+        "expected",
+        "Android connectivity check",
+    );
+    check(
+        "192.0.2.30",
+        5228,
+        "push",
+        "expected",
+        "Google push (microG)",
+    );
+    check("192.0.2.40", 123, "time-sync", "expected", "Android time");
+    check("10.42.0.1", 53, "dns", "expected", "Hotspot DNS");
+    // Not documented: unexpected, labelled by registrable domain.
+    check("203.0.113.7", 443, "unknown", "unexpected", "example.com");
+    // Direct IP: unexpected and unnamed.
+    check("203.0.113.50", 443, "unknown", "unexpected", "unnamed");
+    // The XTRA download is cleartext, and documented as such.
+    let xtra = flow_to(&flows, "198.51.100.26", 80);
+    assert_eq!(
+        (
+            xtra["cleartext"].as_bool(),
+            xtra["cleartext_known"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(xtra["owner"], "Qualcomm");
+    assert_eq!(xtra["rule"], "qualcomm-xtra");
+}
+
+#[test]
+fn user_catalog_and_list_turn_a_flow_into_tracking() {
+    let dir = std::env::temp_dir().join(format!("tetherscope-cat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("trackers.txt"), "0.0.0.0 tracker.example.com\n").unwrap();
+    let catalog = dir.join("mine.toml");
+    std::fs::write(
+        &catalog,
+        "[[list]]\npath = \"trackers.txt\"\npurpose = \"tracking\"\n",
+    )
+    .unwrap();
+    let out = common::read_jsonl(
+        &common::fixture("seed-domains.pcap"),
+        &["--catalog", catalog.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flows = common::records(&out.stdout);
+    let f = flow_to(&flows, "203.0.113.7", 443);
+    assert_eq!(
+        (f["purpose"].as_str(), f["verdict"].as_str()),
+        (Some("tracking"), Some("unexpected"))
+    );
+
+    // A bad catalog: file:line: problem, exit 64.
+    std::fs::write(&catalog, "[[rule]]\nname = \"x\"\ndomains = [\"a.example\"]\npurpose = \"nope\"\nowner = \"o\"\ndescription = \"d\"\nsource = \"s\"\n").unwrap();
+    let out = common::read_jsonl(
+        &common::fixture("seed-domains.pcap"),
+        &["--catalog", catalog.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mine.toml:4: unknown purpose \"nope\""),
+        "{err}"
+    );
+    let check = Command::new(common::bin())
+        .args(["catalog", "check"])
+        .arg(&catalog)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(64));
+}
+
+#[test]
+fn catalog_explain_names_the_rule() {
+    let out = Command::new(common::bin())
+        .args(["catalog", "explain", "xtrapath1.izatcloud.net"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("gnss-assistance")
+            && text.contains("qualcomm-xtra")
+            && text.contains("expected"),
+        "{text}"
+    );
+}

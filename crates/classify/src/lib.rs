@@ -1,1 +1,29 @@
-//! placeholder
+//! Why is my phone talking to this, and did I expect it?
+//!
+//! A pure library: facts about a flow (its names, port, transport, protocol,
+//! HTTP path) go in, a [`Classification`] comes out. The only I/O is loading
+//! catalog and list files the caller names.
+//!
+//! * [`Catalog`]: rules mapping domains (exact or label-aligned suffix, with
+//!   optional transport/port/path constraints) to a [`Purpose`] and an owner.
+//!   The built-in catalog is TOML embedded at build time; user files add or
+//!   override rules. Matching costs one hash lookup per label of a name.
+//! * Profiles: named sets of expected rules. Under the active profile a flow
+//!   is `expected` or `unexpected`.
+//! * Lists: hosts files, domain-per-line lists and Adblock `||domain^` lists,
+//!   each tagged with a purpose such as `tracking`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod catalog;
+mod classify;
+mod lists;
+mod purpose;
+mod site;
+
+pub use catalog::{Catalog, CatalogError, Profile, Rule, RuleOrigin};
+pub use classify::{Classification, FlowFacts, Transport, Verdict};
+pub use lists::{ListFormat, ListStats};
+pub use purpose::Purpose;
+pub use site::registrable_domain;

@@ -7,4 +7,5 @@
 
 #![warn(missing_docs)]
 
+pub mod facts;
 pub mod record;

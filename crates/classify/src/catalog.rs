@@ -1,0 +1,566 @@
+//! The domain catalog: rules, the suffix index, and profiles.
+//!
+//! ```toml
+//! [[rule]]
+//! name = "qualcomm-xtra"              # unique id; a later file with the same name overrides
+//! display = "Qualcomm XTRA"           # the bounded `site` label (default: registrable domain)
+//! domains = ["izatcloud.net"]         # "d" = d and its subdomains, "*.d" = subdomains only, "=d" = exactly d
+//! purpose = "gnss-assistance"         # see Purpose
+//! owner = "Qualcomm"
+//! description = "..."                 # what the source says, in one line
+//! source = "..."                      # where that comes from
+//! transport = "tcp"                   # optional constraints
+//! ports = [80, 443]
+//! http_path_prefix = "/generate_204"
+//! app = "dns"                         # application protocol (domain-less rules)
+//! server = "local"                    # "local" or "remote" (domain-less rules)
+//! cleartext_known = true              # its plain-text traffic is documented
+//!
+//! [[profile]]
+//! name = "calyxos"
+//! extends = "..."                     # optional
+//! expect_rules = ["qualcomm-xtra"]
+//! expect_purposes = ["dns"]
+//!
+//! [[list]]
+//! path = "easylist-domains.txt"       # relative to the catalog file
+//! purpose = "tracking"
+//! format = "auto"                     # auto, hosts, domains, adblock
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::classify::Transport;
+use crate::lists::{self, ListFormat, ListStats};
+use crate::purpose::Purpose;
+
+/// Where a rule came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleOrigin {
+    /// The built-in catalog.
+    Builtin,
+    /// A user catalog file.
+    User(PathBuf),
+    /// An imported domain list.
+    List(PathBuf),
+}
+
+/// Which servers a domain-less rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locality {
+    /// The hotspot and the local network.
+    Local,
+    /// Anything beyond it.
+    Remote,
+}
+
+/// One catalog rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique id.
+    pub name: String,
+    /// Display name, the bounded `site` label.
+    pub display: Option<String>,
+    /// Domain patterns as written.
+    pub domains: Vec<String>,
+    /// Purpose.
+    pub purpose: Purpose,
+    /// Who runs the destination.
+    pub owner: String,
+    /// What the source says about it.
+    pub description: String,
+    /// Where that comes from.
+    pub source: String,
+    /// Transport constraint.
+    pub transport: Option<Transport>,
+    /// Server port constraint.
+    pub ports: Vec<u16>,
+    /// HTTP path prefix constraint.
+    pub http_path_prefix: Option<String>,
+    /// Application protocol constraint.
+    pub app: Option<String>,
+    /// Server locality constraint.
+    pub server: Option<Locality>,
+    /// Cleartext traffic to it is documented.
+    pub cleartext_known: bool,
+    /// Where it came from.
+    pub origin: RuleOrigin,
+}
+
+impl Rule {
+    pub(crate) fn priority(&self) -> u8 {
+        match self.origin {
+            RuleOrigin::Builtin => 0,
+            RuleOrigin::List(_) => 1,
+            RuleOrigin::User(_) => 2,
+        }
+    }
+
+    pub(crate) fn constraint_count(&self) -> u8 {
+        u8::from(self.transport.is_some())
+            + u8::from(!self.ports.is_empty())
+            + u8::from(self.http_path_prefix.is_some())
+            + u8::from(self.app.is_some())
+            + u8::from(self.server.is_some())
+    }
+}
+
+/// How a pattern matches names under its domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PatternKind {
+    /// The domain and its subdomains.
+    Suffix,
+    /// Subdomains only (`*.d`).
+    Subdomains,
+    /// Exactly the domain (`=d`).
+    Exact,
+}
+
+/// A named set of expected rules and purposes.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// Profile name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Rules whose flows are expected.
+    pub expect_rules: HashSet<String>,
+    /// Purposes whose flows are expected.
+    pub expect_purposes: HashSet<Purpose>,
+}
+
+/// Errors loading a catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A file could not be read.
+    #[error("{}: {source}", file.display())]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file says something invalid.
+    #[error("{}:{line}: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A profile name that no catalog defines.
+    #[error("unknown profile {0:?}")]
+    UnknownProfile(String),
+}
+
+/// Rules, their index, and profiles.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub(crate) rules: Vec<Rule>,
+    /// Pattern domain → (rule index, kind).
+    pub(crate) index: HashMap<Box<str>, Vec<(u32, PatternKind)>>,
+    /// Rules without domains, matched on flow facts alone.
+    pub(crate) flow_rules: Vec<u32>,
+    profiles: HashMap<String, Profile>,
+    pub(crate) active: Profile,
+}
+
+const BUILTIN: &[(&str, &str)] = &[
+    ("calyxos.toml", include_str!("../catalog/calyxos.toml")),
+    ("android.toml", include_str!("../catalog/android.toml")),
+    ("network.toml", include_str!("../catalog/network.toml")),
+    ("profiles.toml", include_str!("../catalog/profiles.toml")),
+];
+
+/// The default profile.
+pub const DEFAULT_PROFILE: &str = "calyxos";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    rule: Vec<RuleToml>,
+    #[serde(default)]
+    profile: Vec<ProfileToml>,
+    #[serde(default)]
+    list: Vec<ListToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleToml {
+    name: Spanned<String>,
+    display: Option<String>,
+    #[serde(default)]
+    domains: Vec<Spanned<String>>,
+    purpose: Spanned<String>,
+    owner: String,
+    description: String,
+    source: String,
+    transport: Option<Spanned<String>>,
+    #[serde(default)]
+    ports: Vec<u16>,
+    http_path_prefix: Option<String>,
+    app: Option<String>,
+    server: Option<Spanned<String>>,
+    #[serde(default)]
+    cleartext_known: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileToml {
+    name: String,
+    #[serde(default)]
+    description: String,
+    extends: Option<Spanned<String>>,
+    #[serde(default)]
+    expect_rules: Vec<Spanned<String>>,
+    #[serde(default)]
+    expect_purposes: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListToml {
+    path: Spanned<String>,
+    purpose: Spanned<String>,
+    #[serde(default)]
+    format: Option<Spanned<String>>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Checks a domain pattern and splits off its kind.
+fn parse_pattern(raw: &str) -> Result<(String, PatternKind), String> {
+    let (kind, domain) = if let Some(d) = raw.strip_prefix("*.") {
+        (PatternKind::Subdomains, d)
+    } else if let Some(d) = raw.strip_prefix('=') {
+        (PatternKind::Exact, d)
+    } else {
+        (PatternKind::Suffix, raw)
+    };
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let valid = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !valid {
+        return Err(format!("invalid domain pattern {raw:?}"));
+    }
+    Ok((domain, kind))
+}
+
+impl Catalog {
+    /// The built-in catalog with the default profile active.
+    pub fn builtin() -> Self {
+        let mut c = Catalog {
+            rules: Vec::new(),
+            index: HashMap::new(),
+            flow_rules: Vec::new(),
+            profiles: HashMap::new(),
+            active: Profile::default(),
+        };
+        for (name, text) in BUILTIN {
+            c.load_str(Path::new(name), text, RuleOrigin::Builtin, None)
+                .unwrap_or_else(|e| panic!("built-in catalog is invalid: {e}"));
+        }
+        c.set_profile(DEFAULT_PROFILE)
+            .expect("default profile exists");
+        c
+    }
+
+    /// Loads a user catalog file: its rules add to or override the loaded
+    /// ones, its profiles are added, its lists imported.
+    pub fn load_file(&mut self, path: &Path) -> Result<Vec<ListStats>, CatalogError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+            file: path.to_owned(),
+            source,
+        })?;
+        let active = self.active.name.clone();
+        let stats = self.load_str(
+            path,
+            &text,
+            RuleOrigin::User(path.to_owned()),
+            path.parent(),
+        )?;
+        // Re-resolve the active profile: the file may have redefined it.
+        let _ = self.set_profile(&active);
+        Ok(stats)
+    }
+
+    /// Loads catalog TOML from a string; `path` names it in errors.
+    pub fn load_str(
+        &mut self,
+        path: &Path,
+        text: &str,
+        origin: RuleOrigin,
+        base_dir: Option<&Path>,
+    ) -> Result<Vec<ListStats>, CatalogError> {
+        let invalid = |offset: usize, message: String| CatalogError::Invalid {
+            file: path.to_owned(),
+            line: line_of(text, offset),
+            message,
+        };
+        let file: FileToml = toml::from_str(text).map_err(|e| CatalogError::Invalid {
+            file: path.to_owned(),
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            message: e.message().to_owned(),
+        })?;
+        for r in file.rule {
+            let purpose: Purpose = r
+                .purpose
+                .get_ref()
+                .parse()
+                .map_err(|e| invalid(r.purpose.span().start, e))?;
+            let transport = match &r.transport {
+                None => None,
+                Some(t) => Some(match t.get_ref().as_str() {
+                    "tcp" => Transport::Tcp,
+                    "udp" => Transport::Udp,
+                    other => {
+                        return Err(invalid(
+                            t.span().start,
+                            format!("transport must be tcp or udp, not {other:?}"),
+                        ))
+                    }
+                }),
+            };
+            let server = match &r.server {
+                None => None,
+                Some(s) => Some(match s.get_ref().as_str() {
+                    "local" => Locality::Local,
+                    "remote" => Locality::Remote,
+                    other => {
+                        return Err(invalid(
+                            s.span().start,
+                            format!("server must be local or remote, not {other:?}"),
+                        ))
+                    }
+                }),
+            };
+            let mut patterns = Vec::new();
+            for d in &r.domains {
+                patterns.push(parse_pattern(d.get_ref()).map_err(|e| invalid(d.span().start, e))?);
+            }
+            if patterns.is_empty()
+                && transport.is_none()
+                && r.ports.is_empty()
+                && r.app.is_none()
+                && server.is_none()
+            {
+                return Err(invalid(
+                    r.name.span().start,
+                    format!(
+                        "rule {:?} has no domains and no constraints",
+                        r.name.get_ref()
+                    ),
+                ));
+            }
+            let rule = Rule {
+                name: r.name.into_inner(),
+                display: r.display,
+                domains: r.domains.into_iter().map(Spanned::into_inner).collect(),
+                purpose,
+                owner: r.owner,
+                description: r.description,
+                source: r.source,
+                transport,
+                ports: r.ports,
+                http_path_prefix: r.http_path_prefix,
+                app: r.app,
+                server,
+                cleartext_known: r.cleartext_known,
+                origin: origin.clone(),
+            };
+            self.add_rule(rule, &patterns);
+        }
+        let mut stats = Vec::new();
+        for l in file.list {
+            let purpose: Purpose = l
+                .purpose
+                .get_ref()
+                .parse()
+                .map_err(|e| invalid(l.purpose.span().start, e))?;
+            let format = match &l.format {
+                None => ListFormat::Auto,
+                Some(f) => f
+                    .get_ref()
+                    .parse()
+                    .map_err(|e| invalid(f.span().start, e))?,
+            };
+            let list_path = base_dir.unwrap_or(Path::new(".")).join(l.path.get_ref());
+            stats.push(self.import_list(&list_path, purpose, format)?);
+        }
+        for p in file.profile {
+            let mut profile = match &p.extends {
+                Some(base) => self.profiles.get(base.get_ref()).cloned().ok_or_else(|| {
+                    invalid(
+                        base.span().start,
+                        format!("profile extends unknown profile {:?}", base.get_ref()),
+                    )
+                })?,
+                None => Profile::default(),
+            };
+            profile.name = p.name;
+            if !p.description.is_empty() {
+                profile.description = p.description;
+            }
+            for r in p.expect_rules {
+                if !self.rules.iter().any(|rule| rule.name == *r.get_ref()) {
+                    return Err(invalid(
+                        r.span().start,
+                        format!("profile expects unknown rule {:?}", r.get_ref()),
+                    ));
+                }
+                profile.expect_rules.insert(r.into_inner());
+            }
+            for purpose in p.expect_purposes {
+                let parsed = purpose
+                    .get_ref()
+                    .parse()
+                    .map_err(|e| invalid(purpose.span().start, e))?;
+                profile.expect_purposes.insert(parsed);
+            }
+            self.profiles.insert(profile.name.clone(), profile);
+        }
+        Ok(stats)
+    }
+
+    fn add_rule(&mut self, rule: Rule, patterns: &[(String, PatternKind)]) {
+        // Same name: the new rule replaces the old one everywhere.
+        if let Some(old) = self.rules.iter().position(|r| r.name == rule.name) {
+            let old = old as u32;
+            for entries in self.index.values_mut() {
+                entries.retain(|(i, _)| *i != old);
+            }
+            self.flow_rules.retain(|i| *i != old);
+            self.rules[old as usize] = rule;
+            self.index_rule(old, patterns);
+            return;
+        }
+        let idx = self.rules.len() as u32;
+        self.rules.push(rule);
+        self.index_rule(idx, patterns);
+    }
+
+    fn index_rule(&mut self, idx: u32, patterns: &[(String, PatternKind)]) {
+        if patterns.is_empty() {
+            self.flow_rules.push(idx);
+        }
+        for (domain, kind) in patterns {
+            self.index
+                .entry(domain.as_str().into())
+                .or_default()
+                .push((idx, *kind));
+        }
+    }
+
+    /// Imports a domain list as one rule per list, tagged with `purpose`.
+    pub fn import_list(
+        &mut self,
+        path: &Path,
+        purpose: Purpose,
+        format: ListFormat,
+    ) -> Result<ListStats, CatalogError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+            file: path.to_owned(),
+            source,
+        })?;
+        Ok(self.import_list_str(path, &text, purpose, format))
+    }
+
+    /// Imports a list from text (see [`Catalog::import_list`]).
+    pub fn import_list_str(
+        &mut self,
+        path: &Path,
+        text: &str,
+        purpose: Purpose,
+        format: ListFormat,
+    ) -> ListStats {
+        let stem = path
+            .file_stem()
+            .map_or_else(|| "list".into(), |s| s.to_string_lossy().into_owned());
+        let rule = Rule {
+            name: format!("list:{stem}"),
+            display: None,
+            domains: Vec::new(),
+            purpose,
+            owner: stem.clone(),
+            description: format!("listed in {}", path.display()),
+            source: path.display().to_string(),
+            transport: None,
+            ports: Vec::new(),
+            http_path_prefix: None,
+            app: None,
+            server: None,
+            cleartext_known: false,
+            origin: RuleOrigin::List(path.to_owned()),
+        };
+        let idx = match self.rules.iter().position(|r| r.name == rule.name) {
+            Some(i) => {
+                self.rules[i] = rule;
+                i as u32
+            }
+            None => {
+                self.rules.push(rule);
+                (self.rules.len() - 1) as u32
+            }
+        };
+        let index = &mut self.index;
+        lists::parse(text, format, |domain| {
+            let entries = index.entry(domain.into()).or_default();
+            if !entries.iter().any(|(i, _)| *i == idx) {
+                entries.push((idx, PatternKind::Suffix));
+            }
+        })
+    }
+
+    /// Makes `name` the active profile.
+    pub fn set_profile(&mut self, name: &str) -> Result<(), CatalogError> {
+        self.active = self
+            .profiles
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CatalogError::UnknownProfile(name.to_owned()))?;
+        Ok(())
+    }
+
+    /// The active profile.
+    pub fn profile(&self) -> &Profile {
+        &self.active
+    }
+
+    /// All profiles, by name.
+    pub fn profiles(&self) -> Vec<&Profile> {
+        let mut v: Vec<_> = self.profiles.values().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// All rules, in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// A rule by name.
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+}

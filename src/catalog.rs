@@ -1,0 +1,141 @@
+//! `tetherscope catalog ...` and loading catalogs for the other commands.
+
+use std::process::ExitCode;
+
+use tetherscope_classify::{Catalog, FlowFacts, Purpose, RuleOrigin, Transport};
+
+use crate::cli::{CatalogArgs, CatalogCommand};
+use crate::UsageError;
+
+/// The built-in catalog plus the user's files, with the chosen profile.
+pub fn load(args: &CatalogArgs) -> anyhow::Result<Catalog> {
+    let mut catalog = Catalog::builtin();
+    for file in &args.files {
+        for stats in catalog
+            .load_file(file)
+            .map_err(|e| UsageError(e.to_string()))?
+        {
+            tracing::info!(
+                domains = stats.domains,
+                skipped = stats.skipped,
+                "list imported from {}",
+                file.display()
+            );
+        }
+    }
+    catalog.set_profile(&args.profile).map_err(|e| {
+        let known: Vec<_> = catalog.profiles().iter().map(|p| p.name.clone()).collect();
+        UsageError(format!("{e} (known: {})", known.join(", ")))
+    })?;
+    Ok(catalog)
+}
+
+pub fn run(cmd: &CatalogCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CatalogCommand::List(args) => list(&load(args)?),
+        CatalogCommand::Explain {
+            name,
+            port,
+            path,
+            catalog,
+        } => explain(&load(catalog)?, name, *port, path.as_deref()),
+        CatalogCommand::Check { files } => check(files),
+    }
+}
+
+fn origin(o: &RuleOrigin) -> String {
+    match o {
+        RuleOrigin::Builtin => "built-in".into(),
+        RuleOrigin::User(p) => p.display().to_string(),
+        RuleOrigin::List(p) => format!("list {}", p.display()),
+    }
+}
+
+fn list(catalog: &Catalog) -> anyhow::Result<ExitCode> {
+    println!("Purposes:");
+    for p in Purpose::ALL {
+        println!("  {:<20} {}", p.as_str(), p.description());
+    }
+    println!(
+        "\nRules (expected under profile {:?} marked *):",
+        catalog.profile().name
+    );
+    for r in catalog.rules() {
+        let expected = catalog.profile().expect_rules.contains(&r.name)
+            || catalog.profile().expect_purposes.contains(&r.purpose);
+        let domains = if r.domains.is_empty() {
+            "(flow rule)".to_owned()
+        } else {
+            r.domains.join(" ")
+        };
+        println!(
+            "{} {:<32} {:<20} {:<18} {}",
+            if expected { "*" } else { " " },
+            r.name,
+            r.purpose.as_str(),
+            r.owner,
+            domains
+        );
+    }
+    println!("\nProfiles:");
+    for p in catalog.profiles() {
+        println!("  {:<16} {}", p.name, p.description);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn explain(
+    catalog: &Catalog,
+    name: &str,
+    port: Option<u16>,
+    path: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let names = [name];
+    let facts = FlowFacts {
+        transport: Transport::Tcp,
+        server_port: port,
+        server_is_local: false,
+        app: None,
+        names: &names,
+        http_path: path,
+    };
+    let c = catalog.classify(&facts);
+    println!("name:     {name}");
+    println!("purpose:  {}", c.purpose);
+    println!(
+        "verdict:  {} (profile {})",
+        c.verdict.as_str(),
+        catalog.profile().name
+    );
+    println!("site:     {}", c.site);
+    match c.rule {
+        Some(r) => {
+            println!("rule:     {} ({})", r.name, origin(&r.origin));
+            println!("owner:    {}", r.owner);
+            println!("patterns: {}", r.domains.join(" "));
+            println!("why:      {}", r.description);
+            println!("source:   {}", r.source);
+            if r.cleartext_known {
+                println!("note:     cleartext to this destination is documented");
+            }
+        }
+        None => println!("rule:     none matched"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut catalog = Catalog::builtin();
+    for f in files {
+        let stats = catalog
+            .load_file(f)
+            .map_err(|e| UsageError(e.to_string()))?;
+        let listed: usize = stats.iter().map(|s| s.domains).sum();
+        println!(
+            "{}: ok ({} rules in catalog, {listed} list domains)",
+            f.display(),
+            catalog.rules().len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
