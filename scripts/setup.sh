@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   libpcap-dev pkg-config gcc      # build: libpcap bindings, ring's C parts
-  iproute2 dnsmasq-base dnsutils curl openssl  # simulated hotspot and its clients
+  iproute2 dnsmasq-base dnsutils curl openssl busybox  # simulated hotspot and its clients
   python3 python3-cryptography    # benchmark capture generator
 )
 

@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Read a capture file (pcap, pcapng, optionally gzip) and list its flows.
     Read(ReadArgs),
+    /// Watch the hotspot interface live and serve metrics to Prometheus.
+    Run(RunArgs),
     /// Inspect the domain catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -87,4 +89,40 @@ pub struct ReadArgs {
     /// No summary or progress on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Interface to watch (default: the one holding 10.42.0.1, NetworkManager's hotspot).
+    #[arg(long, short)]
+    pub interface: Option<String>,
+    /// Where the exporter listens. Anything but loopback exposes what your
+    /// phone does to whoever can reach that address.
+    #[arg(long, default_value = "127.0.0.1:9433")]
+    pub listen: std::net::SocketAddr,
+    /// A TOML config file (keys: interface, listen, catalog, profile,
+    /// max_flows, max_domains, flow_log, buffer_mib, filter, leases).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// Most flows tracked at once.
+    #[arg(long, default_value_t = 262_144)]
+    pub max_flows: usize,
+    /// Most distinct `domain` label values; the rest become "other".
+    #[arg(long, default_value_t = 500)]
+    pub max_domains: usize,
+    /// Append one JSON line per finished flow to FILE ("-" for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub flow_log: Option<PathBuf>,
+    /// Kernel capture buffer, MiB.
+    #[arg(long, default_value_t = 32)]
+    pub buffer_mib: u32,
+    /// BPF filter expression.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// dnsmasq lease file naming devices (default: NetworkManager's for the interface).
+    #[arg(long)]
+    pub leases: Option<PathBuf>,
 }

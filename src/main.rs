@@ -7,6 +7,7 @@
 mod catalog;
 mod cli;
 mod read;
+mod run;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Read(args) => read::run(&args),
         cli::Command::Catalog(cmd) => catalog::run(&cmd),
+        cli::Command::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,4 +8,10 @@
 #![warn(missing_docs)]
 
 pub mod facts;
+pub mod metrics;
 pub mod record;
+pub mod server;
+pub mod state;
+
+pub use server::router;
+pub use state::Shared;

@@ -1,0 +1,324 @@
+//! `/metrics`: Prometheus families built from the flow table at scrape time.
+//!
+//! Every metric name is a documented constant (README, "Metrics"). Counters
+//! are reported monotonically (see [`crate::state`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use prometheus::core::Collector;
+use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use tetherscope_flow::Stats;
+
+use crate::state::Shared;
+
+/// Flows by device, domain, purpose and verdict.
+pub const FLOWS: &str = "tetherscope_flows_total";
+/// Bytes by device, domain, purpose and direction.
+pub const BYTES: &str = "tetherscope_bytes_total";
+/// Bytes of cleartext flows.
+pub const CLEARTEXT_BYTES: &str = "tetherscope_cleartext_bytes_total";
+/// Bytes of cleartext flows the catalog does not document as cleartext.
+pub const UNKNOWN_CLEARTEXT_BYTES: &str = "tetherscope_unknown_cleartext_bytes_total";
+/// Unexpected flows.
+pub const UNEXPECTED_FLOWS: &str = "tetherscope_unexpected_flows_total";
+/// DNS queries by device and queried domain.
+pub const DNS_QUERIES: &str = "tetherscope_dns_queries_total";
+/// Active flows per device.
+pub const ACTIVE_FLOWS: &str = "tetherscope_active_flows";
+/// Bytes that could not be attributed to a name.
+pub const UNNAMED_BYTES: &str = "tetherscope_unnamed_bytes_total";
+/// Packets captured.
+pub const CAPTURE_PACKETS: &str = "tetherscope_capture_packets_total";
+/// Packets dropped, by where.
+pub const CAPTURE_DROPPED: &str = "tetherscope_capture_dropped_total";
+/// Whether the capture is attached.
+pub const CAPTURE_UP: &str = "tetherscope_capture_up";
+/// Seconds since the last captured packet.
+pub const LAST_PACKET_AGE: &str = "tetherscope_last_packet_age_seconds";
+/// Parse errors by reason.
+pub const PARSE_ERRORS: &str = "tetherscope_parse_errors_total";
+/// Flow evictions by reason.
+pub const EVICTIONS: &str = "tetherscope_flow_evictions_total";
+/// Flows in the table.
+pub const TABLE_FLOWS: &str = "tetherscope_flow_table_flows";
+/// Flows whose domain label was folded into `other`.
+pub const LABEL_OVERFLOW: &str = "tetherscope_label_overflow_total";
+/// Build information.
+pub const BUILD_INFO: &str = "tetherscope_build_info";
+
+type Reported = HashMap<(&'static str, Vec<String>), u64>;
+
+struct Builder<'a> {
+    registry: Registry,
+    previous: &'a Reported,
+    next: Reported,
+}
+
+impl Builder<'_> {
+    fn counter(
+        &mut self,
+        name: &'static str,
+        help: &str,
+        labels: &[&str],
+        rows: Vec<(Vec<String>, u64)>,
+    ) {
+        let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+        for (values, v) in rows {
+            let key = (name, values);
+            let v = self.previous.get(&key).copied().unwrap_or(0).max(v);
+            let refs: Vec<&str> = key.1.iter().map(String::as_str).collect();
+            vec.with_label_values(&refs).inc_by(v);
+            self.next.insert(key, v);
+        }
+        // Series seen before but gone now (folded, evicted) keep their value.
+        for ((metric, values), v) in self.previous {
+            if *metric == name && !self.next.contains_key(&(name, values.clone())) {
+                let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+                vec.with_label_values(&refs).inc_by(*v);
+                self.next.insert((name, values.clone()), *v);
+            }
+        }
+        self.register(vec);
+    }
+
+    fn gauge(
+        &mut self,
+        name: &'static str,
+        help: &str,
+        labels: &[&str],
+        rows: Vec<(Vec<String>, i64)>,
+    ) {
+        let vec = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+        for (values, v) in rows {
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            vec.with_label_values(&refs).set(v);
+        }
+        self.register(vec);
+    }
+
+    fn register(&self, c: impl Collector + 'static) {
+        self.registry
+            .register(Box::new(c))
+            .expect("unique metric names");
+    }
+}
+
+fn sum_by<K: Ord + Clone + std::hash::Hash>(rows: impl Iterator<Item = (K, u64)>) -> Vec<(K, u64)> {
+    let mut m: HashMap<K, u64> = HashMap::new();
+    for (k, v) in rows {
+        *m.entry(k).or_default() += v;
+    }
+    let mut v: Vec<_> = m.into_iter().collect();
+    v.sort();
+    v
+}
+
+/// Renders the Prometheus text exposition.
+pub fn render(shared: &Shared) -> String {
+    let mut reported = shared.reported.lock().unwrap_or_else(|p| p.into_inner());
+    let snap = shared.snapshot();
+    let mut b = Builder {
+        registry: Registry::new(),
+        previous: &reported,
+        next: HashMap::new(),
+    };
+    let t = &snap.totals;
+    let s = |x: &str| x.to_owned();
+
+    b.counter(
+        FLOWS,
+        "Flows, by device, domain (site), purpose and verdict.",
+        &["device", "domain", "purpose", "verdict"],
+        sum_by(t.iter().map(|(l, v)| {
+            (
+                vec![s(&l.device), s(&l.domain), s(l.purpose), s(l.verdict)],
+                v.flows,
+            )
+        })),
+    );
+    b.counter(
+        BYTES,
+        "Wire bytes, by device, domain, purpose and direction (up = from the phone).",
+        &["device", "domain", "purpose", "direction"],
+        sum_by(t.iter().flat_map(|(l, v)| {
+            [
+                (
+                    vec![s(&l.device), s(&l.domain), s(l.purpose), s("up")],
+                    v.bytes_up,
+                ),
+                (
+                    vec![s(&l.device), s(&l.domain), s(l.purpose), s("down")],
+                    v.bytes_down,
+                ),
+            ]
+        })),
+    );
+    b.counter(
+        CLEARTEXT_BYTES,
+        "Bytes of unencrypted flows (HTTP, DNS, NTP, ...).",
+        &["device", "domain", "purpose"],
+        sum_by(
+            t.iter()
+                .filter(|(_, v)| v.cleartext_bytes > 0)
+                .map(|(l, v)| {
+                    (
+                        vec![s(&l.device), s(&l.domain), s(l.purpose)],
+                        v.cleartext_bytes,
+                    )
+                }),
+        ),
+    );
+    b.counter(
+        UNKNOWN_CLEARTEXT_BYTES,
+        "Bytes of unencrypted flows the catalog does not document as cleartext.",
+        &["device", "domain", "purpose"],
+        sum_by(
+            t.iter()
+                .filter(|(_, v)| v.unknown_cleartext_bytes > 0)
+                .map(|(l, v)| {
+                    (
+                        vec![s(&l.device), s(&l.domain), s(l.purpose)],
+                        v.unknown_cleartext_bytes,
+                    )
+                }),
+        ),
+    );
+    b.counter(
+        UNEXPECTED_FLOWS,
+        "Flows the active profile does not expect.",
+        &["device", "domain", "purpose"],
+        sum_by(
+            t.iter()
+                .filter(|(l, _)| l.verdict == "unexpected")
+                .map(|(l, v)| (vec![s(&l.device), s(&l.domain), s(l.purpose)], v.flows)),
+        ),
+    );
+    b.counter(
+        DNS_QUERIES,
+        "DNS flows with a question, by device and the question's domain (site).",
+        &["device", "domain"],
+        sum_by(
+            t.iter()
+                .filter(|(_, v)| v.dns_queries > 0)
+                .map(|(l, v)| (vec![s(&l.device), s(&l.domain)], v.dns_queries)),
+        ),
+    );
+    b.counter(
+        UNNAMED_BYTES,
+        "Bytes of flows nothing could name (direct-IP connections and the like).",
+        &["device"],
+        sum_by(t.iter().map(|(l, v)| (vec![s(&l.device)], v.unnamed_bytes))),
+    );
+    let mut active: Vec<_> = snap
+        .active
+        .iter()
+        .map(|(d, n)| (vec![d.clone()], *n as i64))
+        .collect();
+    active.sort();
+    b.gauge(
+        ACTIVE_FLOWS,
+        "Flows active now, by device.",
+        &["device"],
+        active,
+    );
+
+    let cap = &shared.capture;
+    let iface = cap.interface.lock().map(|i| i.clone()).unwrap_or_default();
+    b.counter(
+        CAPTURE_PACKETS,
+        "Packets libpcap captured.",
+        &["interface"],
+        vec![(vec![iface.clone()], cap.packets.load(Relaxed))],
+    );
+    b.counter(
+        CAPTURE_DROPPED,
+        "Packets dropped before tetherscope saw them: in the kernel buffer or by the interface.",
+        &["interface", "where"],
+        vec![
+            (
+                vec![iface.clone(), s("kernel")],
+                cap.dropped_kernel.load(Relaxed),
+            ),
+            (
+                vec![iface.clone(), s("interface")],
+                cap.dropped_interface.load(Relaxed),
+            ),
+        ],
+    );
+    b.gauge(
+        CAPTURE_UP,
+        "1 while the capture is attached to its interface.",
+        &["interface"],
+        vec![(vec![iface.clone()], i64::from(cap.attached.load(Relaxed)))],
+    );
+    let last = cap.last_packet_unix_ns.load(Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let age = if last == 0 {
+        -1
+    } else {
+        (now.saturating_sub(last) / 1_000_000_000) as i64
+    };
+    b.gauge(
+        LAST_PACKET_AGE,
+        "Seconds since the last captured packet (-1: none yet).",
+        &["interface"],
+        vec![(vec![iface], age)],
+    );
+
+    let stats = &shared.stats;
+    b.counter(
+        PARSE_ERRORS,
+        "Packets or messages skipped, by reason.",
+        &["reason"],
+        stats
+            .parse_errors()
+            .into_iter()
+            .map(|(r, n)| (vec![s(r)], n))
+            .collect(),
+    );
+    b.counter(
+        EVICTIONS,
+        "Flows that left the flow table, by reason.",
+        &["reason"],
+        stats
+            .evictions()
+            .into_iter()
+            .map(|(r, n)| (vec![s(r)], n))
+            .collect(),
+    );
+    b.gauge(
+        TABLE_FLOWS,
+        "Flows in the flow table.",
+        &["table"],
+        vec![(vec![s("flows")], shared.table.len() as i64)],
+    );
+    b.counter(
+        LABEL_OVERFLOW,
+        "Flows whose domain label was folded into \"other\".",
+        &[],
+        vec![(vec![], snap.overflow)],
+    );
+    b.counter(
+        "tetherscope_pipeline_packets_total",
+        "Packets the pipeline ingested.",
+        &[],
+        vec![(vec![], Stats::get(&stats.packets))],
+    );
+    b.gauge(
+        BUILD_INFO,
+        "Build information.",
+        &["version"],
+        vec![(vec![s(env!("CARGO_PKG_VERSION"))], 1)],
+    );
+
+    let mut out = Vec::new();
+    let families = b.registry.gather();
+    TextEncoder::new()
+        .encode(&families, &mut out)
+        .expect("encode metrics");
+    *reported = b.next;
+    String::from_utf8(out).unwrap_or_default()
+}

@@ -1,0 +1,99 @@
+//! The HTTP side: `/metrics`, `/api/flows`, `/api/devices`, `/healthz`.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tetherscope_flow::devices::format_mac;
+
+use crate::state::Shared;
+
+/// The exporter's routes; tests call it with `oneshot`, no socket needed.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/flows", get(flows))
+        .route("/api/devices", get(devices))
+        .route("/healthz", get(healthz))
+        .with_state(shared)
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    // Rendering reads the flow table; keep it off the async workers.
+    let body = tokio::task::spawn_blocking(move || crate::metrics::render(&shared))
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn flows(State(shared): State<Arc<Shared>>) -> Response {
+    let records = tokio::task::spawn_blocking(move || shared.flow_records())
+        .await
+        .unwrap_or_default();
+    Json(records).into_response()
+}
+
+#[derive(Serialize)]
+struct DeviceView {
+    mac: String,
+    name: Option<String>,
+    label: String,
+    addresses: Vec<String>,
+}
+
+async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<DeviceView>> {
+    let list = shared
+        .devices
+        .snapshot()
+        .into_iter()
+        .map(|d| DeviceView {
+            mac: format_mac(&d.mac),
+            label: shared.devices.label(&d.mac),
+            name: d.name,
+            addresses: d.addresses.iter().map(|a| a.to_string()).collect(),
+        })
+        .collect();
+    Json(list)
+}
+
+#[derive(Serialize)]
+struct Health {
+    capture_attached: bool,
+    interface: String,
+    last_packet_age_seconds: Option<u64>,
+    packets: u64,
+    active_flows: usize,
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Health>) {
+    let cap = &shared.capture;
+    let last = cap.last_packet_unix_ns.load(Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let health = Health {
+        capture_attached: cap.attached.load(Relaxed),
+        interface: cap.interface.lock().map(|i| i.clone()).unwrap_or_default(),
+        last_packet_age_seconds: (last != 0).then(|| now.saturating_sub(last) / 1_000_000_000),
+        packets: cap.packets.load(Relaxed),
+        active_flows: shared.table.len(),
+    };
+    let code = if health.capture_attached {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(health))
+}

@@ -1,0 +1,272 @@
+//! What the capture side shares with the exporter, and the aggregation of
+//! flows into labelled totals.
+//!
+//! Metrics are built when scraped: active flows are read from the flow table,
+//! finished flows were folded into `Retired` totals when they left it. Every
+//! series is reported as the maximum of what it was last time and what it is
+//! now, so a counter never goes backwards, whatever races a scrape has with
+//! the capture thread moving a flow from active to finished.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tetherscope_classify::{Catalog, Purpose, Verdict as ClassVerdict};
+use tetherscope_flow::{DeviceTable, Flow, FlowTable, Stats};
+
+use crate::facts;
+use crate::record::FlowRecord;
+
+/// Label value for domains past the cap.
+pub const OTHER: &str = "other";
+/// Label value for flows without a known device.
+pub const UNKNOWN_DEVICE: &str = "unknown";
+
+/// Labels of one flow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowLabels {
+    /// DHCP name or MAC.
+    pub device: String,
+    /// The bounded site label.
+    pub domain: String,
+    /// Purpose.
+    pub purpose: &'static str,
+    /// Expected or not.
+    pub verdict: &'static str,
+}
+
+/// Per-label-set totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Flows.
+    pub flows: u64,
+    /// Bytes client → server.
+    pub bytes_up: u64,
+    /// Bytes server → client.
+    pub bytes_down: u64,
+    /// Bytes of cleartext flows.
+    pub cleartext_bytes: u64,
+    /// Bytes of cleartext flows the catalog does not document.
+    pub unknown_cleartext_bytes: u64,
+    /// Bytes of flows nothing could name.
+    pub unnamed_bytes: u64,
+    /// DNS flows with a question.
+    pub dns_queries: u64,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Totals) {
+        self.flows += o.flows;
+        self.bytes_up += o.bytes_up;
+        self.bytes_down += o.bytes_down;
+        self.cleartext_bytes += o.cleartext_bytes;
+        self.unknown_cleartext_bytes += o.unknown_cleartext_bytes;
+        self.unnamed_bytes += o.unnamed_bytes;
+        self.dns_queries += o.dns_queries;
+    }
+}
+
+/// Live capture status.
+#[derive(Debug, Default)]
+pub struct CaptureStatus {
+    /// Interface name.
+    pub interface: Mutex<String>,
+    /// Whether a capture handle is open.
+    pub attached: AtomicBool,
+    /// Packets seen by libpcap (cumulative across re-attachments).
+    pub packets: AtomicU64,
+    /// Dropped in the kernel buffer (cumulative).
+    pub dropped_kernel: AtomicU64,
+    /// Dropped by the interface (cumulative).
+    pub dropped_interface: AtomicU64,
+    /// Wall-clock time of the last packet, Unix nanoseconds.
+    pub last_packet_unix_ns: AtomicU64,
+    /// Times the capture was (re)attached.
+    pub attachments: AtomicU64,
+}
+
+/// Everything the exporter reads.
+pub struct Shared {
+    /// Active flows.
+    pub table: Arc<FlowTable>,
+    /// Devices.
+    pub devices: Arc<DeviceTable>,
+    /// Pipeline counters.
+    pub stats: Arc<Stats>,
+    /// The catalog and active profile.
+    pub catalog: Arc<Catalog>,
+    /// Capture status.
+    pub capture: CaptureStatus,
+    /// Most distinct `domain` label values.
+    pub max_domains: usize,
+    inner: Mutex<Inner>,
+    /// Serialises scrapes and holds what the last one reported per series,
+    /// so counters never go backwards.
+    pub(crate) reported: Mutex<HashMap<(&'static str, Vec<String>), u64>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    retired: HashMap<FlowLabels, Totals>,
+    domains: HashSet<String>,
+    overflow: u64,
+    recent: VecDeque<FlowRecord>,
+}
+
+/// Finished flows kept for `/api/flows`.
+const RECENT: usize = 1000;
+
+impl Shared {
+    /// Shares a pipeline's tables with the exporter.
+    pub fn new(
+        table: Arc<FlowTable>,
+        devices: Arc<DeviceTable>,
+        stats: Arc<Stats>,
+        catalog: Arc<Catalog>,
+        max_domains: usize,
+    ) -> Self {
+        Shared {
+            table,
+            devices,
+            stats,
+            catalog,
+            capture: CaptureStatus::default(),
+            max_domains,
+            inner: Mutex::new(Inner::default()),
+            reported: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Labels (domain not yet folded) and totals of one flow.
+    fn measure(&self, flow: &Flow) -> (FlowLabels, Totals) {
+        let class = facts::classify(&self.catalog, flow);
+        let device = flow.client_mac.map_or_else(
+            || UNKNOWN_DEVICE.to_owned(),
+            |m| sanitize(&self.devices.label(&m)),
+        );
+        let bytes = flow.bytes_up + flow.bytes_down;
+        let cleartext = flow.cleartext() == Some(true);
+        let unnamed = flow.domain().is_none()
+            && flow.app.name() != Some("dns")
+            && !matches!(
+                class.purpose,
+                Purpose::LocalNetwork | Purpose::Dns | Purpose::EncryptedDns
+            );
+        let totals = Totals {
+            flows: 1,
+            bytes_up: flow.bytes_up,
+            bytes_down: flow.bytes_down,
+            cleartext_bytes: if cleartext { bytes } else { 0 },
+            unknown_cleartext_bytes: if cleartext && !class.cleartext_known {
+                bytes
+            } else {
+                0
+            },
+            unnamed_bytes: if unnamed { bytes } else { 0 },
+            dns_queries: u64::from(flow.names.as_deref().is_some_and(|n| n.dns_query.is_some())),
+        };
+        let labels = FlowLabels {
+            device,
+            domain: sanitize(&class.site),
+            purpose: class.purpose.as_str(),
+            verdict: match class.verdict {
+                ClassVerdict::Expected => "expected",
+                ClassVerdict::Unexpected => "unexpected",
+            },
+        };
+        (labels, totals)
+    }
+
+    /// Folds the domain label into `other` once `max_domains` values exist.
+    fn admit(&self, inner: &mut Inner, mut labels: FlowLabels, count_overflow: bool) -> FlowLabels {
+        if !inner.domains.contains(&labels.domain) {
+            if inner.domains.len() < self.max_domains {
+                inner.domains.insert(labels.domain.clone());
+            } else {
+                if count_overflow {
+                    inner.overflow += 1;
+                }
+                labels.domain = OTHER.to_owned();
+            }
+        }
+        labels
+    }
+
+    /// Folds a finished flow into the retired totals and the recent list;
+    /// returns its record (for the flow log).
+    pub fn retire(&self, flow: &Flow) -> FlowRecord {
+        let class = facts::classify(&self.catalog, flow);
+        let record = FlowRecord::new(flow, facts::verdict_fields(&class));
+        let (labels, totals) = self.measure(flow);
+        let mut inner = self.lock();
+        let labels = self.admit(&mut inner, labels, true);
+        inner.retired.entry(labels).or_default().add(&totals);
+        if inner.recent.len() >= RECENT {
+            inner.recent.pop_front();
+        }
+        inner.recent.push_back(record.clone());
+        record
+    }
+
+    /// Active flows and recently finished ones, as records.
+    pub fn flow_records(&self) -> Vec<FlowRecord> {
+        let mut out: Vec<FlowRecord> = self.lock().recent.iter().cloned().collect();
+        self.table.for_each(|f| {
+            let class = facts::classify(&self.catalog, f);
+            out.push(FlowRecord::new(f, facts::verdict_fields(&class)));
+        });
+        out
+    }
+
+    /// Totals per label set (finished + active flows), active flows per
+    /// device, and the overflow count. Active flows are measured without
+    /// holding any lock the capture thread needs.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut measured = Vec::with_capacity(self.table.len());
+        self.table.for_each(|f| measured.push(self.measure(f)));
+        let mut inner = self.lock();
+        let mut totals = inner.retired.clone();
+        let mut active: HashMap<String, u64> = HashMap::new();
+        for (labels, t) in measured {
+            // Overflow is counted once per flow, when it finishes.
+            let labels = self.admit(&mut inner, labels, false);
+            *active.entry(labels.device.clone()).or_default() += 1;
+            totals.entry(labels).or_default().add(&t);
+        }
+        Snapshot {
+            totals,
+            active,
+            overflow: inner.overflow,
+        }
+    }
+}
+
+/// A consistent view for one scrape.
+pub struct Snapshot {
+    /// Totals per label set.
+    pub totals: HashMap<FlowLabels, Totals>,
+    /// Active flows per device.
+    pub active: HashMap<String, u64>,
+    /// Flows whose domain was folded into `other`.
+    pub overflow: u64,
+}
+
+/// Makes a label value safe: control characters and quotes removed, length
+/// capped. (The Prometheus text encoder escapes too; this keeps values short
+/// and readable.)
+pub fn sanitize(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .take(128)
+        .collect();
+    if clean.is_empty() {
+        "unnamed".to_owned()
+    } else {
+        clean
+    }
+}

@@ -1,0 +1,383 @@
+//! `tetherscope run`: live capture on the hotspot, exporter on loopback.
+//!
+//! main thread: tokio runtime serving HTTP until SIGINT/SIGTERM.
+//! capture thread: libpcap → the same `Pipeline::ingest` as `read` →
+//! finished flows folded into the exporter's totals and the flow log. It
+//! never waits on the exporter: the exporter only reads shared tables.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tetherscope_capture::live::{LiveOptions, LiveSource, Poll};
+use tetherscope_exporter::Shared;
+use tetherscope_flow::{Pipeline, PipelineConfig};
+
+use crate::cli::RunArgs;
+use crate::UsageError;
+
+/// NetworkManager's address for the hotspot side of a shared connection.
+const HOTSPOT_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 42, 0, 1));
+
+/// Settings a config file may hold.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    interface: Option<String>,
+    listen: Option<std::net::SocketAddr>,
+    #[serde(default)]
+    catalog: Vec<PathBuf>,
+    profile: Option<String>,
+    max_flows: Option<usize>,
+    max_domains: Option<usize>,
+    flow_log: Option<PathBuf>,
+    buffer_mib: Option<u32>,
+    filter: Option<String>,
+    leases: Option<PathBuf>,
+}
+
+fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
+    let Some(path) = args.config.clone() else {
+        return Ok(args);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    let cfg: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(1, |s| {
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        });
+        UsageError(format!("{}:{line}: {}", path.display(), e.message()))
+    })?;
+    // The command line wins over the file.
+    let defaults = <RunArgs as clap::FromArgMatches>::from_arg_matches(
+        &<crate::cli::Cli as clap::CommandFactory>::command()
+            .try_get_matches_from(["tetherscope", "run"])
+            .ok()
+            .and_then(|m| m.subcommand_matches("run").cloned())
+            .context("default arguments")?,
+    )?;
+    args.interface = args.interface.or(cfg.interface);
+    if args.listen == defaults.listen {
+        args.listen = cfg.listen.unwrap_or(args.listen);
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    args.catalog
+        .files
+        .extend(cfg.catalog.into_iter().map(|c| base.join(c)));
+    if args.catalog.profile == defaults.catalog.profile {
+        args.catalog.profile = cfg.profile.unwrap_or(args.catalog.profile);
+    }
+    if args.max_flows == defaults.max_flows {
+        args.max_flows = cfg.max_flows.unwrap_or(args.max_flows);
+    }
+    if args.max_domains == defaults.max_domains {
+        args.max_domains = cfg.max_domains.unwrap_or(args.max_domains);
+    }
+    args.flow_log = args.flow_log.or(cfg.flow_log);
+    if args.buffer_mib == defaults.buffer_mib {
+        args.buffer_mib = cfg.buffer_mib.unwrap_or(args.buffer_mib);
+    }
+    args.filter = args.filter.or(cfg.filter);
+    args.leases = args.leases.or(cfg.leases);
+    Ok(args)
+}
+
+/// The interface holding the hotspot address, or a usage error listing the
+/// candidates and how to start a hotspot.
+fn find_hotspot() -> anyhow::Result<String> {
+    let devices = pcap::Device::list().unwrap_or_default();
+    if let Some(d) = devices
+        .iter()
+        .find(|d| d.addresses.iter().any(|a| a.addr == HOTSPOT_ADDR))
+    {
+        return Ok(d.name.clone());
+    }
+    let candidates: Vec<String> = devices
+        .iter()
+        .filter(|d| !d.flags.is_loopback() && d.name != "any")
+        .map(|d| {
+            let addrs: Vec<String> = d.addresses.iter().map(|a| a.addr.to_string()).collect();
+            format!(
+                "{} ({})",
+                d.name,
+                if addrs.is_empty() {
+                    "no address".into()
+                } else {
+                    addrs.join(", ")
+                }
+            )
+        })
+        .collect();
+    Err(UsageError(format!(
+        "no hotspot found: no interface holds {HOTSPOT_ADDR}. Candidates: {}. Start one with \
+         `nmcli device wifi hotspot ifname wlan0 ssid tetherscope password <8+ chars>`, \
+         or name an interface with --interface (try `tetherscope demo` without a phone)",
+        if candidates.is_empty() {
+            "none".into()
+        } else {
+            candidates.join("; ")
+        }
+    ))
+    .into())
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let args = apply_config(args)?;
+    let interface = match &args.interface {
+        Some(i) => i.clone(),
+        None => find_hotspot()?,
+    };
+    if !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            "exporter listens on {}: anyone who can reach it (phones on the hotspot included) can read what your devices do",
+            args.listen
+        );
+    }
+    let catalog = Arc::new(crate::catalog::load(&args.catalog)?);
+    let config = PipelineConfig {
+        max_flows: args.max_flows,
+        ..PipelineConfig::default()
+    };
+    let pipeline = Pipeline::new(&config);
+    let shared = Arc::new(Shared::new(
+        pipeline.table.clone(),
+        pipeline.devices.clone(),
+        pipeline.stats.clone(),
+        catalog,
+        args.max_domains,
+    ));
+    *shared
+        .capture
+        .interface
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = interface.clone();
+    let flow_log: Option<Box<dyn Write + Send>> = match &args.flow_log {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
+        Some(p) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| UsageError(format!("flow log {}: {e}", p.display())))?,
+        )),
+    };
+    let leases = args.leases.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "/var/lib/NetworkManager/dnsmasq-{interface}.leases"
+        ))
+    });
+    let opts = LiveOptions {
+        buffer_bytes: i32::try_from(u64::from(args.buffer_mib) << 20).unwrap_or(i32::MAX),
+        filter: args.filter.clone(),
+        ..LiveOptions::new(interface.clone())
+    };
+    if running_as_root() {
+        tracing::warn!("running as root: capture needs only CAP_NET_RAW and CAP_NET_ADMIN (see deploy/systemd)");
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.listen)))?;
+    eprintln!(
+        "tetherscope: watching {interface}; metrics on http://{0}/metrics, flows on http://{0}/api/flows",
+        args.listen
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let capture = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || capture_loop(pipeline, &shared, &opts, &leases, flow_log, &stop))?
+    };
+
+    let app = tetherscope_exporter::router(shared.clone());
+    runtime.block_on(async {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    })?;
+    stop.store(true, Relaxed);
+    let summary = capture
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture thread panicked"))?;
+    eprintln!("tetherscope: stopped; {summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Reads NetworkManager's dnsmasq lease file: `expiry mac ip hostname id`.
+fn read_leases(path: &Path, shared: &Shared) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for line in text.lines().take(4096) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 4 || f[3] == "*" {
+            continue;
+        }
+        let mac: Vec<u8> = f[1]
+            .split(':')
+            .filter_map(|h| u8::from_str_radix(h, 16).ok())
+            .collect();
+        if let (Ok(mac), Ok(ip)) = (<[u8; 6]>::try_from(mac.as_slice()), f[2].parse::<IpAddr>()) {
+            shared.devices.observe(mac, ip);
+            shared.devices.set_name(mac, f[3]);
+        }
+    }
+}
+
+fn capture_loop(
+    mut pipeline: Pipeline,
+    shared: &Shared,
+    opts: &LiveOptions,
+    leases: &Path,
+    mut flow_log: Option<Box<dyn Write + Send>>,
+    stop: &AtomicBool,
+) -> String {
+    let cap = &shared.capture;
+    let finish = |pipeline: &mut Pipeline, log: &mut Option<Box<dyn Write + Send>>| {
+        for (flow, _) in pipeline.take_finished() {
+            let record = shared.retire(&flow);
+            if let Some(w) = log.as_mut() {
+                let written = serde_json::to_writer(&mut *w, &record).map_err(std::io::Error::from);
+                if written.and_then(|()| w.write_all(b"\n")).is_err() {
+                    tracing::warn!("flow log write failed; disabling it");
+                    *log = None;
+                }
+            }
+        }
+    };
+    let mut last_housekeeping = Instant::now() - Duration::from_secs(60);
+    let mut reported_missing = false;
+    // libpcap counters restart with each handle: keep a base.
+    let (mut base_recv, mut base_kernel, mut base_iface) = (0u64, 0u64, 0u64);
+    while !stop.load(Relaxed) {
+        let mut source = match LiveSource::open(opts) {
+            Ok(s) => s,
+            Err(e) => {
+                if !reported_missing {
+                    tracing::warn!(
+                        "cannot capture on {}: {e}; retrying every second",
+                        opts.interface
+                    );
+                    reported_missing = true;
+                }
+                cap.attached.store(false, Relaxed);
+                std::thread::sleep(Duration::from_secs(1));
+                pipeline.tick(unix_nanos());
+                finish(&mut pipeline, &mut flow_log);
+                continue;
+            }
+        };
+        if reported_missing {
+            tracing::warn!("capture on {} resumed", opts.interface);
+        }
+        reported_missing = false;
+        cap.attached.store(true, Relaxed);
+        cap.attachments.fetch_add(1, Relaxed);
+        let mut last = tetherscope_capture::live::LiveStats::default();
+        loop {
+            if stop.load(Relaxed) {
+                break;
+            }
+            match source.poll() {
+                Ok(Poll::Packet(p)) => {
+                    pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data);
+                    cap.last_packet_unix_ns.store(unix_nanos(), Relaxed);
+                }
+                Ok(Poll::Idle) => pipeline.tick(unix_nanos()),
+                Err(e) => {
+                    tracing::warn!(
+                        "capture on {} stopped: {e}; waiting for the interface to return",
+                        opts.interface
+                    );
+                    break;
+                }
+            }
+            finish(&mut pipeline, &mut flow_log);
+            if last_housekeeping.elapsed() >= Duration::from_secs(1) {
+                last_housekeeping = Instant::now();
+                if let Ok(s) = source.stats() {
+                    last = s;
+                    cap.packets.store(base_recv + s.received, Relaxed);
+                    cap.dropped_kernel
+                        .store(base_kernel + s.dropped_kernel, Relaxed);
+                    cap.dropped_interface
+                        .store(base_iface + s.dropped_interface, Relaxed);
+                }
+                read_leases(leases, shared);
+                if let Some(w) = flow_log.as_mut() {
+                    let _ = w.flush();
+                }
+            }
+        }
+        if let Ok(s) = source.stats() {
+            last = s;
+        }
+        base_recv += last.received;
+        base_kernel += last.dropped_kernel;
+        base_iface += last.dropped_interface;
+        cap.packets.store(base_recv, Relaxed);
+        cap.attached.store(false, Relaxed);
+        if !stop.load(Relaxed) {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    // Drain: every active flow is finished and logged.
+    pipeline.finish();
+    finish(&mut pipeline, &mut flow_log);
+    if let Some(w) = flow_log.as_mut() {
+        let _ = w.flush();
+    }
+    format!(
+        "{} packets, {} flows",
+        tetherscope_flow::Stats::get(&pipeline.stats.packets),
+        tetherscope_flow::Stats::get(&pipeline.stats.flows_created)
+    )
+}
