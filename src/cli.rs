@@ -22,6 +22,8 @@ pub enum Command {
     Read(ReadArgs),
     /// Watch the hotspot interface live and serve metrics to Prometheus.
     Run(RunArgs),
+    /// Run the live monitor on a simulated hotspot (needs root; no phone needed).
+    Demo(DemoArgs),
     /// Inspect the domain catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -125,4 +127,15 @@ pub struct RunArgs {
     /// dnsmasq lease file naming devices (default: NetworkManager's for the interface).
     #[arg(long)]
     pub leases: Option<PathBuf>,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Rounds of phone traffic before the demo ends by itself.
+    #[arg(long, default_value_t = 60)]
+    pub rounds: u32,
+    /// Seconds between rounds.
+    #[arg(long, default_value_t = 10)]
+    pub interval: u64,
 }

@@ -6,6 +6,7 @@
 
 mod catalog;
 mod cli;
+mod demo;
 mod read;
 mod run;
 
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         cli::Command::Read(args) => read::run(&args),
         cli::Command::Catalog(cmd) => catalog::run(&cmd),
         cli::Command::Run(args) => run::run(args),
+        cli::Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -3,4 +3,5 @@
 
 mod common;
 mod conformance;
+mod hotspot;
 mod read;
