@@ -5,3 +5,4 @@ mod common;
 mod conformance;
 mod hotspot;
 mod read;
+mod truth;

@@ -130,7 +130,7 @@ mod tests {
     fn reassembles_out_of_order() {
         let mut f = Fragments::default();
         let (s, d) = ("192.0.2.1".parse().unwrap(), "10.42.0.2".parse().unwrap());
-        assert!(f.add(s, d, 17, 7, 8, false, b"world", 30, 0).is_none());
+        assert!(f.add(s, d, 17, 7, 8, false, b"orld", 30, 0).is_none());
         let r = f.add(s, d, 17, 7, 0, true, b"hello, w", 40, 0).unwrap();
         assert_eq!(r.payload, b"hello, world");
         assert_eq!((r.wire_bytes, r.fragments), (70, 2));
