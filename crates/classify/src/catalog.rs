@@ -58,6 +58,17 @@ pub enum Locality {
     Remote,
 }
 
+impl std::str::FromStr for Locality {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "local" => Ok(Locality::Local),
+            "remote" => Ok(Locality::Remote),
+            other => Err(format!("server must be local or remote, not {other:?}")),
+        }
+    }
+}
+
 /// One catalog rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -243,6 +254,21 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// A value from a catalog file, parsed, or an error naming its line.
+fn parsed<T: std::str::FromStr<Err = String>>(
+    v: &Spanned<String>,
+    path: &Path,
+    text: &str,
+) -> Result<T, CatalogError> {
+    v.get_ref()
+        .parse()
+        .map_err(|message| CatalogError::Invalid {
+            file: path.to_owned(),
+            line: line_of(text, v.span().start),
+            message,
+        })
+}
+
 /// Checks a domain pattern and splits off its kind.
 fn parse_pattern(raw: &str) -> Result<(String, PatternKind), String> {
     let (kind, domain) = if let Some(d) = raw.strip_prefix("*.") {
@@ -324,37 +350,17 @@ impl Catalog {
             message: e.message().to_owned(),
         })?;
         for r in file.rule {
-            let purpose: Purpose = r
-                .purpose
-                .get_ref()
-                .parse()
-                .map_err(|e| invalid(r.purpose.span().start, e))?;
-            let transport = match &r.transport {
-                None => None,
-                Some(t) => Some(match t.get_ref().as_str() {
-                    "tcp" => Transport::Tcp,
-                    "udp" => Transport::Udp,
-                    other => {
-                        return Err(invalid(
-                            t.span().start,
-                            format!("transport must be tcp or udp, not {other:?}"),
-                        ))
-                    }
-                }),
-            };
-            let server = match &r.server {
-                None => None,
-                Some(s) => Some(match s.get_ref().as_str() {
-                    "local" => Locality::Local,
-                    "remote" => Locality::Remote,
-                    other => {
-                        return Err(invalid(
-                            s.span().start,
-                            format!("server must be local or remote, not {other:?}"),
-                        ))
-                    }
-                }),
-            };
+            let purpose: Purpose = parsed(&r.purpose, path, text)?;
+            let transport = r
+                .transport
+                .as_ref()
+                .map(|v| parsed(v, path, text))
+                .transpose()?;
+            let server = r
+                .server
+                .as_ref()
+                .map(|v| parsed(v, path, text))
+                .transpose()?;
             let mut patterns = Vec::new();
             for d in &r.domains {
                 patterns.push(parse_pattern(d.get_ref()).map_err(|e| invalid(d.span().start, e))?);
@@ -393,18 +399,13 @@ impl Catalog {
         }
         let mut stats = Vec::new();
         for l in file.list {
-            let purpose: Purpose = l
-                .purpose
-                .get_ref()
-                .parse()
-                .map_err(|e| invalid(l.purpose.span().start, e))?;
-            let format = match &l.format {
-                None => ListFormat::Auto,
-                Some(f) => f
-                    .get_ref()
-                    .parse()
-                    .map_err(|e| invalid(f.span().start, e))?,
-            };
+            let purpose: Purpose = parsed(&l.purpose, path, text)?;
+            let format = l
+                .format
+                .as_ref()
+                .map(|v| parsed(v, path, text))
+                .transpose()?
+                .unwrap_or(ListFormat::Auto);
             let list_path = base_dir.unwrap_or(Path::new(".")).join(l.path.get_ref());
             stats.push(self.import_list(&list_path, purpose, format)?);
         }
@@ -432,11 +433,9 @@ impl Catalog {
                 profile.expect_rules.insert(r.into_inner());
             }
             for purpose in p.expect_purposes {
-                let parsed = purpose
-                    .get_ref()
-                    .parse()
-                    .map_err(|e| invalid(purpose.span().start, e))?;
-                profile.expect_purposes.insert(parsed);
+                profile
+                    .expect_purposes
+                    .insert(parsed(&purpose, path, text)?);
             }
             self.profiles.insert(profile.name.clone(), profile);
         }

@@ -15,6 +15,17 @@ pub enum Transport {
     Other,
 }
 
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            other => Err(format!("transport must be tcp or udp, not {other:?}")),
+        }
+    }
+}
+
 /// What the classifier needs to know about a flow.
 #[derive(Debug, Clone, Copy)]
 pub struct FlowFacts<'a> {

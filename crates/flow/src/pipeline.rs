@@ -346,6 +346,18 @@ impl Pipeline {
         flow
     }
 
+    /// What dissection borrows from the pipeline for one packet.
+    fn context(&mut self, now: Nanos) -> Context<'_> {
+        Context {
+            dns: &mut self.dns,
+            stats: &self.stats,
+            scratch: &mut self.scratch,
+            handshake: &mut self.handshake,
+            now,
+            buffer_cap: self.buffer_cap,
+        }
+    }
+
     fn put_back(&mut self, flow: Flow) {
         let key = FlowKey::new(flow.transport, flow.client, flow.server);
         self.table.map.insert(key, flow);
@@ -418,14 +430,7 @@ impl Pipeline {
             flow.tcp = TcpState::Established;
         }
         if flow.dissector.is_some() {
-            let mut ctx = Context {
-                dns: &mut self.dns,
-                stats: &self.stats,
-                scratch: &mut self.scratch,
-                handshake: &mut self.handshake,
-                now: ts,
-                buffer_cap: self.buffer_cap,
-            };
+            let mut ctx = self.context(ts);
             dissect::tcp_segment(
                 &mut flow,
                 up,
@@ -468,14 +473,7 @@ impl Pipeline {
                 }
             }
         }
-        let mut ctx = Context {
-            dns: &mut self.dns,
-            stats: &self.stats,
-            scratch: &mut self.scratch,
-            handshake: &mut self.handshake,
-            now: ts,
-            buffer_cap: self.buffer_cap,
-        };
+        let mut ctx = self.context(ts);
         let swap = (flow.dissector.is_some() || src.port() == 53 || dst.port() == 53)
             && dissect::udp_datagram(&mut flow, up, payload, &mut ctx);
         if swap {
