@@ -60,7 +60,10 @@ async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<DeviceView>> {
         .into_iter()
         .map(|d| DeviceView {
             mac: format_mac(&d.mac),
-            label: shared.devices.label(&d.mac),
+            label: shared
+                .devices
+                .label(&d.mac)
+                .unwrap_or_else(|| format_mac(&d.mac)),
             name: d.name,
             addresses: d.addresses.iter().map(|a| a.to_string()).collect(),
         })

@@ -144,10 +144,14 @@ impl Shared {
     /// Labels (domain not yet folded) and totals of one flow.
     fn measure(&self, flow: &Flow) -> (FlowLabels, Totals) {
         let class = facts::classify(&self.catalog, flow);
-        let device = flow.client_mac.map_or_else(
-            || UNKNOWN_DEVICE.to_owned(),
-            |m| sanitize(&self.devices.label(&m)),
-        );
+        // Untracked MACs (the device table is full) share one label.
+        let device = match flow.client_mac {
+            None => UNKNOWN_DEVICE.to_owned(),
+            Some(m) => self
+                .devices
+                .label(&m)
+                .map_or_else(|| OTHER.to_owned(), |l| sanitize(&l)),
+        };
         let bytes = flow.bytes_up + flow.bytes_down;
         let cleartext = flow.cleartext() == Some(true);
         let unnamed = flow.domain().is_none()

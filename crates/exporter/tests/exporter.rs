@@ -162,3 +162,26 @@ async fn api_and_health() {
     let (status, _) = get(&shared, "/healthz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn device_labels_stay_bounded_when_the_device_table_is_full() {
+    let mut pipeline = Pipeline::new(&PipelineConfig {
+        max_devices: 0,
+        ..PipelineConfig::default()
+    });
+    feed(&mut pipeline, &fixture());
+    let shared = Arc::new(Shared::new(
+        pipeline.table.clone(),
+        pipeline.devices.clone(),
+        pipeline.stats.clone(),
+        Arc::new(Catalog::builtin()),
+        500,
+    ));
+    let (_, text) = get(&shared, "/metrics").await;
+    // The phone's MAC is not tracked: its flows fold into device="other".
+    assert!(!text.contains("02:00:5e:00:01:82"), "{text}");
+    assert_eq!(
+        series(&text, "tetherscope_flows_total{", &["device=\"other\""]),
+        14.0
+    );
+}

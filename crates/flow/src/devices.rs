@@ -85,12 +85,12 @@ impl DeviceTable {
         self.by_ip.get(&ip).map(|m| *m)
     }
 
-    /// The device label: DHCP name if known, else the MAC.
-    pub fn label(&self, mac: &[u8; 6]) -> String {
-        match self.by_mac.get(mac).and_then(|d| d.name.clone()) {
-            Some(name) => name,
-            None => format_mac(mac),
-        }
+    /// The device label: DHCP name if known, else the MAC; `None` for a MAC
+    /// the (capped) table does not track, so label values stay bounded even
+    /// when frames carry forged addresses.
+    pub fn label(&self, mac: &[u8; 6]) -> Option<String> {
+        let dev = self.by_mac.get(mac)?;
+        Some(dev.name.clone().unwrap_or_else(|| format_mac(mac)))
     }
 
     /// A snapshot of all devices.
@@ -110,11 +110,13 @@ mod tests {
         let t = DeviceTable::new(2);
         let ip = "10.42.0.5".parse().unwrap();
         t.observe([2, 0, 0, 0, 0, 1], ip);
-        assert_eq!(t.label(&[2, 0, 0, 0, 0, 1]), "02:00:00:00:00:01");
+        assert_eq!(t.label(&[2, 0, 0, 0, 0, 1]).unwrap(), "02:00:00:00:00:01");
         t.set_name([2, 0, 0, 0, 0, 1], "pixel\u{7}-7");
-        assert_eq!(t.label(&t.mac_of(ip).unwrap()), "pixel-7");
+        assert_eq!(t.label(&t.mac_of(ip).unwrap()).unwrap(), "pixel-7");
         t.observe([2, 0, 0, 0, 0, 2], "10.42.0.6".parse().unwrap());
         t.observe([2, 0, 0, 0, 0, 3], "10.42.0.7".parse().unwrap());
         assert_eq!(t.snapshot().len(), 2);
+        // Past the cap a MAC gets no label of its own.
+        assert_eq!(t.label(&[2, 0, 0, 0, 0, 3]), None);
     }
 }
