@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs what tetherscope needs on Debian/Ubuntu, skipping what is there.
 # Safe to run again. Needs root (or sudo) only when something is missing.
+#
+#   setup.sh          build and run (and the demo)
+#   setup.sh --test   also what the test suite runs against: Prometheus,
+#                     promtool, Alertmanager and amtool
 set -euo pipefail
 
 packages=(
@@ -8,6 +12,9 @@ packages=(
   iproute2 dnsmasq-base dnsutils curl openssl busybox  # simulated hotspot and its clients
   python3 python3-cryptography    # benchmark capture generator
 )
+if [ "${1:-}" = "--test" ]; then
+  packages+=(prometheus prometheus-alertmanager)  # rules, dashboards and alert delivery tests
+fi
 
 missing=()
 for p in "${packages[@]}"; do

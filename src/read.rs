@@ -126,7 +126,11 @@ fn pct(part: u64, whole: u64) -> f64 {
 }
 
 fn print_summary(stats: &Stats, s: &Summary) {
-    let errors = stats.parse_errors();
+    let errors: Vec<_> = stats
+        .parse_errors()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
     let errors_text = if errors.is_empty() {
         "none".to_owned()
     } else {

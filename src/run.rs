@@ -97,33 +97,57 @@ fn find_hotspot() -> anyhow::Result<String> {
     {
         return Ok(d.name.clone());
     }
-    let candidates: Vec<String> = devices
+    Err(UsageError(format!(
+        "no hotspot found: no interface holds {HOTSPOT_ADDR}. Candidates: {}. Start one with \
+         `tetherscope-hotspot` (deploy/networkmanager) or `nmcli device wifi hotspot ifname wlan0 \
+         ssid tetherscope password <8+ chars>`, or name an interface with --interface \
+         (try `tetherscope demo` without a phone)",
+        candidates(&devices)
+    ))
+    .into())
+}
+
+/// Capturable interfaces with their addresses, for error messages.
+fn candidates(devices: &[pcap::Device]) -> String {
+    let list: Vec<String> = devices
         .iter()
         .filter(|d| !d.flags.is_loopback() && d.name != "any")
         .map(|d| {
             let addrs: Vec<String> = d.addresses.iter().map(|a| a.addr.to_string()).collect();
-            format!(
-                "{} ({})",
-                d.name,
-                if addrs.is_empty() {
-                    "no address".into()
-                } else {
-                    addrs.join(", ")
-                }
-            )
+            if addrs.is_empty() {
+                format!("{} (no address)", d.name)
+            } else {
+                format!("{} ({})", d.name, addrs.join(", "))
+            }
         })
         .collect();
-    Err(UsageError(format!(
-        "no hotspot found: no interface holds {HOTSPOT_ADDR}. Candidates: {}. Start one with \
-         `nmcli device wifi hotspot ifname wlan0 ssid tetherscope password <8+ chars>`, \
-         or name an interface with --interface (try `tetherscope demo` without a phone)",
-        if candidates.is_empty() {
-            "none".into()
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join("; ")
+    }
+}
+
+/// Opens the first capture handle; a missing interface is a usage error, a
+/// refused one says which capabilities are needed.
+fn open_capture(opts: &LiveOptions) -> anyhow::Result<LiveSource> {
+    LiveSource::open(opts).map_err(|e| {
+        let devices = pcap::Device::list().unwrap_or_default();
+        if !devices.iter().any(|d| d.name == opts.interface) {
+            UsageError(format!(
+                "no interface named {}. Candidates: {}",
+                opts.interface,
+                candidates(&devices)
+            ))
+            .into()
         } else {
-            candidates.join("; ")
+            anyhow::anyhow!(
+                "cannot capture on {}: {e} (capture needs CAP_NET_RAW and CAP_NET_ADMIN; \
+                 deploy/systemd/tetherscope.service grants them)",
+                opts.interface
+            )
         }
-    ))
-    .into())
+    })
 }
 
 fn unix_nanos() -> u64 {
@@ -187,6 +211,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("running as root: capture needs only CAP_NET_RAW and CAP_NET_ADMIN (see deploy/systemd)");
     }
 
+    let first = open_capture(&opts)?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -204,7 +230,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || capture_loop(pipeline, &shared, &opts, &leases, flow_log, &stop))?
+            .spawn(move || {
+                capture_loop(pipeline, &shared, first, &opts, &leases, flow_log, &stop)
+            })?
     };
 
     let app = tetherscope_exporter::router(shared.clone());
@@ -276,6 +304,7 @@ fn read_leases(path: &Path, shared: &Shared) {
 fn capture_loop(
     mut pipeline: Pipeline,
     shared: &Shared,
+    first: LiveSource,
     opts: &LiveOptions,
     leases: &Path,
     mut flow_log: Option<Box<dyn Write + Send>>,
@@ -298,8 +327,10 @@ fn capture_loop(
     let mut reported_missing = false;
     // libpcap counters restart with each handle: keep a base.
     let (mut base_recv, mut base_kernel, mut base_iface) = (0u64, 0u64, 0u64);
+    let mut first = Some(first);
     while !stop.load(Relaxed) {
-        let mut source = match LiveSource::open(opts) {
+        let opened = first.take().map_or_else(|| LiveSource::open(opts), Ok);
+        let mut source = match opened {
             Ok(s) => s,
             Err(e) => {
                 if !reported_missing {

@@ -5,134 +5,10 @@
 //! Needs root (network namespaces). Without it the test says so loudly, and
 //! fails under `CI=true`.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::common;
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/hotspot-sim.sh")
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// The harness, torn down on drop (also when an assertion fails).
-struct Sim {
-    id: String,
-    dir: PathBuf,
-    monitor: Option<Child>,
-}
-
-impl Sim {
-    fn up(id: &str) -> Sim {
-        let dir = std::env::temp_dir().join(format!("tetherscope-sim-{id}"));
-        let sim = Sim {
-            id: id.to_owned(),
-            dir,
-            monitor: None,
-        };
-        let out = sim.script(&["up"]);
-        assert!(
-            out.status.success(),
-            "harness up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        sim
-    }
-
-    fn script(&self, args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(script())
-            .args(args)
-            .env("TS_SIM_ID", &self.id)
-            .env("TS_SIM_DIR", &self.dir)
-            .output()
-            .expect("run hotspot-sim.sh")
-    }
-
-    fn ns(&self, which: &str) -> String {
-        format!("ts{}-{which}", self.id)
-    }
-
-    /// Runs a command in a namespace with a time bound.
-    fn exec(&self, which: &str, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.ns(which), "timeout", "10"])
-            .args(args)
-            .output()
-            .expect("ip netns exec")
-    }
-
-    fn get(&self, path: &str) -> Option<String> {
-        let out = self.exec(
-            "laptop",
-            &[
-                "curl",
-                "-sf",
-                "-m",
-                "5",
-                &format!("http://127.0.0.1:9433{path}"),
-            ],
-        );
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.monitor.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = self.script(&["down"]);
-    }
-}
-
-/// Waits for `cond`, polling, at most `limit`.
-fn wait_for<T>(limit: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = cond() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
-}
-
-/// Series → value from the Prometheus text format.
-fn parse_metrics(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-fn value(m: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
-    m.iter()
-        .filter(|(series, _)| {
-            series.starts_with(&format!("{name}{{"))
-                && labels
-                    .iter()
-                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|(_, v)| *v)
-        .sum()
-}
+use crate::common::sim::{is_root, parse_metrics, value, wait_for, Sim};
 
 #[test]
 fn live_hotspot_end_to_end() {
@@ -144,34 +20,8 @@ fn live_hotspot_end_to_end() {
     }
     let id = format!("e{}", std::process::id() % 10_000);
     let mut sim = Sim::up(&id);
-    let leases = sim.dir.join("dnsmasq-ap0.leases");
     let flow_log = sim.dir.join("flows.jsonl");
-    let monitor = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &sim.ns("laptop"),
-            common::bin(),
-            "run",
-            "--interface",
-            "ap0",
-        ])
-        .arg("--leases")
-        .arg(&leases)
-        .arg("--flow-log")
-        .arg(&flow_log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tetherscope run");
-    sim.monitor = Some(monitor);
-
-    // Capture attached and exporter up.
-    let health = wait_for(Duration::from_secs(20), || {
-        sim.get("/healthz")
-            .filter(|h| h.contains("\"capture_attached\":true"))
-    });
-    assert!(health.is_some(), "exporter never became healthy");
+    sim.start_monitor(&["--flow-log".as_ref(), flow_log.as_os_str()]);
 
     let out = sim.script(&["traffic", "2"]);
     assert!(

@@ -3,6 +3,8 @@
 
 mod common;
 mod conformance;
+mod deploy;
 mod hotspot;
+mod monitoring;
 mod read;
 mod truth;

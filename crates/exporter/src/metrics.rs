@@ -22,6 +22,8 @@ pub const CLEARTEXT_BYTES: &str = "tetherscope_cleartext_bytes_total";
 pub const UNKNOWN_CLEARTEXT_BYTES: &str = "tetherscope_unknown_cleartext_bytes_total";
 /// Unexpected flows.
 pub const UNEXPECTED_FLOWS: &str = "tetherscope_unexpected_flows_total";
+/// When each unexpected (device, domain, purpose) was first seen.
+pub const UNEXPECTED_FIRST_SEEN: &str = "tetherscope_unexpected_first_seen_timestamp_seconds";
 /// DNS queries by device and queried domain.
 pub const DNS_QUERIES: &str = "tetherscope_dns_queries_total";
 /// Active flows per device.
@@ -194,6 +196,25 @@ pub fn render(shared: &Shared) -> String {
                 .map(|(l, v)| (vec![s(&l.device), s(&l.domain), s(l.purpose)], v.flows)),
         ),
     );
+    let mut first_seen: HashMap<Vec<String>, i64> = HashMap::new();
+    for (l, v) in t
+        .iter()
+        .filter(|(l, v)| l.verdict == "unexpected" && v.first_seen_ns > 0)
+    {
+        let secs = (v.first_seen_ns / 1_000_000_000) as i64;
+        first_seen
+            .entry(vec![s(&l.device), s(&l.domain), s(l.purpose)])
+            .and_modify(|t| *t = (*t).min(secs))
+            .or_insert(secs);
+    }
+    let mut first_seen: Vec<_> = first_seen.into_iter().collect();
+    first_seen.sort();
+    b.gauge(
+        UNEXPECTED_FIRST_SEEN,
+        "Capture time (Unix seconds) of the first unexpected flow per device, domain and purpose.",
+        &["device", "domain", "purpose"],
+        first_seen,
+    );
     b.counter(
         DNS_QUERIES,
         "DNS flows with a question, by device and the question's domain (site).",
@@ -227,7 +248,7 @@ pub fn render(shared: &Shared) -> String {
     let iface = cap.interface.lock().map(|i| i.clone()).unwrap_or_default();
     b.counter(
         CAPTURE_PACKETS,
-        "Packets libpcap captured.",
+        "Packets that reached the capture filter (on Linux, including those the kernel then dropped).",
         &["interface"],
         vec![(vec![iface.clone()], cap.packets.load(Relaxed))],
     );

@@ -52,6 +52,8 @@ pub struct Totals {
     pub unnamed_bytes: u64,
     /// DNS flows with a question.
     pub dns_queries: u64,
+    /// Capture time of the earliest flow, Unix nanoseconds (0: none).
+    pub first_seen_ns: u64,
 }
 
 impl Totals {
@@ -63,6 +65,10 @@ impl Totals {
         self.unknown_cleartext_bytes += o.unknown_cleartext_bytes;
         self.unnamed_bytes += o.unnamed_bytes;
         self.dns_queries += o.dns_queries;
+        self.first_seen_ns = match (self.first_seen_ns, o.first_seen_ns) {
+            (0, t) | (t, 0) => t,
+            (a, b) => a.min(b),
+        };
     }
 }
 
@@ -172,6 +178,7 @@ impl Shared {
             },
             unnamed_bytes: if unnamed { bytes } else { 0 },
             dns_queries: u64::from(flow.names.as_deref().is_some_and(|n| n.dns_query.is_some())),
+            first_seen_ns: flow.first_seen,
         };
         let labels = FlowLabels {
             device,

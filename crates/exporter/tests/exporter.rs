@@ -98,6 +98,23 @@ async fn metrics_from_active_flows_and_after_eviction_never_go_back() {
     );
     let bytes_before = series(&before, "tetherscope_bytes_total{", &[]);
     assert!(bytes_before > 0.0);
+    // When the unexpected destination was first seen: a capture timestamp.
+    let first_seen = |text: &str| {
+        series(
+            text,
+            "tetherscope_unexpected_first_seen_timestamp_seconds{",
+            &["domain=\"example.com\""],
+        )
+    };
+    let (start, end) = capture_span(&fixture());
+    assert!(
+        (start..=end).contains(&first_seen(&before)),
+        "{} not in {start}..{end}",
+        first_seen(&before)
+    );
+    // Reasons nothing happened for yet exist at zero, for rate() and dashboards.
+    assert!(before.contains("tetherscope_flow_evictions_total{reason=\"capacity\"} 0"));
+    assert!(before.contains("tetherscope_parse_errors_total{reason=\"quic_decrypt\"} 0"));
 
     // Every flow leaves the table and is folded into the totals.
     pipeline.finish();
@@ -122,6 +139,19 @@ async fn metrics_from_active_flows_and_after_eviction_never_go_back() {
         after.contains("tetherscope_flow_evictions_total{reason=\"shutdown\"} 14"),
         "{after}"
     );
+    assert_eq!(first_seen(&after), first_seen(&before));
+}
+
+/// First and last record timestamps of a classic pcap, whole seconds.
+fn capture_span(bytes: &[u8]) -> (f64, f64) {
+    let (mut first, mut last, mut at) = (None, 0u32, 24);
+    while at + 16 <= bytes.len() {
+        let sec = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        first.get_or_insert(sec);
+        last = sec;
+        at += 16 + u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+    }
+    (f64::from(first.unwrap()), f64::from(last))
 }
 
 #[tokio::test]

@@ -5,8 +5,18 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+/// Reasons the pipeline itself counts, beside the dissectors' errors.
+pub const PIPELINE_REASONS: [&str; 3] = [
+    "fragment_not_udp",
+    "client_hello_too_long",
+    "http_head_too_long",
+];
+
 /// Counters of what the pipeline saw and skipped.
-#[derive(Debug, Default)]
+///
+/// Every known reason starts at zero, so its series exists (and dashboards
+/// and `rate()` see it) before the first occurrence.
+#[derive(Debug)]
 pub struct Stats {
     /// Frames ingested.
     pub packets: AtomicU64,
@@ -37,6 +47,30 @@ fn read(m: &Mutex<BTreeMap<&'static str, u64>>) -> Vec<(&'static str, u64)> {
         .iter()
         .map(|(k, v)| (*k, *v))
         .collect()
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let zeros = |keys: &mut dyn Iterator<Item = &'static str>| {
+            Mutex::new(keys.map(|k| (k, 0)).collect::<BTreeMap<_, _>>())
+        };
+        Stats {
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
+            not_ip: AtomicU64::new(0),
+            fragments: AtomicU64::new(0),
+            fragments_dropped: AtomicU64::new(0),
+            flows_created: AtomicU64::new(0),
+            parse_errors: zeros(
+                &mut tetherscope_wire::Error::ALL
+                    .iter()
+                    .map(|e| e.reason())
+                    .chain(PIPELINE_REASONS),
+            ),
+            evictions: zeros(&mut crate::table::EvictReason::ALL.iter().map(|r| r.name())),
+        }
+    }
 }
 
 impl Stats {

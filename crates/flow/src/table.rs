@@ -68,6 +68,14 @@ pub enum EvictReason {
 }
 
 impl EvictReason {
+    /// Every reason.
+    pub const ALL: [EvictReason; 4] = [
+        EvictReason::Idle,
+        EvictReason::Reused,
+        EvictReason::Capacity,
+        EvictReason::Shutdown,
+    ];
+
     /// Label value.
     pub fn name(self) -> &'static str {
         match self {

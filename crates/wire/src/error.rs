@@ -42,6 +42,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every variant, so counters can start every reason at zero.
+    pub const ALL: [Error; 16] = [
+        Error::Truncated,
+        Error::BadLength,
+        Error::BadVersion,
+        Error::UnknownLinkType,
+        Error::NotIp,
+        Error::TooDeep,
+        Error::DnsPointerLoop,
+        Error::DnsNameTooLong,
+        Error::DnsBadLabel,
+        Error::NotTlsHandshake,
+        Error::NotClientHello,
+        Error::NotHttpRequest,
+        Error::NotQuicInitial,
+        Error::QuicDecrypt,
+        Error::QuicBadFrame,
+        Error::NotDhcp,
+    ];
+
     /// A short, stable, label-safe name for the reason.
     pub fn reason(self) -> &'static str {
         match self {
