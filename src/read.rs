@@ -51,7 +51,7 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(!args.quiet && io::stderr().is_terminal());
     let mut warning = None;
 
-    let emit = |flow: Flow,
+    let emit = |flow: Box<Flow>,
                 out: &mut dyn Write,
                 rows: &mut Vec<FlowRecord>,
                 summary: &mut Summary|
@@ -92,7 +92,7 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         progress.update(&source);
     }
     pipeline.finish();
-    let mut rest: Vec<Flow> = pipeline.take_finished().map(|(f, _)| f).collect();
+    let mut rest: Vec<Box<Flow>> = pipeline.take_finished().map(|(f, _)| f).collect();
     rest.sort_by_key(|f| f.first_seen);
     for flow in rest {
         emit(flow, &mut out, &mut table_rows, &mut summary)?;

@@ -42,11 +42,8 @@ pub(crate) struct Context<'a> {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Dissector {
     Tcp(TcpStreams),
-    Quic(QuicState),
-    /// UDP not recognised yet: count tries.
-    Udp {
-        tries: u8,
-    },
+    /// Boxed: larger than the TCP state, and rarer.
+    Quic(Box<QuicState>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,31 +66,39 @@ pub(crate) struct TcpStreams {
 struct Stream {
     /// Sequence number of stream offset 0.
     base: Option<u32>,
-    buf: Option<Reassembler>,
+    buf: Option<Box<Reassembler>>,
 }
 
 pub(crate) struct QuicState {
     crypto: Reassembler,
     /// Keys of the first client Initial's DCID: later Initials keep using them.
-    original: Option<(Vec<u8>, quic::InitialKeys)>,
-    tries: u8,
+    /// Boxed: the keys are large, and most flows never get here.
+    original: Option<Box<(Vec<u8>, quic::InitialKeys)>>,
 }
 
 impl core::fmt::Debug for QuicState {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("QuicState")
             .field("held", &self.crypto.held())
-            .field("tries", &self.tries)
             .finish()
     }
 }
 
 impl Dissector {
-    pub(crate) fn new_tcp() -> Self {
+    /// TCP state for a flow's first payload, starting each direction's
+    /// stream after its SYN where one was seen.
+    fn new_tcp(flow: &Flow) -> Self {
+        let base = |dir: usize| flow.syn_seen[dir].then(|| flow.syn_seq[dir].wrapping_add(1));
         Dissector::Tcp(TcpStreams {
             mode: TcpMode::Unknown,
-            up: Stream::default(),
-            down: Stream::default(),
+            up: Stream {
+                base: base(0),
+                buf: None,
+            },
+            down: Stream {
+                base: base(1),
+                buf: None,
+            },
             dns_read: [0; 2],
         })
     }
@@ -118,13 +123,17 @@ pub(crate) fn tcp_segment(
     payload: &[u8],
     ctx: &mut Context<'_>,
 ) {
-    let Some(Dissector::Tcp(t)) = flow.dissector.as_deref_mut() else {
-        return;
-    };
     let is_dns_port = flow.server.port() == 53 || flow.client.port() == 53;
-    let stream = if up { &mut t.up } else { &mut t.down };
+    let dir = usize::from(!up);
     if syn {
-        stream.base = Some(seq.wrapping_add(1));
+        // Kept in the flow: most flows never carry a payload worth a
+        // dissector (floods, refused connections), so none is allocated yet.
+        flow.syn_seq[dir] = seq;
+        flow.syn_seen[dir] = true;
+        if let Some(Dissector::Tcp(t)) = flow.dissector.as_deref_mut() {
+            let stream = if up { &mut t.up } else { &mut t.down };
+            stream.base = Some(seq.wrapping_add(1));
+        }
         return;
     }
     if payload.is_empty() {
@@ -134,6 +143,17 @@ pub(crate) fn tcp_segment(
     if !up && !is_dns_port {
         return;
     }
+    if flow.dissector.is_none() {
+        if !flow.probing {
+            return;
+        }
+        flow.probing = false;
+        flow.dissector = Some(Box::new(Dissector::new_tcp(flow)));
+    }
+    let Some(Dissector::Tcp(t)) = flow.dissector.as_deref_mut() else {
+        return;
+    };
+    let stream = if up { &mut t.up } else { &mut t.down };
     let base = *stream.base.get_or_insert(seq);
     let offset = seq.wrapping_sub(base);
     if offset > 1 << 30 {
@@ -144,7 +164,9 @@ pub(crate) fn tcp_segment(
     } else {
         ctx.buffer_cap
     };
-    let buf = stream.buf.get_or_insert_with(|| Reassembler::new(cap));
+    let buf = stream
+        .buf
+        .get_or_insert_with(|| Box::new(Reassembler::new(cap)));
     if !buf.insert(u64::from(offset), payload) {
         return;
     }
@@ -156,7 +178,7 @@ pub(crate) fn tcp_segment(
         _ => tcp_client_stream(flow, ctx),
     };
     if let Step::Done = step {
-        flow.dissector = None;
+        flow.stop_dissecting();
     }
 }
 
@@ -339,19 +361,19 @@ pub(crate) fn udp_datagram(
     }
     if any(5353) || any(5355) {
         flow.app = AppProto::Mdns;
-        flow.dissector = None;
+        flow.stop_dissecting();
         return false;
     }
     if any(123) && payload.len() >= 48 {
         flow.app = AppProto::Ntp;
-        flow.dissector = None;
+        flow.stop_dissecting();
         return false;
     }
     if any(67) || any(68) {
         flow.app = AppProto::Dhcp;
         return false;
     }
-    if flow.dissector.is_none() {
+    if !flow.dissecting() {
         return false;
     }
     if quic::looks_like_initial(payload) {
@@ -364,7 +386,7 @@ pub(crate) fn udp_datagram(
         if let Ok(Some(sni)) = gquic::chlo_sni(payload) {
             flow.names_mut().sni = Some(normalise_name(sni));
             flow.app = AppProto::Gquic;
-            flow.dissector = None;
+            flow.stop_dissecting();
             return false;
         }
     }
@@ -373,24 +395,19 @@ pub(crate) fn udp_datagram(
 }
 
 fn bump_tries(flow: &mut Flow) {
-    let tries = match flow.dissector.as_deref_mut() {
-        Some(Dissector::Udp { tries }) => tries,
-        Some(Dissector::Quic(q)) => &mut q.tries,
-        _ => return,
-    };
-    *tries += 1;
-    if *tries >= MAX_UDP_TRIES {
-        flow.dissector = None;
+    flow.tries = flow.tries.saturating_add(1);
+    if flow.tries >= MAX_UDP_TRIES {
+        flow.stop_dissecting();
     }
 }
 
 fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_>) -> bool {
     if !matches!(flow.dissector.as_deref(), Some(Dissector::Quic(_))) {
-        flow.dissector = Some(Box::new(Dissector::Quic(QuicState {
+        flow.probing = false;
+        flow.dissector = Some(Box::new(Dissector::Quic(Box::new(QuicState {
             crypto: Reassembler::new(ctx.buffer_cap),
             original: None,
-            tries: 0,
-        })));
+        }))));
     }
     let mut opened_any = false;
     let mut version = 0;
@@ -458,7 +475,7 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
     }
     if let Some(sni) = gquic_sni {
         flow.names_mut().sni = Some(sni);
-        flow.dissector = None;
+        flow.stop_dissecting();
         return swapped;
     }
     let Some(Dissector::Quic(q)) = flow.dissector.as_deref() else {
@@ -477,13 +494,13 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                     }
                     Err(e) => ctx.stats.parse_error(e.reason()),
                 }
-                flow.dissector = None;
+                flow.stop_dissecting();
                 return swapped;
             }
             Ok((tls::CLIENT_HELLO, _)) => {}
             _ => {
                 ctx.stats.parse_error(Error::NotClientHello.reason());
-                flow.dissector = None;
+                flow.stop_dissecting();
                 return swapped;
             }
         }
@@ -503,7 +520,7 @@ fn open_with_known_keys(
     pkt: &quic::InitialPacket<'_>,
     scratch: &mut [u8],
 ) -> Result<core::ops::Range<usize>, Error> {
-    if let Some((dcid, keys)) = &q.original {
+    if let Some((dcid, keys)) = q.original.as_deref() {
         if dcid.as_slice() == pkt.dcid {
             return pkt.open_range(keys, scratch);
         }
@@ -512,11 +529,11 @@ fn open_with_known_keys(
     match pkt.open_range(&own, scratch) {
         Ok(range) => {
             if q.original.is_none() {
-                q.original = Some((pkt.dcid.to_vec(), own));
+                q.original = Some(Box::new((pkt.dcid.to_vec(), own)));
             }
             Ok(range)
         }
-        Err(e) => match &q.original {
+        Err(e) => match q.original.as_deref() {
             Some((_, keys)) => pkt.open_range(keys, scratch),
             None => Err(e),
         },
@@ -541,7 +558,7 @@ fn dns_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_>
         flow.client.ip()
     };
     dns_message(flow, payload, client_ip, ctx);
-    flow.dissector = None;
+    flow.stop_dissecting();
     swapped
 }
 

@@ -1,6 +1,8 @@
 //! One bidirectional flow: counters, TCP state and what names it.
 
 use std::net::SocketAddr;
+
+use crate::key::Endpoint;
 use std::sync::Arc;
 
 use crate::dissect::Dissector;
@@ -148,9 +150,9 @@ pub struct Flow {
     /// Transport.
     pub transport: Transport,
     /// The initiator.
-    pub client: SocketAddr,
+    pub client: Endpoint,
     /// The responder.
-    pub server: SocketAddr,
+    pub server: Endpoint,
     /// The client's MAC address, when the link layer has one.
     pub client_mac: Option<[u8; 6]>,
     /// First packet.
@@ -179,6 +181,14 @@ pub struct Flow {
     pub(crate) fin: [bool; 2],
     /// Set once the client direction is known for sure (SYN, Initial, query).
     pub(crate) client_confirmed: bool,
+    /// Dissection wanted but no state allocated yet (no payload so far).
+    pub(crate) probing: bool,
+    /// Payloads tried without recognising a protocol.
+    pub(crate) tries: u8,
+    /// Whether a SYN was seen from client / server.
+    pub(crate) syn_seen: [bool; 2],
+    /// Sequence numbers of those SYNs.
+    pub(crate) syn_seq: [u32; 2],
 }
 
 /// Whether a name is an IP literal (never a domain).
@@ -199,8 +209,8 @@ impl Flow {
     ) -> Self {
         Flow {
             transport,
-            client,
-            server,
+            client: client.into(),
+            server: server.into(),
             client_mac: None,
             first_seen: ts,
             last_seen: ts,
@@ -219,6 +229,10 @@ impl Flow {
             dissector: None,
             fin: [false; 2],
             client_confirmed: false,
+            probing: false,
+            tries: 0,
+            syn_seen: [false; 2],
+            syn_seq: [0; 2],
         }
     }
 
@@ -258,7 +272,13 @@ impl Flow {
 
     /// Whether the flow is still being dissected.
     pub fn dissecting(&self) -> bool {
-        self.dissector.is_some()
+        self.probing || self.dissector.is_some()
+    }
+
+    /// Nothing more to learn: frees the dissection state.
+    pub(crate) fn stop_dissecting(&mut self) {
+        self.probing = false;
+        self.dissector = None;
     }
 }
 

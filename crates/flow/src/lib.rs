@@ -25,7 +25,7 @@ pub mod table;
 
 pub use devices::{Device, DeviceTable};
 pub use flow::{AppProto, Flow, Names, TcpState};
-pub use key::{FlowKey, Transport};
+pub use key::{Endpoint, FlowKey, Transport};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use stats::Stats;
 pub use table::{EvictReason, FlowTable, Timeouts};

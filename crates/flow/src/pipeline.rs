@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tetherscope_wire::{dhcp, gtp, ip, link, tcp, udp, Error};
 
 use crate::devices::DeviceTable;
-use crate::dissect::{self, Context, Dissector};
+use crate::dissect::{self, Context};
 use crate::dns_cache::DnsCache;
 use crate::flow::{Flow, TcpState};
 use crate::fragments::Fragments;
@@ -49,7 +49,7 @@ impl Default for PipelineConfig {
 const SWEEP_EVERY: Nanos = 5 * SECOND;
 
 /// A flow that left the table, and why.
-pub type Finished = (Flow, EvictReason);
+pub type Finished = (Box<Flow>, EvictReason);
 
 /// Packets in, flows out.
 pub struct Pipeline {
@@ -295,7 +295,7 @@ impl Pipeline {
         ts: Nanos,
         src_is_client: impl Fn(SocketAddr, SocketAddr) -> bool,
         restart: bool,
-    ) -> Flow {
+    ) -> Box<Flow> {
         let key = FlowKey::new(transport, src, dst);
         if let Some((_, old)) = self.table.map.remove(&key) {
             let idle = ts.saturating_sub(old.last_seen) > self.table.timeouts.for_flow(&old);
@@ -339,7 +339,7 @@ impl Pipeline {
         } else {
             (dst, src)
         };
-        let mut flow = Flow::new(transport, client, server, ts);
+        let mut flow = Box::new(Flow::new(transport, client, server, ts));
         if let Some(r) = self.dns.lookup(client.ip(), server.ip(), ts) {
             flow.names_mut().resolution = Some(r);
         }
@@ -358,7 +358,7 @@ impl Pipeline {
         }
     }
 
-    fn put_back(&mut self, flow: Flow) {
+    fn put_back(&mut self, flow: Box<Flow>) {
         let key = FlowKey::new(flow.transport, flow.client, flow.server);
         self.table.map.insert(key, flow);
     }
@@ -403,7 +403,7 @@ impl Pipeline {
         );
         if flow.packets_up + flow.packets_down == 0 {
             flow.client_confirmed = syn_only || syn_ack;
-            flow.dissector = Some(Box::new(Dissector::new_tcp()));
+            flow.probing = true;
             if !syn_only && !syn_ack {
                 flow.tcp = TcpState::Established;
             }
@@ -429,7 +429,7 @@ impl Pipeline {
         {
             flow.tcp = TcpState::Established;
         }
-        if flow.dissector.is_some() {
+        if flow.dissecting() {
             let mut ctx = self.context(ts);
             dissect::tcp_segment(
                 &mut flow,
@@ -463,7 +463,7 @@ impl Pipeline {
             false,
         );
         if flow.packets_up + flow.packets_down == 0 {
-            flow.dissector = Some(Box::new(Dissector::Udp { tries: 0 }));
+            flow.probing = true;
         }
         let up = account(&mut flow, src, ts, wire_len, truncated, src_mac);
         if src.port() == 67 || src.port() == 68 || dst.port() == 67 {
@@ -474,7 +474,7 @@ impl Pipeline {
             }
         }
         let mut ctx = self.context(ts);
-        let swap = (flow.dissector.is_some() || src.port() == 53 || dst.port() == 53)
+        let swap = (flow.dissecting() || src.port() == 53 || dst.port() == 53)
             && dissect::udp_datagram(&mut flow, up, payload, &mut ctx);
         if swap {
             swap_sides(&mut flow, src_mac);
@@ -492,7 +492,7 @@ fn account(
     truncated: bool,
     src_mac: Option<[u8; 6]>,
 ) -> bool {
-    let up = src == flow.client;
+    let up = flow.client == src;
     if up {
         flow.packets_up += 1;
         flow.bytes_up += u64::from(wire_len);

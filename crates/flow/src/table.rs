@@ -90,7 +90,9 @@ impl EvictReason {
 /// The flow table.
 #[derive(Debug)]
 pub struct FlowTable {
-    pub(crate) map: DashMap<FlowKey, Flow, ahash::RandomState>,
+    /// Flows are boxed: a bucket is then 48 bytes, and the half-empty
+    /// buckets hashbrown keeps after growing cost little.
+    pub(crate) map: DashMap<FlowKey, Box<Flow>, ahash::RandomState>,
     /// Most flows held at once.
     pub max_flows: usize,
     /// Idle timeouts.
@@ -125,7 +127,7 @@ impl FlowTable {
     }
 
     /// Removes flows idle past their timeout, returning them.
-    pub(crate) fn take_expired(&self, now: Nanos, out: &mut Vec<(Flow, EvictReason)>) {
+    pub(crate) fn take_expired(&self, now: Nanos, out: &mut Vec<crate::pipeline::Finished>) {
         let timeouts = self.timeouts;
         let keys: Vec<FlowKey> = self
             .map
@@ -142,7 +144,7 @@ impl FlowTable {
 
     /// Makes room for one more flow: drops about an eighth of the table,
     /// least recently active first.
-    pub(crate) fn evict_for_capacity(&self, out: &mut Vec<(Flow, EvictReason)>) {
+    pub(crate) fn evict_for_capacity(&self, out: &mut Vec<crate::pipeline::Finished>) {
         let mut ages: Vec<Nanos> = self.map.iter().map(|e| e.last_seen).collect();
         if ages.is_empty() {
             return;
@@ -165,7 +167,7 @@ impl FlowTable {
     }
 
     /// Removes every flow (end of input).
-    pub(crate) fn drain(&self, out: &mut Vec<(Flow, EvictReason)>) {
+    pub(crate) fn drain(&self, out: &mut Vec<crate::pipeline::Finished>) {
         let keys: Vec<FlowKey> = self.map.iter().map(|e| *e.key()).collect();
         for k in keys {
             if let Some((_, f)) = self.map.remove(&k) {
