@@ -32,7 +32,7 @@ fn frame(buf: &mut Vec<u8>, rng: &mut Rng, i: u64) {
     buf.clear();
     let r = rng.next();
     let v6 = i % 5 < 2; // 40% IPv6, as on a phone hotspot
-    let tcp = i % 2 == 0;
+    let tcp = i.is_multiple_of(2);
     buf.extend_from_slice(&[
         0x02,
         0,
