@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tetherscope_classify::{Catalog, Purpose, Verdict as ClassVerdict};
+use tetherscope_classify::{Catalog, Classification, Purpose, Verdict as ClassVerdict};
 use tetherscope_flow::{DeviceTable, Flow, FlowTable, Stats};
 
 use crate::facts;
@@ -147,49 +147,29 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Labels (domain not yet folded) and totals of one flow.
-    fn measure(&self, flow: &Flow) -> (FlowLabels, Totals) {
-        let class = facts::classify(&self.catalog, flow);
-        // Untracked MACs (the device table is full) share one label.
-        let device = match flow.client_mac {
+    /// The device label of a flow's client MAC. Untracked MACs (the device
+    /// table is full) share one label.
+    fn device_label(&self, mac: Option<[u8; 6]>) -> String {
+        match mac {
             None => UNKNOWN_DEVICE.to_owned(),
             Some(m) => self
                 .devices
                 .label(&m)
                 .map_or_else(|| OTHER.to_owned(), |l| sanitize(&l)),
-        };
-        let bytes = flow.bytes_up + flow.bytes_down;
-        let cleartext = flow.cleartext() == Some(true);
-        let unnamed = flow.domain().is_none()
-            && flow.app.name() != Some("dns")
-            && !matches!(
-                class.purpose,
-                Purpose::LocalNetwork | Purpose::Dns | Purpose::EncryptedDns
-            );
-        let totals = Totals {
-            flows: 1,
-            bytes_up: flow.bytes_up,
-            bytes_down: flow.bytes_down,
-            cleartext_bytes: if cleartext { bytes } else { 0 },
-            unknown_cleartext_bytes: if cleartext && !class.cleartext_known {
-                bytes
-            } else {
-                0
-            },
-            unnamed_bytes: if unnamed { bytes } else { 0 },
-            dns_queries: u64::from(flow.names.as_deref().is_some_and(|n| n.dns_query.is_some())),
-            first_seen_ns: flow.first_seen,
-        };
+        }
+    }
+
+    /// Labels (domain not yet folded) and totals of one flow.
+    fn measure(&self, flow: &Flow) -> (FlowLabels, Totals) {
+        let class = facts::classify(&self.catalog, flow);
+        let (domain, purpose, verdict) = class_labels(&class);
         let labels = FlowLabels {
-            device,
-            domain: sanitize(&class.site),
-            purpose: class.purpose.as_str(),
-            verdict: match class.verdict {
-                ClassVerdict::Expected => "expected",
-                ClassVerdict::Unexpected => "unexpected",
-            },
+            device: self.device_label(flow.client_mac),
+            domain,
+            purpose,
+            verdict,
         };
-        (labels, totals)
+        (labels, totals(flow, class.purpose, class.cleartext_known))
     }
 
     /// Folds the domain label into `other` once `max_domains` values exist.
@@ -236,16 +216,41 @@ impl Shared {
     /// Totals per label set (finished + active flows), active flows per
     /// device, and the overflow count. Active flows are measured without
     /// holding any lock the capture thread needs.
+    ///
+    /// Flows with the same classification inputs share one classification
+    /// and one label set, so a scrape classifies each distinct destination
+    /// once and allocates nothing per flow.
     pub fn snapshot(&self) -> Snapshot {
-        let mut measured = Vec::with_capacity(self.table.len());
-        self.table.for_each(|f| measured.push(self.measure(f)));
+        let mut memo = ClassMemo::default();
+        // (client MAC, classification id) → (totals, active flows)
+        let mut per_key: HashMap<ActiveKey, (Totals, u64), ahash::RandomState> =
+            HashMap::default();
+        self.table.for_each(|f| {
+            let class = memo.class_of(&self.catalog, f);
+            let (purpose, known) = memo.classes[class as usize].1;
+            let entry = per_key.entry((f.client_mac, class)).or_default();
+            entry.0.add(&totals(f, purpose, known));
+            entry.1 += 1;
+        });
+        let mut devices: HashMap<Option<[u8; 6]>, String> = HashMap::new();
         let mut inner = self.lock();
         let mut totals = inner.retired.clone();
         let mut active: HashMap<String, u64> = HashMap::new();
-        for (labels, t) in measured {
+        for ((mac, class), (t, flows)) in per_key {
+            let device = devices
+                .entry(mac)
+                .or_insert_with(|| self.device_label(mac))
+                .clone();
+            let (domain, purpose, verdict) = memo.classes[class as usize].0.clone();
+            let labels = FlowLabels {
+                device,
+                domain,
+                purpose,
+                verdict,
+            };
             // Overflow is counted once per flow, when it finishes.
             let labels = self.admit(&mut inner, labels, false);
-            *active.entry(labels.device.clone()).or_default() += 1;
+            *active.entry(labels.device.clone()).or_default() += flows;
             totals.entry(labels).or_default().add(&t);
         }
         Snapshot {
@@ -253,6 +258,124 @@ impl Shared {
             active,
             overflow: inner.overflow,
         }
+    }
+}
+
+/// Active flows are summed by client MAC and classification id.
+type ActiveKey = (Option<[u8; 6]>, u32);
+
+/// Domain, purpose and verdict labels.
+type ClassLabels = (String, &'static str, &'static str);
+
+/// The totals one flow contributes.
+fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
+    let bytes = flow.bytes_up + flow.bytes_down;
+    let cleartext = flow.cleartext() == Some(true);
+    let unnamed = flow.domain().is_none()
+        && flow.app.name() != Some("dns")
+        && !matches!(
+            purpose,
+            Purpose::LocalNetwork | Purpose::Dns | Purpose::EncryptedDns
+        );
+    Totals {
+        flows: 1,
+        bytes_up: flow.bytes_up,
+        bytes_down: flow.bytes_down,
+        cleartext_bytes: if cleartext { bytes } else { 0 },
+        unknown_cleartext_bytes: if cleartext && !cleartext_known {
+            bytes
+        } else {
+            0
+        },
+        unnamed_bytes: if unnamed { bytes } else { 0 },
+        dns_queries: u64::from(flow.names.as_deref().is_some_and(|n| n.dns_query.is_some())),
+        first_seen_ns: flow.first_seen,
+    }
+}
+
+/// The domain, purpose and verdict labels of a classification.
+fn class_labels(class: &Classification<'_>) -> ClassLabels {
+    (
+        sanitize(&class.site),
+        class.purpose.as_str(),
+        match class.verdict {
+            ClassVerdict::Expected => "expected",
+            ClassVerdict::Unexpected => "unexpected",
+        },
+    )
+}
+
+/// What classification reads from a flow, owned, to recognise repeats.
+#[derive(PartialEq, Eq)]
+struct ClassInputs {
+    transport: tetherscope_flow::Transport,
+    server_port: u16,
+    server_is_local: bool,
+    app: Option<&'static str>,
+    domain: Option<Box<str>>,
+    /// Identity of the shared DNS answer (its CNAME chain matters too).
+    resolution: Option<*const tetherscope_flow::dns_cache::Resolution>,
+    http_path: Option<Box<str>>,
+}
+
+/// Classifications of one scrape, by the inputs that decide them.
+#[derive(Default)]
+struct ClassMemo {
+    by_hash: HashMap<u64, Vec<(ClassInputs, u32)>>,
+    /// Labels, purpose and cleartext-known per classification id.
+    classes: Vec<(ClassLabels, (Purpose, bool))>,
+    hasher: ahash::RandomState,
+}
+
+impl ClassMemo {
+    fn class_of(&mut self, catalog: &Catalog, f: &Flow) -> u32 {
+        let names = f.names.as_deref();
+        let domain = f.domain().map(|(d, _)| d);
+        let resolution = names
+            .and_then(|n| n.resolution.as_ref())
+            .map(std::sync::Arc::as_ptr);
+        let http_path = names.and_then(|n| n.http_path.as_deref());
+        let server_is_local = facts::is_local(f.server.ip());
+        let app = f.app.name();
+        let hash = self.hasher.hash_one((
+            f.transport,
+            f.server.port(),
+            server_is_local,
+            app,
+            domain,
+            resolution,
+            http_path,
+        ));
+        let same = |k: &ClassInputs| {
+            k.transport == f.transport
+                && k.server_port == f.server.port()
+                && k.server_is_local == server_is_local
+                && k.app == app
+                && k.domain.as_deref() == domain
+                && k.resolution == resolution
+                && k.http_path.as_deref() == http_path
+        };
+        let bucket = self.by_hash.entry(hash).or_default();
+        if let Some((_, id)) = bucket.iter().find(|(k, _)| same(k)) {
+            return *id;
+        }
+        let class = facts::classify(catalog, f);
+        let id = self.classes.len() as u32;
+        self.classes
+            .push((class_labels(&class), (class.purpose, class.cleartext_known)));
+        bucket.push((
+            ClassInputs {
+                transport: f.transport,
+                server_port: f.server.port(),
+                server_is_local,
+                app,
+                domain: domain.map(Into::into),
+                resolution,
+                http_path: http_path.map(Into::into),
+            },
+            id,
+        ));
+        id
     }
 }
 

@@ -193,6 +193,13 @@ pub struct Flow {
 
 /// Whether a name is an IP literal (never a domain).
 pub fn is_ip_literal(name: &str) -> bool {
+    // An IPv4 literal ends in a digit and an IPv6 one holds a ':'; a domain
+    // name usually ends in a letter of its TLD. Checked first: this runs for
+    // every flow at every scrape.
+    let b = name.as_bytes();
+    if !b.contains(&b':') && !b.last().is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
     name.parse::<std::net::IpAddr>().is_ok()
         || name
             .strip_prefix('[')
@@ -201,12 +208,8 @@ pub fn is_ip_literal(name: &str) -> bool {
 }
 
 impl Flow {
-    pub(crate) fn new(
-        transport: Transport,
-        client: SocketAddr,
-        server: SocketAddr,
-        ts: Nanos,
-    ) -> Self {
+    /// A flow with no packets yet (the pipeline counts them in).
+    pub fn new(transport: Transport, client: SocketAddr, server: SocketAddr, ts: Nanos) -> Self {
         Flow {
             transport,
             client: client.into(),

@@ -109,6 +109,13 @@ impl FlowTable {
         }
     }
 
+    /// Adds a flow built elsewhere (replays, benchmarks), replacing any with
+    /// the same endpoints. Ignores `max_flows`: the pipeline enforces it.
+    pub fn insert(&self, flow: Flow) {
+        let key = FlowKey::new(flow.transport, flow.client, flow.server);
+        self.map.insert(key, Box::new(flow));
+    }
+
     /// Active flows.
     pub fn len(&self) -> usize {
         self.map.len()
