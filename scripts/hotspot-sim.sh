@@ -120,6 +120,30 @@ up() {
   echo "hotspot-sim: up (phone $(nsx "$PHONE" ip -4 -o addr show wlan0 | awk '{print $4}'), state in $DIR)"
 }
 
+# The hotspot interface disappears for a while and comes back (the user
+# toggled the hotspot): the veth pair is deleted and recreated, and the phone
+# keeps its address.
+relink() {
+  local pause="${1:-2}" addr
+  addr=$(nsx "$PHONE" ip -4 -o addr show wlan0 | awk '{print $4}')
+  [ -n "$addr" ] || { echo "hotspot-sim: phone has no address" >&2; exit 1; }
+  nsx "$LAPTOP" ip link del ap0
+  sleep "$pause"
+  ip link add wlan0 netns "$PHONE" type veth peer name ap0 netns "$LAPTOP"
+  nsx "$LAPTOP" ip addr add 10.42.0.1/24 dev ap0
+  nsx "$LAPTOP" ip link set ap0 up
+  nsx "$PHONE" ip link set wlan0 address 02:42:0a:2a:00:32
+  nsx "$PHONE" ip link set wlan0 up
+  nsx "$PHONE" ip addr add "$addr" dev wlan0
+  nsx "$PHONE" ip route add default via 10.42.0.1
+  echo "hotspot-sim: ap0 recreated after ${pause}s (phone $addr)"
+}
+
+# A direct-IP HTTPS request: needs neither DNS nor DHCP.
+direct() {
+  ip netns exec "$PHONE" timeout 10 curl -sS -o /dev/null --cacert "$DIR/ca.pem" "https://$DIRECT_IP/" || true
+}
+
 # One round of what a phone does, every call bounded in time.
 round() {
   local p=(ip netns exec "$PHONE" timeout 10)
@@ -144,6 +168,8 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   traffic) shift; traffic "${1:-1}" ;;
+  relink) shift; relink "${1:-2}" ;;
+  direct) direct ;;
   status) ip netns list | grep "^ts${ID}-" || echo "hotspot-sim: down" ;;
-  *) echo "usage: $0 up|traffic [ROUNDS]|down|status" >&2; exit 64 ;;
+  *) echo "usage: $0 up|traffic [ROUNDS]|relink [SECONDS]|direct|down|status" >&2; exit 64 ;;
 esac

@@ -99,10 +99,11 @@ pub struct RunArgs {
     /// Interface to watch (default: the one holding 10.42.0.1, NetworkManager's hotspot).
     #[arg(long, short)]
     pub interface: Option<String>,
-    /// Where the exporter listens. Anything but loopback exposes what your
-    /// phone does to whoever can reach that address.
-    #[arg(long, default_value = "127.0.0.1:9433")]
-    pub listen: std::net::SocketAddr,
+    /// Where the exporter listens [default: 127.0.0.1:9433]. Anything but
+    /// loopback exposes what your phone does to whoever can reach that
+    /// address, so only this option (not the config file) can choose one.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
     /// A TOML config file (keys: interface, listen, catalog, profile,
     /// max_flows, max_domains, flow_log, buffer_mib, filter, leases).
     #[arg(long)]

@@ -7,6 +7,7 @@
 mod catalog;
 mod cli;
 mod demo;
+mod privileges;
 mod read;
 mod run;
 

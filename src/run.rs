@@ -24,6 +24,10 @@ use crate::UsageError;
 /// NetworkManager's address for the hotspot side of a shared connection.
 const HOTSPOT_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 42, 0, 1));
 
+/// The exporter's address unless `--listen` says otherwise: loopback only.
+const DEFAULT_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9433);
+
 /// Settings a config file may hold.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,8 +66,16 @@ fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
             .context("default arguments")?,
     )?;
     args.interface = args.interface.or(cfg.interface);
-    if args.listen == defaults.listen {
-        args.listen = cfg.listen.unwrap_or(args.listen);
+    if args.listen.is_none() {
+        if let Some(addr) = cfg.listen.filter(|a| !a.ip().is_loopback()) {
+            return Err(UsageError(format!(
+                "{}: listen = \"{addr}\" is not a loopback address; exposing what the phones \
+                 do to the network must be asked for on the command line (--listen {addr})",
+                path.display()
+            ))
+            .into());
+        }
+        args.listen = cfg.listen;
     }
     let base = path.parent().unwrap_or(Path::new("."));
     args.catalog
@@ -162,10 +174,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(i) => i.clone(),
         None => find_hotspot()?,
     };
-    if !args.listen.ip().is_loopback() {
+    let listen = args.listen.unwrap_or(DEFAULT_LISTEN);
+    if !listen.ip().is_loopback() {
         tracing::warn!(
-            "exporter listens on {}: anyone who can reach it (phones on the hotspot included) can read what your devices do",
-            args.listen
+            "exporter listens on {listen}: anyone who can reach it (phones on the hotspot included) can read what your devices do",
         );
     }
     let catalog = Arc::new(crate::catalog::load(&args.catalog)?);
@@ -211,18 +223,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!("running as root: capture needs only CAP_NET_RAW and CAP_NET_ADMIN (see deploy/systemd)");
     }
 
+    // Everything that needs a privilege happens first: the capture handle and
+    // the listening socket. Then only the capture thread keeps capabilities.
     let first = open_capture(&opts)?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(args.listen))
-        .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.listen)))?;
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;
     eprintln!(
         "tetherscope: watching {interface}; metrics on http://{0}/metrics, flows on http://{0}/api/flows",
-        args.listen
+        listen
     );
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -231,10 +240,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         std::thread::Builder::new()
             .name("capture".into())
             .spawn(move || {
+                crate::privileges::keep_capture_only();
                 capture_loop(pipeline, &shared, first, &opts, &leases, flow_log, &stop)
             })?
     };
+    crate::privileges::drop_all();
 
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) })?;
     let app = tetherscope_exporter::router(shared.clone());
     runtime.block_on(async {
         axum::serve(listener, app)

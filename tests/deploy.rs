@@ -340,3 +340,23 @@ fn debian_package_assets_exist() {
     assert!(n >= 10, "only {n} assets");
     assert!(root().join("deploy/systemd/tetherscope.service").is_file());
 }
+
+#[test]
+fn config_cannot_expose_the_exporter() {
+    let dir = std::env::temp_dir().join(format!("tetherscope-listen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("tetherscope.toml");
+    std::fs::write(&cfg, "listen = \"0.0.0.0:9433\"\n").unwrap();
+    let out = Command::new(crate::common::bin())
+        .args(["run", "--interface", "tetherscope-none0", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("not a loopback address") && err.contains("--listen 0.0.0.0:9433"),
+        "{err}"
+    );
+}

@@ -223,8 +223,7 @@ impl Shared {
     pub fn snapshot(&self) -> Snapshot {
         let mut memo = ClassMemo::default();
         // (client MAC, classification id) → (totals, active flows)
-        let mut per_key: HashMap<ActiveKey, (Totals, u64), ahash::RandomState> =
-            HashMap::default();
+        let mut per_key: HashMap<ActiveKey, (Totals, u64), ahash::RandomState> = HashMap::default();
         self.table.for_each(|f| {
             let class = memo.class_of(&self.catalog, f);
             let (purpose, known) = memo.classes[class as usize].1;
