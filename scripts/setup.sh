@@ -13,7 +13,8 @@ packages=(
   python3 python3-cryptography    # benchmark capture generator
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(prometheus prometheus-alertmanager)  # rules, dashboards and alert delivery tests
+  packages+=(prometheus prometheus-alertmanager  # rules, dashboards and alert delivery tests
+             time)                                # peak memory of the flood test
 fi
 
 missing=()

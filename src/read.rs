@@ -140,8 +140,14 @@ fn print_summary(stats: &Stats, s: &Summary) {
             .collect::<Vec<_>>()
             .join(" ")
     };
+    let evicted: Vec<String> = stats
+        .evictions()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     eprintln!(
-        "{} packets, {} flows; named {:.1}% of flows and {:.1}% of bytes; {} truncated, {} not IP, {} fragments; skipped: {}",
+        "{} packets, {} flows; named {:.1}% of flows and {:.1}% of bytes; {} truncated, {} not IP, {} fragments; skipped: {}; evicted: {}",
         Stats::get(&stats.packets),
         s.flows,
         pct(s.named, s.flows),
@@ -150,6 +156,11 @@ fn print_summary(stats: &Stats, s: &Summary) {
         Stats::get(&stats.not_ip),
         Stats::get(&stats.fragments),
         errors_text,
+        if evicted.is_empty() {
+            "none".to_owned()
+        } else {
+            evicted.join(" ")
+        },
     );
 }
 

@@ -4,6 +4,7 @@
 mod common;
 mod conformance;
 mod deploy;
+mod flood;
 mod hardening;
 mod hotspot;
 mod monitoring;
