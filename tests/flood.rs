@@ -82,6 +82,15 @@ fn flood_frame(i: u64, out: &mut Vec<u8>) {
     }
 }
 
+/// Writes one classic-pcap record.
+fn record(w: &mut impl Write, sec: u32, usec: u32, bytes: &[u8]) {
+    w.write_all(&sec.to_le_bytes()).unwrap();
+    w.write_all(&usec.to_le_bytes()).unwrap();
+    w.write_all(&(bytes.len() as u32).to_le_bytes()).unwrap();
+    w.write_all(&(bytes.len() as u32).to_le_bytes()).unwrap();
+    w.write_all(bytes).unwrap();
+}
+
 /// The fixture's records: (seconds, microseconds, bytes).
 fn seed_records() -> Vec<(u32, u32, Vec<u8>)> {
     let b = std::fs::read(common::fixture("seed-domains.pcap")).unwrap();
@@ -122,20 +131,10 @@ fn million_flow_flood_stays_bounded_and_keeps_names() {
     let per_gap = FLOOD / seed.len() as u64 + 1;
     let (mut sent, mut frame) = (0u64, Vec::new());
     for (sec, usec, bytes) in &seed {
-        for rec in [bytes.as_slice()] {
-            w.write_all(&sec.to_le_bytes()).unwrap();
-            w.write_all(&usec.to_le_bytes()).unwrap();
-            w.write_all(&(rec.len() as u32).to_le_bytes()).unwrap();
-            w.write_all(&(rec.len() as u32).to_le_bytes()).unwrap();
-            w.write_all(rec).unwrap();
-        }
+        record(&mut w, *sec, *usec, bytes);
         for _ in 0..per_gap.min(FLOOD - sent) {
             flood_frame(sent, &mut frame);
-            w.write_all(&sec.to_le_bytes()).unwrap();
-            w.write_all(&usec.to_le_bytes()).unwrap();
-            w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
-            w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
-            w.write_all(&frame).unwrap();
+            record(&mut w, *sec, *usec, &frame);
             sent += 1;
         }
     }
