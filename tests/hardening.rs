@@ -87,7 +87,10 @@ fn unprivileged_capture_concurrent_scrapes_and_interface_loss() {
     assert!(sim.script(&["traffic", "1"]).status.success());
     let m = wait_for(Duration::from_secs(20), || {
         let m = metrics(&sim);
-        (value(&m, "tetherscope_flows_total", &[("purpose", "os-update")]) >= 1.0).then_some(m)
+        // libpcap's counters are sampled once a second: wait for both.
+        (value(&m, "tetherscope_flows_total", &[("purpose", "os-update")]) >= 1.0
+            && value(&m, "tetherscope_capture_packets_total", &[]) > 10.0)
+            .then_some(m)
     })
     .expect("no flows captured as nobody");
     assert!(value(&m, "tetherscope_capture_packets_total", &[]) > 10.0);
