@@ -98,11 +98,8 @@ fn unprivileged_capture_concurrent_scrapes_and_interface_loss() {
     // 200 concurrent scrapes while the phone keeps talking: all answered,
     // and the capture neither stalls nor drops.
     let before = value(&metrics(&sim), "tetherscope_capture_packets_total", &[]);
-    let traffic = Command::new("bash")
-        .arg(common::sim::script())
-        .args(["traffic", "2"])
-        .env("TS_SIM_ID", &sim.id)
-        .env("TS_SIM_DIR", &sim.dir)
+    let traffic = sim
+        .script_command(&["traffic", "2"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -146,11 +143,8 @@ fn unprivileged_capture_concurrent_scrapes_and_interface_loss() {
     // The interface disappears: tetherscope keeps serving and says so...
     let packets_before = value(&m, "tetherscope_capture_packets_total", &[]);
     let flows_before = value(&m, "tetherscope_flows_total", &[]);
-    let relink = Command::new("bash")
-        .arg(common::sim::script())
-        .args(["relink", "4"])
-        .env("TS_SIM_ID", &sim.id)
-        .env("TS_SIM_DIR", &sim.dir)
+    let relink = sim
+        .script_command(&["relink", "4"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -52,13 +52,19 @@ impl Sim {
         sim
     }
 
-    /// Runs hotspot-sim.sh with this harness's id and directory.
-    pub fn script(&self, args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(script())
+    /// hotspot-sim.sh with this harness's id and directory, to run or spawn.
+    pub fn script_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("bash");
+        c.arg(script())
             .args(args)
             .env("TS_SIM_ID", &self.id)
-            .env("TS_SIM_DIR", &self.dir)
+            .env("TS_SIM_DIR", &self.dir);
+        c
+    }
+
+    /// Runs hotspot-sim.sh with this harness's id and directory.
+    pub fn script(&self, args: &[&str]) -> std::process::Output {
+        self.script_command(args)
             .output()
             .expect("run hotspot-sim.sh")
     }

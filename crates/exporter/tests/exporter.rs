@@ -40,7 +40,12 @@ fn fixture() -> Vec<u8> {
 }
 
 fn setup(max_domains: usize) -> (Pipeline, Arc<Shared>) {
-    let mut pipeline = Pipeline::new(&PipelineConfig::default());
+    setup_with(&PipelineConfig::default(), max_domains)
+}
+
+/// The fixture fed through a pipeline built from `config`, and its exporter.
+fn setup_with(config: &PipelineConfig, max_domains: usize) -> (Pipeline, Arc<Shared>) {
+    let mut pipeline = Pipeline::new(config);
     feed(&mut pipeline, &fixture());
     let shared = Arc::new(Shared::new(
         pipeline.table.clone(),
@@ -195,18 +200,13 @@ async fn api_and_health() {
 
 #[tokio::test]
 async fn device_labels_stay_bounded_when_the_device_table_is_full() {
-    let mut pipeline = Pipeline::new(&PipelineConfig {
-        max_devices: 0,
-        ..PipelineConfig::default()
-    });
-    feed(&mut pipeline, &fixture());
-    let shared = Arc::new(Shared::new(
-        pipeline.table.clone(),
-        pipeline.devices.clone(),
-        pipeline.stats.clone(),
-        Arc::new(Catalog::builtin()),
+    let (_pipeline, shared) = setup_with(
+        &PipelineConfig {
+            max_devices: 0,
+            ..PipelineConfig::default()
+        },
         500,
-    ));
+    );
     let (_, text) = get(&shared, "/metrics").await;
     // The phone's MAC is not tracked: its flows fold into device="other".
     assert!(!text.contains("02:00:5e:00:01:82"), "{text}");

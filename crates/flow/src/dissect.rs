@@ -230,7 +230,7 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                         Step::Done
                     }
                     Ok(None) if full => {
-                        ctx.stats.parse_error("client_hello_too_long");
+                        ctx.stats.parse_error(crate::stats::CLIENT_HELLO_TOO_LONG);
                         flow.app = AppProto::Tls;
                         Step::Done
                     }
@@ -264,7 +264,7 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                 }
                 Ok(http::Head::Incomplete) if !full => return Step::More,
                 Ok(http::Head::Incomplete) => {
-                    ctx.stats.parse_error("http_head_too_long");
+                    ctx.stats.parse_error(crate::stats::HTTP_HEAD_TOO_LONG);
                     flow.app = AppProto::Http;
                     return Step::Done;
                 }

@@ -203,7 +203,7 @@ impl Pipeline {
         if let Some(frag) = packet.fragment {
             Stats::add(&self.stats.fragments, 1);
             if packet.protocol != ip::protocol::UDP {
-                return self.stats.parse_error("fragment_not_udp");
+                return self.stats.parse_error(crate::stats::FRAGMENT_NOT_UDP);
             }
             let done = self.fragments.add(
                 packet.src,

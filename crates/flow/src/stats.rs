@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+/// A fragmented datagram that is not UDP (not reassembled).
+pub const FRAGMENT_NOT_UDP: &str = "fragment_not_udp";
+/// A ClientHello longer than the per-flow buffer.
+pub const CLIENT_HELLO_TOO_LONG: &str = "client_hello_too_long";
+/// An HTTP request head longer than the per-flow buffer.
+pub const HTTP_HEAD_TOO_LONG: &str = "http_head_too_long";
 /// Reasons the pipeline itself counts, beside the dissectors' errors.
-pub const PIPELINE_REASONS: [&str; 3] = [
-    "fragment_not_udp",
-    "client_hello_too_long",
-    "http_head_too_long",
-];
+pub const PIPELINE_REASONS: [&str; 3] =
+    [FRAGMENT_NOT_UDP, CLIENT_HELLO_TOO_LONG, HTTP_HEAD_TOO_LONG];
 
 /// Counters of what the pipeline saw and skipped.
 ///
