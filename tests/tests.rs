@@ -5,6 +5,7 @@ mod common;
 mod conformance;
 mod deploy;
 mod flood;
+mod fuzz_regressions;
 mod hardening;
 mod hotspot;
 mod monitoring;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tetherscope_wire::{dns, gquic, http, quic, tls, Error};
 
 use crate::dns_cache::{DnsCache, Resolution};
-use crate::flow::{normalise_name, AppProto, Flow};
+use crate::flow::{normalise_name, printable, AppProto, Flow};
 use crate::reassembly::Reassembler;
 use crate::stats::Stats;
 use crate::Nanos;
@@ -630,11 +630,7 @@ struct HelloNames {
 fn owned_hello(hello: &tls::ClientHello<'_>) -> HelloNames {
     HelloNames {
         sni: hello.sni.map(normalise_name),
-        alpn: hello
-            .alpn()
-            .take(8)
-            .map(|p| String::from_utf8_lossy(p).into())
-            .collect(),
+        alpn: hello.alpn().take(8).map(|p| printable(p).into()).collect(),
         ech: hello.ech,
     }
 }
@@ -662,8 +658,8 @@ fn owned_request(req: &http::Request<'_>) -> RequestNames {
         host: req
             .host
             .map(|h| normalise_name(http::host_without_port(h.trim_ascii()))),
-        method: String::from_utf8_lossy(req.method).into(),
-        path: String::from_utf8_lossy(&path[..path.len().min(512)]).into(),
+        method: printable(req.method).into(),
+        path: printable(&path[..path.len().min(512)]).into(),
     }
 }
 

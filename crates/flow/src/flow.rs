@@ -286,10 +286,50 @@ impl Flow {
 }
 
 /// Lowercases a name read from the wire into an owned string, dropping a
-/// trailing dot. Bytes that are not UTF-8 are replaced, never passed on raw.
+/// trailing dot. See [`printable`] for what happens to hostile bytes.
 pub fn normalise_name(raw: &[u8]) -> Box<str> {
     let raw = raw.strip_suffix(b".").unwrap_or(raw);
-    let mut s = String::from_utf8_lossy(raw).into_owned();
+    let mut s = printable(raw);
     s.make_ascii_lowercase();
     s.into_boxed_str()
+}
+
+/// Text read from the wire, made safe to show and to store: bytes that are
+/// not UTF-8 and every control character become U+FFFD, so that no NUL,
+/// escape sequence or line break read off the network reaches a log line, a
+/// JSON record or a metric label.
+pub fn printable(raw: &[u8]) -> String {
+    let lossy = String::from_utf8_lossy(raw);
+    if lossy.chars().any(char::is_control) {
+        lossy
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    char::REPLACEMENT_CHARACTER
+                } else {
+                    c
+                }
+            })
+            .collect()
+    } else {
+        lossy.into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_bytes_never_survive_normalising() {
+        assert_eq!(&*normalise_name(b"WWW.Example.COM."), "www.example.com");
+        let hostile = normalise_name(b"a\0b\x1b[31m\r\n\"q\xff.example");
+        assert!(!hostile.chars().any(char::is_control), "{hostile:?}");
+        assert_eq!(
+            &*hostile,
+            "a\u{fffd}b\u{fffd}[31m\u{fffd}\u{fffd}\"q\u{fffd}.example"
+        );
+        // C1 controls arrive as valid UTF-8 and are replaced too.
+        assert_eq!(printable("x\u{85}y".as_bytes()), "x\u{fffd}y");
+    }
 }
