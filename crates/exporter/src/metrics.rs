@@ -44,6 +44,8 @@ pub const PARSE_ERRORS: &str = "tetherscope_parse_errors_total";
 pub const EVICTIONS: &str = "tetherscope_flow_evictions_total";
 /// Flows in the table.
 pub const TABLE_FLOWS: &str = "tetherscope_flow_table_flows";
+/// DNS cache entries pushed out by newer ones.
+pub const DNS_CACHE_EVICTIONS: &str = "tetherscope_dns_cache_evictions_total";
 /// Flows whose domain label was folded into `other`.
 pub const LABEL_OVERFLOW: &str = "tetherscope_label_overflow_total";
 /// Build information.
@@ -312,9 +314,21 @@ pub fn render(shared: &Shared) -> String {
     );
     b.gauge(
         TABLE_FLOWS,
-        "Flows in the flow table.",
+        "Entries in tetherscope's bounded tables: flows, and the DNS answer cache.",
         &["table"],
-        vec![(vec![s("flows")], shared.table.len() as i64)],
+        vec![
+            (vec![s("flows")], shared.table.len() as i64),
+            (
+                vec![s("dns_cache")],
+                Stats::get(&stats.dns_cache_entries) as i64,
+            ),
+        ],
+    );
+    b.counter(
+        DNS_CACHE_EVICTIONS,
+        "DNS answers forgotten early because the DNS cache was full.",
+        &[],
+        vec![(vec![], Stats::get(&stats.dns_cache_evictions))],
     );
     b.counter(
         LABEL_OVERFLOW,

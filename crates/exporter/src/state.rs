@@ -318,13 +318,23 @@ struct ClassInputs {
 }
 
 /// Classifications of one scrape, by the inputs that decide them.
+///
+/// Ids whose inputs share a hash are chained through `next`, so a new
+/// destination costs one push per vector rather than an allocation of its
+/// own: a flood of distinct names stays cheap to scrape.
 #[derive(Default)]
 struct ClassMemo {
-    by_hash: HashMap<u64, Vec<(ClassInputs, u32)>>,
+    /// First classification id per input hash.
+    by_hash: ahash::HashMap<u64, u32>,
+    /// Per id: its inputs and the next id with the same hash.
+    inputs: Vec<(ClassInputs, u32)>,
     /// Labels, purpose and cleartext-known per classification id.
     classes: Vec<(ClassLabels, (Purpose, bool))>,
     hasher: ahash::RandomState,
 }
+
+/// End of a chain of ids.
+const NO_CLASS: u32 = u32::MAX;
 
 impl ClassMemo {
     fn class_of(&mut self, catalog: &Catalog, f: &Flow) -> u32 {
@@ -354,15 +364,20 @@ impl ClassMemo {
                 && k.resolution == resolution
                 && k.http_path.as_deref() == http_path
         };
-        let bucket = self.by_hash.entry(hash).or_default();
-        if let Some((_, id)) = bucket.iter().find(|(k, _)| same(k)) {
-            return *id;
+        let head = self.by_hash.get(&hash).copied().unwrap_or(NO_CLASS);
+        let mut at = head;
+        while at != NO_CLASS {
+            let (inputs, next) = &self.inputs[at as usize];
+            if same(inputs) {
+                return at;
+            }
+            at = *next;
         }
         let class = facts::classify(catalog, f);
         let id = self.classes.len() as u32;
         self.classes
             .push((class_labels(&class), (class.purpose, class.cleartext_known)));
-        bucket.push((
+        self.inputs.push((
             ClassInputs {
                 transport: f.transport,
                 server_port: f.server.port(),
@@ -372,8 +387,9 @@ impl ClassMemo {
                 resolution,
                 http_path: http_path.map(Into::into),
             },
-            id,
+            head,
         ));
+        self.by_hash.insert(hash, id);
         id
     }
 }

@@ -7,6 +7,7 @@
 //! answers feed the cache that names other flows.
 
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tetherscope_wire::{dns, gquic, http, quic, tls, Error};
@@ -617,6 +618,9 @@ fn dns_message(flow: &mut Flow, bytes: &[u8], client_ip: IpAddr, ctx: &mut Conte
         ctx.dns
             .insert(client_ip, addr, resolution.clone(), ttl, ctx.now);
     }
+    let stats = &ctx.stats;
+    stats.dns_cache_entries.store(ctx.dns.len() as u64, Relaxed);
+    stats.dns_cache_evictions.store(ctx.dns.evicted, Relaxed);
 }
 
 // === names ===

@@ -35,6 +35,10 @@ pub struct Stats {
     pub fragments_dropped: AtomicU64,
     /// Flows created.
     pub flows_created: AtomicU64,
+    /// Entries in the DNS answer cache now (a gauge).
+    pub dns_cache_entries: AtomicU64,
+    /// DNS cache entries pushed out because the cache was full.
+    pub dns_cache_evictions: AtomicU64,
     parse_errors: Mutex<BTreeMap<&'static str, u64>>,
     evictions: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -65,6 +69,8 @@ impl Default for Stats {
             fragments: AtomicU64::new(0),
             fragments_dropped: AtomicU64::new(0),
             flows_created: AtomicU64::new(0),
+            dns_cache_entries: AtomicU64::new(0),
+            dns_cache_evictions: AtomicU64::new(0),
             parse_errors: zeros(
                 &mut tetherscope_wire::Error::ALL
                     .iter()
