@@ -44,6 +44,8 @@ pub const PARSE_ERRORS: &str = "tetherscope_parse_errors_total";
 pub const EVICTIONS: &str = "tetherscope_flow_evictions_total";
 /// Flows in the table.
 pub const TABLE_FLOWS: &str = "tetherscope_flow_table_flows";
+/// Bytes held by handshake reassembly buffers.
+pub const HANDSHAKE_BYTES: &str = "tetherscope_handshake_buffer_bytes";
 /// DNS cache entries pushed out by newer ones.
 pub const DNS_CACHE_EVICTIONS: &str = "tetherscope_dns_cache_evictions_total";
 /// Flows whose domain label was folded into `other`.
@@ -323,6 +325,12 @@ pub fn render(shared: &Shared) -> String {
                 Stats::get(&stats.dns_cache_entries) as i64,
             ),
         ],
+    );
+    b.gauge(
+        HANDSHAKE_BYTES,
+        "Bytes held by all flows' handshake reassembly buffers (bounded by handshake_memory).",
+        &[],
+        vec![(vec![], Stats::get(&stats.handshake_bytes) as i64)],
     );
     b.counter(
         DNS_CACHE_EVICTIONS,

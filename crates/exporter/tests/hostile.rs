@@ -74,12 +74,41 @@ fn udp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, payload: &[u8]) -> Vec<
     ip_frame(src, dst, 17, &l4)
 }
 
-fn syn(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Vec<u8> {
-    let mut l4 = Vec::with_capacity(20);
+fn tcp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let flags = if payload.is_empty() { 0x02 } else { 0x18 }; // SYN, or PSH+ACK
+    let mut l4 = Vec::with_capacity(20 + payload.len());
     l4.extend_from_slice(&sport.to_be_bytes());
     l4.extend_from_slice(&dport.to_be_bytes());
-    l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    l4.extend_from_slice(&seq.to_be_bytes());
+    l4.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    l4.extend_from_slice(payload);
     ip_frame(src, dst, 6, &l4)
+}
+
+fn syn(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Vec<u8> {
+    tcp(src, sport, dst, dport, 0, &[])
+}
+
+/// A TLS record holding a ClientHello that names `sni`.
+fn client_hello(sni: &str) -> Vec<u8> {
+    let name = sni.as_bytes();
+    let mut ext = vec![0, 0]; // server_name
+    ext.extend_from_slice(&(name.len() as u16 + 5).to_be_bytes());
+    ext.extend_from_slice(&(name.len() as u16 + 3).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    ext.extend_from_slice(name);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]); // random
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]); // session id, suites, compression
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut record = vec![0x16, 3, 1];
+    record.extend_from_slice(&(body.len() as u16 + 4).to_be_bytes());
+    record.push(1);
+    record.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    record.extend_from_slice(&body);
+    record
 }
 
 // === DNS messages ===
@@ -482,5 +511,72 @@ async fn a_hundred_thousand_random_names_stay_within_the_caps() {
         "{NAMES} names: {} flows, {series} series, {} bytes, scrape {scrape:?}",
         rig.shared.table.len(),
         metrics.len()
+    );
+}
+
+#[tokio::test]
+async fn never_completing_handshakes_and_segment_storms_stay_within_budget() {
+    const FLOWS: u16 = 5_000;
+    let mut rig = Rig::new(500);
+    let budget = PipelineConfig::default().handshake_memory as u64;
+    let held = |rig: &Rig| {
+        rig.pipeline
+            .stats
+            .handshake_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let phone = IpAddr::V4(PHONE);
+    // The start of a ClientHello that announces 16,000 bytes and never
+    // delivers them, then a storm of pieces beyond a gap that never fills.
+    let mut start = vec![0x16, 3, 1, 0x3e, 0x80, 1, 0, 0x3e, 0x7c];
+    start.resize(1_300, 0x41);
+    let piece = [0x42; 700];
+    let mut peak = 0;
+    for i in 0..FLOWS {
+        let server = IpAddr::V4(Ipv4Addr::new(203, 0, 113, (i % 250) as u8));
+        let sport = 30_000 + i;
+        let seq = 1_000u32;
+        rig.feed(&tcp(phone, sport, server, 443, seq, &[]));
+        rig.feed(&tcp(phone, sport, server, 443, seq + 1, &start));
+        for k in 0..30u32 {
+            let offset = 3_000 + (k * 7 % 30) * 700;
+            rig.feed(&tcp(phone, sport, server, 443, seq + 1 + offset, &piece));
+        }
+        peak = peak.max(held(&rig));
+        assert!(held(&rig) <= budget, "{} bytes held", held(&rig));
+    }
+    let metrics = rig.get("/metrics").await;
+    let gave_up = metric(
+        &metrics,
+        "tetherscope_parse_errors_total",
+        &["reason=\"handshake_memory_full\""],
+    );
+    assert!(gave_up > 0.0, "the budget never ran out");
+    let gauge = metric(&metrics, "tetherscope_handshake_buffer_bytes", &[]);
+    assert_eq!(gauge as u64, held(&rig));
+    // Every flow is still counted, packets and all.
+    assert_eq!(rig.shared.table.len(), usize::from(FLOWS));
+
+    // Idle flows expire and give their buffers back.
+    rig.now += 3_600 * 1_000_000_000;
+    rig.pipeline.tick(rig.now);
+    drop(rig.pipeline.take_finished().collect::<Vec<_>>());
+    assert_eq!(rig.shared.table.len(), 0);
+    assert_eq!(held(&rig), 0);
+
+    // With the memory back, a real handshake is read again.
+    let server = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80));
+    rig.feed(&tcp(phone, 50_000, server, 443, 5, &[]));
+    rig.feed(&tcp(
+        phone,
+        50_000,
+        server,
+        443,
+        6,
+        &client_hello("after.example"),
+    ));
+    assert_eq!(rig.flow_to(server).await["domain"], "after.example");
+    eprintln!(
+        "{FLOWS} stalled handshakes: peak {peak} bytes held (budget {budget}), {gave_up} given up"
     );
 }

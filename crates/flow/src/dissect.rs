@@ -14,7 +14,7 @@ use tetherscope_wire::{dns, gquic, http, quic, tls, Error};
 
 use crate::dns_cache::{DnsCache, Resolution};
 use crate::flow::{normalise_name, printable, AppProto, Flow};
-use crate::reassembly::Reassembler;
+use crate::reassembly::{Budget, Reassembler};
 use crate::stats::Stats;
 use crate::Nanos;
 
@@ -35,6 +35,7 @@ pub(crate) struct Context<'a> {
     pub handshake: &'a mut Vec<u8>,
     pub now: Nanos,
     pub buffer_cap: usize,
+    pub budget: &'a Budget,
 }
 
 /// Dissection state kept in a flow while it is being read. Flows hold it
@@ -167,8 +168,12 @@ pub(crate) fn tcp_segment(
     };
     let buf = stream
         .buf
-        .get_or_insert_with(|| Box::new(Reassembler::new(cap)));
+        .get_or_insert_with(|| Box::new(Reassembler::with_budget(cap, ctx.budget.clone())));
     if !buf.insert(u64::from(offset), payload) {
+        if buf.starved {
+            ctx.stats.parse_error(crate::stats::HANDSHAKE_MEMORY_FULL);
+            flow.stop_dissecting();
+        }
         return;
     }
     if is_dns_port {
@@ -406,7 +411,7 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
     if !matches!(flow.dissector.as_deref(), Some(Dissector::Quic(_))) {
         flow.probing = false;
         flow.dissector = Some(Box::new(Dissector::Quic(Box::new(QuicState {
-            crypto: Reassembler::new(ctx.buffer_cap),
+            crypto: Reassembler::with_budget(ctx.buffer_cap, ctx.budget.clone()),
             original: None,
         }))));
     }
@@ -482,6 +487,11 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
     let Some(Dissector::Quic(q)) = flow.dissector.as_deref() else {
         return swapped;
     };
+    if q.crypto.starved {
+        ctx.stats.parse_error(crate::stats::HANDSHAKE_MEMORY_FULL);
+        flow.stop_dissecting();
+        return swapped;
+    }
     let data = q.crypto.contiguous();
     if data.len() >= 4 {
         match tls::handshake_header(data) {

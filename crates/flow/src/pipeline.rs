@@ -11,6 +11,7 @@ use crate::dns_cache::DnsCache;
 use crate::flow::{Flow, TcpState};
 use crate::fragments::Fragments;
 use crate::key::{FlowKey, Transport};
+use crate::reassembly::Budget;
 use crate::stats::Stats;
 use crate::table::{EvictReason, FlowTable, Timeouts};
 use crate::{Nanos, SECOND};
@@ -28,6 +29,8 @@ pub struct PipelineConfig {
     pub dns_ttl_slack: Nanos,
     /// Bytes buffered per flow to read a split handshake.
     pub handshake_buffer: usize,
+    /// Bytes all flows' handshake buffers may hold together.
+    pub handshake_memory: usize,
     /// Most devices tracked.
     pub max_devices: usize,
 }
@@ -40,6 +43,7 @@ impl Default for PipelineConfig {
             dns_cache_entries: 131_072,
             dns_ttl_slack: 300 * SECOND,
             handshake_buffer: 16 * 1024,
+            handshake_memory: 32 << 20,
             max_devices: 1024,
         }
     }
@@ -64,6 +68,7 @@ pub struct Pipeline {
     scratch: Vec<u8>,
     handshake: Vec<u8>,
     buffer_cap: usize,
+    budget: Budget,
     finished: Vec<Finished>,
     last_sweep: Nanos,
     latest: Nanos,
@@ -81,10 +86,12 @@ fn is_service_port(p: u16) -> bool {
 impl Pipeline {
     /// A pipeline with fresh tables.
     pub fn new(config: &PipelineConfig) -> Self {
+        let stats = Arc::new(Stats::default());
         Pipeline {
             table: Arc::new(FlowTable::new(config.max_flows, config.timeouts)),
             devices: Arc::new(DeviceTable::new(config.max_devices)),
-            stats: Arc::new(Stats::default()),
+            budget: Budget::new(stats.handshake_bytes.clone(), config.handshake_memory),
+            stats,
             dns: DnsCache::new(config.dns_cache_entries, config.dns_ttl_slack),
             fragments: Fragments::default(),
             scratch: vec![0; 65_536],
@@ -355,6 +362,7 @@ impl Pipeline {
             handshake: &mut self.handshake,
             now,
             buffer_cap: self.buffer_cap,
+            budget: &self.budget,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A fragmented datagram that is not UDP (not reassembled).
 pub const FRAGMENT_NOT_UDP: &str = "fragment_not_udp";
@@ -11,9 +11,15 @@ pub const FRAGMENT_NOT_UDP: &str = "fragment_not_udp";
 pub const CLIENT_HELLO_TOO_LONG: &str = "client_hello_too_long";
 /// An HTTP request head longer than the per-flow buffer.
 pub const HTTP_HEAD_TOO_LONG: &str = "http_head_too_long";
+/// A handshake given up because all reassembly buffers together were full.
+pub const HANDSHAKE_MEMORY_FULL: &str = "handshake_memory_full";
 /// Reasons the pipeline itself counts, beside the dissectors' errors.
-pub const PIPELINE_REASONS: [&str; 3] =
-    [FRAGMENT_NOT_UDP, CLIENT_HELLO_TOO_LONG, HTTP_HEAD_TOO_LONG];
+pub const PIPELINE_REASONS: [&str; 4] = [
+    FRAGMENT_NOT_UDP,
+    CLIENT_HELLO_TOO_LONG,
+    HTTP_HEAD_TOO_LONG,
+    HANDSHAKE_MEMORY_FULL,
+];
 
 /// Counters of what the pipeline saw and skipped.
 ///
@@ -39,6 +45,8 @@ pub struct Stats {
     pub dns_cache_entries: AtomicU64,
     /// DNS cache entries pushed out because the cache was full.
     pub dns_cache_evictions: AtomicU64,
+    /// Bytes held by handshake reassembly buffers now (a gauge).
+    pub handshake_bytes: Arc<AtomicU64>,
     parse_errors: Mutex<BTreeMap<&'static str, u64>>,
     evictions: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -71,6 +79,7 @@ impl Default for Stats {
             flows_created: AtomicU64::new(0),
             dns_cache_entries: AtomicU64::new(0),
             dns_cache_evictions: AtomicU64::new(0),
+            handshake_bytes: Arc::default(),
             parse_errors: zeros(
                 &mut tetherscope_wire::Error::ALL
                     .iter()
