@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::common;
 use crate::common::sim::{is_root, wait_for, Sim};
 use crate::deploy::dashboard_queries;
 
@@ -135,10 +136,7 @@ fn prometheus_alertmanager_and_dashboards_on_live_hotspot() {
     let received = dir.join("webhook.jsonl");
     let hook_args = [
         arg("python3".into()),
-        root()
-            .join("tests/support/webhook.py")
-            .display()
-            .to_string(),
+        common::support("webhook.py").display().to_string(),
         arg(WEBHOOK_PORT.into()),
         received.display().to_string(),
     ];

@@ -17,6 +17,13 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A helper program under `tests/support/`.
+pub fn support(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(name)
+}
+
 /// Runs `tetherscope read --format jsonl FILE` and returns its output.
 pub fn read_jsonl(path: &Path, extra: &[&str]) -> Output {
     Command::new(bin())

@@ -176,7 +176,7 @@ pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
 pub fn value(m: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
     m.iter()
         .filter(|(series, _)| {
-            series.starts_with(&format!("{name}{{"))
+            (series.as_str() == name || series.starts_with(&format!("{name}{{")))
                 && labels
                     .iter()
                     .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
