@@ -243,3 +243,60 @@ fn catalog_explain_names_the_rule() {
         "{text}"
     );
 }
+
+#[test]
+fn config_and_catalog_faults_are_one_clear_error_and_exit_64() {
+    let dir = std::env::temp_dir().join(format!("tetherscope-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let cases = [
+        (
+            file("type.toml", b"max_flows = \"lots\"\n"),
+            "type.toml:1: invalid type",
+        ),
+        (
+            file("syntax.toml", b"interface = \n"),
+            "syntax.toml:1: invalid string",
+        ),
+        (
+            file("key.toml", b"colour = \"blue\"\n"),
+            "unknown field `colour`",
+        ),
+        (
+            file("binary.toml", b"\xff\xfe\x00junk"),
+            "did not contain valid UTF-8",
+        ),
+        (
+            dir.join("missing.toml").display().to_string(),
+            "No such file",
+        ),
+        (dir.display().to_string(), "Is a directory"),
+    ];
+    for (path, says) in &cases {
+        let out = Command::new(common::bin())
+            .args([
+                "run",
+                "--interface",
+                "lo",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "config {path}: {err}");
+        assert!(err.starts_with(&format!("tetherscope: {path}")), "{err}");
+        assert!(err.contains(says), "config {path}: {err}");
+        // The same files as catalogs: refused before any packet is read.
+        let out = common::read_jsonl(&common::fixture("seed-domains.pcap"), &["--catalog", path]);
+        assert_eq!(out.status.code(), Some(64), "catalog {path}");
+        assert!(out.stdout.is_empty(), "catalog {path}: flows printed");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
