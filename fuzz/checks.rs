@@ -4,6 +4,7 @@
 //! crash once found stays fixed.
 #![allow(dead_code)]
 
+use tetherscope_capture::file::{FileSource, MAX_RECORD};
 use tetherscope_flow::reassembly::Reassembler;
 use tetherscope_flow::{Pipeline, PipelineConfig};
 use tetherscope_wire::dns::Message;
@@ -25,6 +26,7 @@ pub fn by_name(target: &str) -> Option<fn(&[u8])> {
         "quic_initial" => quic_initial,
         "tcp_reassembly" => tcp_reassembly,
         "pipeline" => pipeline,
+        "capture_file" => capture_file,
         _ => return None,
     })
 }
@@ -213,5 +215,20 @@ pub fn pipeline(data: &[u8]) {
         for text in texts {
             assert!(!text.chars().any(char::is_control), "{text:?}");
         }
+    }
+}
+
+/// A capture file (pcap, pcapng, either gzipped): headers, blocks, records.
+/// Invariants: no record is longer than the reader's limit or than the bytes
+/// it came from, and the reader ends, with a packet stream or an error.
+pub fn capture_file(data: &[u8]) {
+    let reader = Box::new(std::io::Cursor::new(data.to_vec()));
+    let Ok(mut source) = FileSource::from_reader(reader) else {
+        return;
+    };
+    let gzipped = data.starts_with(&[0x1f, 0x8b]);
+    while let Ok(Some(p)) = source.next_packet() {
+        assert!(p.data.len() <= MAX_RECORD);
+        assert!(gzipped || p.data.len() <= data.len());
     }
 }

@@ -6,6 +6,7 @@ committed seed fixture; pass a generated phone capture to get QUIC too).
 
 Seeds go to fuzz/corpus/<target>/ (not committed; cargo fuzz reads them).
 """
+import gzip
 import os
 import struct
 import sys
@@ -67,4 +68,24 @@ for i, f in enumerate(frames):
         out("http_request", f"h{i}", payload)
 for n in range(0, len(frames), 50):
     out("pipeline", f"s{n}", b"".join(struct.pack(">H", len(f)) + f for f in frames[n:n + 50]))
+
+
+def pcapng(frames):
+    """The frames as a little-endian pcapng file: SHB, one Ethernet IDB, EPBs."""
+    def block(kind, body):
+        body += b"\0" * (-len(body) % 4)
+        n = 12 + len(body)
+        return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
+    outb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    outb += block(1, struct.pack("<HHI", 1, 0, 65535))
+    for i, f in enumerate(frames):
+        outb += block(6, struct.pack("<IIIII", 0, 0, i, len(f), len(f)) + f)
+    return outb
+
+
+head = data[:24] + b"".join(struct.pack("<IIII", 1, i, len(f), len(f)) + f for i, f in enumerate(frames[:20]))
+if endian == "<":
+    out("capture_file", "pcap", head)
+    out("capture_file", "pcap-gz", gzip.compress(head))
+out("capture_file", "pcapng", pcapng(frames[:20]))
 print(f"fuzz/seeds.py: seeds from {len(frames)} frames of {cap}")
