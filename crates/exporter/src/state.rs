@@ -217,17 +217,25 @@ impl Shared {
     /// device, and the overflow count. Active flows are measured without
     /// holding any lock the capture thread needs.
     ///
-    /// Flows with the same classification inputs share one classification
-    /// and one label set, so a scrape classifies each distinct destination
-    /// once and allocates nothing per flow.
+    /// Flows with the same classification inputs share one classification,
+    /// and classifications with the same labels one label set, so a scrape
+    /// classifies each distinct destination once, allocates nothing per
+    /// flow, and aggregates per label set.
     pub fn snapshot(&self) -> Snapshot {
-        let mut memo = ClassMemo::default();
-        // (client MAC, classification id) → (totals, active flows)
+        let mut memo = {
+            let inner = self.lock();
+            ClassMemo {
+                full: inner.domains.len() >= self.max_domains,
+                admitted: inner.domains.clone(),
+                ..ClassMemo::default()
+            }
+        };
+        // (client MAC, label id) → (totals, active flows)
         let mut per_key: HashMap<ActiveKey, (Totals, u64), ahash::RandomState> = HashMap::default();
         self.table.for_each(|f| {
             let class = memo.class_of(&self.catalog, f);
-            let (purpose, known) = memo.classes[class as usize].1;
-            let entry = per_key.entry((f.client_mac, class)).or_default();
+            let (label, purpose, known) = memo.classes[class as usize];
+            let entry = per_key.entry((f.client_mac, label)).or_default();
             entry.0.add(&totals(f, purpose, known));
             entry.1 += 1;
         });
@@ -235,12 +243,12 @@ impl Shared {
         let mut inner = self.lock();
         let mut totals = inner.retired.clone();
         let mut active: HashMap<String, u64> = HashMap::new();
-        for ((mac, class), (t, flows)) in per_key {
+        for ((mac, label), (t, flows)) in per_key {
             let device = devices
                 .entry(mac)
                 .or_insert_with(|| self.device_label(mac))
                 .clone();
-            let (domain, purpose, verdict) = memo.classes[class as usize].0.clone();
+            let (domain, purpose, verdict) = memo.labels[label as usize].clone();
             let labels = FlowLabels {
                 device,
                 domain,
@@ -260,7 +268,7 @@ impl Shared {
     }
 }
 
-/// Active flows are summed by client MAC and classification id.
+/// Active flows are summed by client MAC and label id.
 type ActiveKey = (Option<[u8; 6]>, u32);
 
 /// Domain, purpose and verdict labels.
@@ -321,15 +329,25 @@ struct ClassInputs {
 ///
 /// Ids whose inputs share a hash are chained through `next`, so a new
 /// destination costs one push per vector rather than an allocation of its
-/// own: a flood of distinct names stays cheap to scrape.
+/// own. Classifications that end in the same labels share a label id, and
+/// once the `domain` label set is full a domain outside it is `other` from
+/// the start: a flood of distinct names aggregates into a handful of label
+/// sets during the pass over the table, not after it.
 #[derive(Default)]
 struct ClassMemo {
     /// First classification id per input hash.
     by_hash: ahash::HashMap<u64, u32>,
     /// Per id: its inputs and the next id with the same hash.
     inputs: Vec<(ClassInputs, u32)>,
-    /// Labels, purpose and cleartext-known per classification id.
-    classes: Vec<(ClassLabels, (Purpose, bool))>,
+    /// Per id: label id, purpose and cleartext-known.
+    classes: Vec<(u32, Purpose, bool)>,
+    /// Label sets by label id, and the reverse.
+    labels: Vec<ClassLabels>,
+    label_ids: ahash::HashMap<ClassLabels, u32>,
+    /// `domain` label values admitted when the scrape began, and whether
+    /// the set was full then (it never shrinks, so it stays full).
+    admitted: HashSet<String>,
+    full: bool,
     hasher: ahash::RandomState,
 }
 
@@ -375,8 +393,21 @@ impl ClassMemo {
         }
         let class = facts::classify(catalog, f);
         let id = self.classes.len() as u32;
+        let mut labels = class_labels(&class);
+        if self.full && !self.admitted.contains(&labels.0) {
+            labels.0 = OTHER.to_owned();
+        }
+        let label = match self.label_ids.get(&labels) {
+            Some(&label) => label,
+            None => {
+                let label = self.labels.len() as u32;
+                self.labels.push(labels.clone());
+                self.label_ids.insert(labels, label);
+                label
+            }
+        };
         self.classes
-            .push((class_labels(&class), (class.purpose, class.cleartext_known)));
+            .push((label, class.purpose, class.cleartext_known));
         self.inputs.push((
             ClassInputs {
                 transport: f.transport,
