@@ -74,6 +74,34 @@ pub struct Pipeline {
     latest: Nanos,
 }
 
+// What finding a flow and dissecting a packet borrow from the pipeline.
+// Macros, not methods, so that they borrow fields one by one beside the flow
+// the packet holds in the table.
+macro_rules! admission {
+    ($p:expr) => {
+        Admission {
+            stats: &$p.stats,
+            finished: &mut $p.finished,
+            dns: &$p.dns,
+            latest: $p.latest,
+        }
+    };
+}
+
+macro_rules! context {
+    ($p:expr, $now:expr) => {
+        Context {
+            dns: &mut $p.dns,
+            stats: &$p.stats,
+            scratch: &mut $p.scratch,
+            handshake: &mut $p.handshake,
+            now: $now,
+            buffer_cap: $p.buffer_cap,
+            budget: &$p.budget,
+        }
+    };
+}
+
 /// Ports that identify a server when the other side's port is ephemeral.
 fn is_service_port(p: u16) -> bool {
     p < 1024
@@ -284,91 +312,16 @@ impl Pipeline {
             _ => {
                 let s = SocketAddr::new(src, 0);
                 let d = SocketAddr::new(dst, 0);
-                let mut flow = self.flow_for(transport, s, d, ts, |_, _| true, false);
-                account(&mut flow, s, ts, wire_len, truncated, src_mac);
-                self.put_back(flow);
-            }
-        }
-    }
-
-    /// Takes the flow for a packet out of the table (or makes a new one).
-    /// `src_is_client` decides the initiator of a new flow. `restart` ends an
-    /// existing flow and starts a new one (a new SYN on closed endpoints).
-    fn flow_for(
-        &mut self,
-        transport: Transport,
-        src: SocketAddr,
-        dst: SocketAddr,
-        ts: Nanos,
-        src_is_client: impl Fn(SocketAddr, SocketAddr) -> bool,
-        restart: bool,
-    ) -> Box<Flow> {
-        let key = FlowKey::new(transport, src, dst);
-        if let Some((_, old)) = self.table.map.remove(&key) {
-            let idle = ts.saturating_sub(old.last_seen) > self.table.timeouts.for_flow(&old);
-            if !(restart || idle) {
-                return old;
-            }
-            self.stats.evicted(
-                if idle {
-                    EvictReason::Idle.name()
-                } else {
-                    EvictReason::Reused.name()
-                },
-                1,
-            );
-            let reason = if idle {
-                EvictReason::Idle
-            } else {
-                EvictReason::Reused
-            };
-            self.finished.push((old, reason));
-        }
-        if self.table.len() >= self.table.max_flows {
-            let before = self.finished.len();
-            self.table.take_expired(self.latest, &mut self.finished);
-            self.stats.evicted(
-                EvictReason::Idle.name(),
-                (self.finished.len() - before) as u64,
-            );
-            if self.table.len() >= self.table.max_flows {
-                let before = self.finished.len();
-                self.table.evict_for_capacity(&mut self.finished);
-                self.stats.evicted(
-                    EvictReason::Capacity.name(),
-                    (self.finished.len() - before) as u64,
+                let mut flow = flow_for(
+                    &self.table,
+                    admission!(self),
+                    (transport, s, d, ts),
+                    |_, _| true,
+                    false,
                 );
+                account(&mut flow, s, ts, wire_len, truncated, src_mac);
             }
         }
-        Stats::add(&self.stats.flows_created, 1);
-        let (client, server) = if src_is_client(src, dst) {
-            (src, dst)
-        } else {
-            (dst, src)
-        };
-        let mut flow = Box::new(Flow::new(transport, client, server, ts));
-        if let Some(r) = self.dns.lookup(client.ip(), server.ip(), ts) {
-            flow.names_mut().resolution = Some(r);
-        }
-        flow
-    }
-
-    /// What dissection borrows from the pipeline for one packet.
-    fn context(&mut self, now: Nanos) -> Context<'_> {
-        Context {
-            dns: &mut self.dns,
-            stats: &self.stats,
-            scratch: &mut self.scratch,
-            handshake: &mut self.handshake,
-            now,
-            buffer_cap: self.buffer_cap,
-            budget: &self.budget,
-        }
-    }
-
-    fn put_back(&mut self, flow: Box<Flow>) {
-        let key = FlowKey::new(flow.transport, flow.client, flow.server);
-        self.table.map.insert(key, flow);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -393,11 +346,10 @@ impl Pipeline {
                     TcpState::Closed | TcpState::Reset | TcpState::Closing
                 ) || (f.tcp != TcpState::SynSent && f.client == dst)
             });
-        let mut flow = self.flow_for(
-            Transport::Tcp,
-            src,
-            dst,
-            ts,
+        let mut flow = flow_for(
+            &self.table,
+            admission!(self),
+            (Transport::Tcp, src, dst, ts),
             |s, d| {
                 if syn_only {
                     true
@@ -438,7 +390,7 @@ impl Pipeline {
             flow.tcp = TcpState::Established;
         }
         if flow.dissecting() {
-            let mut ctx = self.context(ts);
+            let mut ctx = context!(self, ts);
             dissect::tcp_segment(
                 &mut flow,
                 up,
@@ -448,7 +400,6 @@ impl Pipeline {
                 &mut ctx,
             );
         }
-        self.put_back(flow);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -462,11 +413,10 @@ impl Pipeline {
         truncated: bool,
         src_mac: Option<[u8; 6]>,
     ) {
-        let mut flow = self.flow_for(
-            Transport::Udp,
-            src,
-            dst,
-            ts,
+        let mut flow = flow_for(
+            &self.table,
+            admission!(self),
+            (Transport::Udp, src, dst, ts),
             |s, d| !is_service_port(s.port()) || is_service_port(d.port()),
             false,
         );
@@ -481,14 +431,80 @@ impl Pipeline {
                 }
             }
         }
-        let mut ctx = self.context(ts);
+        let mut ctx = context!(self, ts);
         let swap = (flow.dissecting() || src.port() == 53 || dst.port() == 53)
             && dissect::udp_datagram(&mut flow, up, payload, &mut ctx);
         if swap {
             swap_sides(&mut flow, src_mac);
         }
-        self.put_back(flow);
     }
+}
+
+/// A packet's flow in place in the table. Its shard stays locked for
+/// writing while the packet is worked on, so a packet of a known flow costs
+/// one hash lookup; nothing that holds one touches the table otherwise.
+type FlowRef<'t> = dashmap::mapref::one::RefMut<'t, FlowKey, Box<Flow>>;
+
+/// What finding or making a flow needs besides the table.
+struct Admission<'a> {
+    stats: &'a Stats,
+    finished: &'a mut Vec<Finished>,
+    dns: &'a DnsCache,
+    latest: Nanos,
+}
+
+/// The flow for a packet (transport, source, destination, time), found or
+/// made. `src_is_client` decides the initiator of a new flow. `restart` ends
+/// an existing flow and starts a new one (a new SYN on closed endpoints).
+fn flow_for<'t>(
+    table: &'t FlowTable,
+    a: Admission<'_>,
+    (transport, src, dst, ts): (Transport, SocketAddr, SocketAddr, Nanos),
+    src_is_client: impl Fn(SocketAddr, SocketAddr) -> bool,
+    restart: bool,
+) -> FlowRef<'t> {
+    let key = FlowKey::new(transport, src, dst);
+    if let Some(flow) = table.map.get_mut(&key) {
+        let idle = ts.saturating_sub(flow.last_seen) > table.timeouts.for_flow(&flow);
+        if !(restart || idle) {
+            return flow;
+        }
+        drop(flow);
+        let reason = if idle {
+            EvictReason::Idle
+        } else {
+            EvictReason::Reused
+        };
+        if let Some((_, old)) = table.map.remove(&key) {
+            a.stats.evicted(reason.name(), 1);
+            a.finished.push((old, reason));
+        }
+    }
+    if table.len() >= table.max_flows {
+        let before = a.finished.len();
+        table.take_expired(a.latest, a.finished);
+        a.stats
+            .evicted(EvictReason::Idle.name(), (a.finished.len() - before) as u64);
+        if table.len() >= table.max_flows {
+            let before = a.finished.len();
+            table.evict_for_capacity(a.finished);
+            a.stats.evicted(
+                EvictReason::Capacity.name(),
+                (a.finished.len() - before) as u64,
+            );
+        }
+    }
+    Stats::add(&a.stats.flows_created, 1);
+    let (client, server) = if src_is_client(src, dst) {
+        (src, dst)
+    } else {
+        (dst, src)
+    };
+    let mut flow = Box::new(Flow::new(transport, client, server, ts));
+    if let Some(r) = a.dns.lookup(client.ip(), server.ip(), ts) {
+        flow.names_mut().resolution = Some(r);
+    }
+    table.map.entry(key).or_insert(flow)
 }
 
 /// Counts a packet into its flow; returns whether it went client → server.
