@@ -55,7 +55,8 @@ fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
         let line = e.span().map_or(1, |s| {
             text[..s.start.min(text.len())].matches('\n').count() + 1
         });
-        UsageError(format!("{}:{line}: {}", path.display(), e.message()))
+        let message = e.message().trim().replace('\n', "; ");
+        UsageError(format!("{}:{line}: {message}", path.display()))
     })?;
     // The command line wins over the file.
     let defaults = <RunArgs as clap::FromArgMatches>::from_arg_matches(

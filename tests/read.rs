@@ -292,10 +292,13 @@ fn config_and_catalog_faults_are_one_clear_error_and_exit_64() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "config {path}: {err}");
         assert!(err.starts_with(&format!("tetherscope: {path}")), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(err.contains(says), "config {path}: {err}");
         // The same files as catalogs: refused before any packet is read.
         let out = common::read_jsonl(&common::fixture("seed-domains.pcap"), &["--catalog", path]);
         assert_eq!(out.status.code(), Some(64), "catalog {path}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "catalog {path}: {err}");
         assert!(out.stdout.is_empty(), "catalog {path}: flows printed");
     }
     let _ = std::fs::remove_dir_all(&dir);

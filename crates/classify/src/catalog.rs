@@ -347,7 +347,7 @@ impl Catalog {
         let file: FileToml = toml::from_str(text).map_err(|e| CatalogError::Invalid {
             file: path.to_owned(),
             line: e.span().map_or(1, |s| line_of(text, s.start)),
-            message: e.message().to_owned(),
+            message: e.message().trim().replace('\n', "; "),
         })?;
         for r in file.rule {
             let purpose: Purpose = parsed(&r.purpose, path, text)?;
