@@ -36,9 +36,7 @@ pub fn shared_with_flows(n: usize, domains: usize, max_domains: usize) -> Arc<Sh
         pipeline.table.insert(flow);
     }
     Arc::new(Shared::new(
-        pipeline.table.clone(),
-        pipeline.devices.clone(),
-        pipeline.stats.clone(),
+        &pipeline,
         Arc::new(Catalog::builtin()),
         max_domains,
     ))

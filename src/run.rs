@@ -187,13 +187,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..PipelineConfig::default()
     };
     let pipeline = Pipeline::new(&config);
-    let shared = Arc::new(Shared::new(
-        pipeline.table.clone(),
-        pipeline.devices.clone(),
-        pipeline.stats.clone(),
-        catalog,
-        args.max_domains,
-    ));
+    let shared = Arc::new(Shared::new(&pipeline, catalog, args.max_domains));
     *shared
         .capture
         .interface

@@ -8,14 +8,11 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::sim::{is_root, parse_metrics, value, wait_for, Sim};
+use crate::common::sim::{parse_metrics, skip_without_root, value, wait_for, Sim};
 
 #[test]
 fn live_hotspot_end_to_end() {
-    if !is_root() {
-        let msg = "simulated-hotspot test NOT RUN: it needs root (network namespaces)";
-        eprintln!("\n!!! {msg} !!!\n");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    if skip_without_root("simulated-hotspot") {
         return;
     }
     let id = format!("e{}", std::process::id() % 10_000);

@@ -21,6 +21,19 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a test that needs the simulated hotspot must be skipped: it
+/// needs root (network namespaces). Says so loudly, and fails under CI,
+/// where a skipped end-to-end test would pass for the wrong reason.
+pub fn skip_without_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    let msg = format!("{test} test NOT RUN: it needs root (network namespaces)");
+    eprintln!("\n!!! {msg} !!!\n");
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    true
+}
+
 /// The harness, torn down on drop (also when an assertion fails).
 pub struct Sim {
     /// Suffix of the namespace names.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tetherscope_classify::{Catalog, Classification, Purpose, Verdict as ClassVerdict};
-use tetherscope_flow::{DeviceTable, Flow, FlowTable, Stats};
+use tetherscope_flow::{DeviceTable, Flow, FlowTable, Pipeline, Stats};
 
 use crate::facts;
 use crate::record::FlowRecord;
@@ -124,17 +124,11 @@ const RECENT: usize = 1000;
 
 impl Shared {
     /// Shares a pipeline's tables with the exporter.
-    pub fn new(
-        table: Arc<FlowTable>,
-        devices: Arc<DeviceTable>,
-        stats: Arc<Stats>,
-        catalog: Arc<Catalog>,
-        max_domains: usize,
-    ) -> Self {
+    pub fn new(pipeline: &Pipeline, catalog: Arc<Catalog>, max_domains: usize) -> Self {
         Shared {
-            table,
-            devices,
-            stats,
+            table: pipeline.table.clone(),
+            devices: pipeline.devices.clone(),
+            stats: pipeline.stats.clone(),
             catalog,
             capture: CaptureStatus::default(),
             max_domains,

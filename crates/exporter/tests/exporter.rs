@@ -48,9 +48,7 @@ fn setup_with(config: &PipelineConfig, max_domains: usize) -> (Pipeline, Arc<Sha
     let mut pipeline = Pipeline::new(config);
     feed(&mut pipeline, &fixture());
     let shared = Arc::new(Shared::new(
-        pipeline.table.clone(),
-        pipeline.devices.clone(),
-        pipeline.stats.clone(),
+        &pipeline,
         Arc::new(Catalog::builtin()),
         max_domains,
     ));

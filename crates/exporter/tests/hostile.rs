@@ -206,9 +206,7 @@ impl Rig {
     fn new(max_domains: usize) -> Self {
         let pipeline = Pipeline::new(&PipelineConfig::default());
         let shared = Arc::new(Shared::new(
-            pipeline.table.clone(),
-            pipeline.devices.clone(),
-            pipeline.stats.clone(),
+            &pipeline,
             Arc::new(Catalog::builtin()),
             max_domains,
         ));
