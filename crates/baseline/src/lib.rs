@@ -1,0 +1,124 @@
+//! What each device normally talks to, remembered across restarts.
+//!
+//! A device is its MAC address. Per device, a destination is the registrable
+//! domain of a flow's name (or the server address when nothing names it),
+//! with its purpose, owner, first and last seen, counters and a [`State`]:
+//! learned into the `baseline`, `accepted` or `flagged` by the user, or `new`
+//! (first seen after learning, not yet triaged).
+//!
+//! * [`Baseline`]: the authoritative state, in memory. Observing a flow
+//!   costs hash lookups and never touches the disk, so the capture thread
+//!   never waits on I/O. Bounded: devices, destinations per device (the
+//!   least recently seen go first, counted) and names per destination.
+//! * [`Store`]: the SQLite file (WAL, versioned schema with migrations, an
+//!   application id so a foreign file is refused, never overwritten).
+//! * [`Persister`]: the one writer thread: every interval it applies triage
+//!   requests other processes queued in the store, then writes what changed
+//!   in one transaction, holding the in-memory lock only to copy it.
+//!
+//! Time is packet time throughout, so reading a capture is deterministic.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod model;
+mod persister;
+mod store;
+mod view;
+
+pub use model::{
+    parse_mac, Baseline, Batch, Destination, Device, Observation, Outcome, Settings, TriageError,
+};
+pub use persister::{apply_request, flush, Persister};
+pub use store::{DnsAnswer, Request, Store, StoreError, APPLICATION_ID, SCHEMA_VERSION};
+pub use view::{Entry, Triage};
+
+/// Nanoseconds per second.
+pub const SECOND: u64 = 1_000_000_000;
+
+/// What a destination is to its device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Learned while the device was learning, or expected by its profile.
+    Baseline,
+    /// The user said it is fine.
+    Accepted,
+    /// First seen after learning, not yet triaged.
+    New,
+    /// The user said it is bad.
+    Flagged,
+}
+
+impl State {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Baseline => "baseline",
+            State::Accepted => "accepted",
+            State::New => "new",
+            State::Flagged => "flagged",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<State> {
+        Some(match s {
+            "baseline" => State::Baseline,
+            "accepted" => State::Accepted,
+            "new" => State::New,
+            "flagged" => State::Flagged,
+            _ => return None,
+        })
+    }
+}
+
+/// What a flow was to its device when it was seen (the flow record's
+/// `novelty`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Novelty {
+    /// The device was still learning.
+    Learning,
+    /// Baseline, accepted, or expected by the profile.
+    Known,
+    /// A destination first seen after learning and not triaged.
+    New,
+    /// A destination the user flagged.
+    Flagged,
+}
+
+impl Novelty {
+    /// The record value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Novelty::Learning => "learning",
+            Novelty::Known => "known",
+            Novelty::New => "new",
+            Novelty::Flagged => "flagged",
+        }
+    }
+}
+
+/// Whether a MAC address is locally administered (randomised by the phone).
+pub fn is_randomised(mac: &[u8; 6]) -> bool {
+    mac[0] & 0x02 != 0
+}
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
+/// Unix seconds (as shown and stored) from packet nanoseconds.
+pub fn seconds(ns: u64) -> f64 {
+    ns as f64 / SECOND as f64
+}
+
+/// Packet nanoseconds from Unix seconds; negative or absurd values clamp.
+pub fn nanos(s: f64) -> u64 {
+    if s.is_finite() && s > 0.0 {
+        (s * SECOND as f64).min(u64::MAX as f64) as u64
+    } else {
+        0
+    }
+}

@@ -1,0 +1,753 @@
+//! The in-memory baseline: devices, their destinations, novelty.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::view::{Entry, Triage};
+use crate::{format_mac, is_randomised, nanos, Novelty, State, SECOND};
+
+/// Limits and learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How long each device learns, from its first packet (0: no learning).
+    pub learn_for_ns: u64,
+    /// Destinations not seen for this long are forgotten (0: kept).
+    pub retain_ns: u64,
+    /// Most destinations per device; the least recently seen go first.
+    pub max_destinations: usize,
+    /// Most devices (MACs are cheap to forge).
+    pub max_devices: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            learn_for_ns: 48 * 3600 * SECOND,
+            retain_ns: 90 * 24 * 3600 * SECOND,
+            max_destinations: 10_000,
+            max_devices: 1024,
+        }
+    }
+}
+
+/// Full names kept per destination.
+pub const MAX_NAMES: usize = 16;
+/// DHCP host names kept per device.
+pub const MAX_HOST_NAMES: usize = 8;
+/// Longest name or destination kept, in bytes.
+const MAX_NAME_LEN: usize = 253;
+
+/// One finished flow, as the baseline sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    /// The client's MAC address.
+    pub mac: [u8; 6],
+    /// The device's DHCP host name, when known.
+    pub host_name: Option<&'a str>,
+    /// Registrable domain of the flow's name, or the server address.
+    pub destination: &'a str,
+    /// The flow's full name, when it has one.
+    pub name: Option<&'a str>,
+    /// Purpose from the catalog.
+    pub purpose: &'a str,
+    /// Owner from the catalog.
+    pub owner: Option<&'a str>,
+    /// Catalog display name of the matching rule.
+    pub service: Option<&'a str>,
+    /// The device's profile expects this flow.
+    pub expected: bool,
+    /// Packet time of the flow's first packet, Unix nanoseconds.
+    pub first_seen_ns: u64,
+    /// Packet time of its last packet.
+    pub last_seen_ns: u64,
+    /// Bytes from the device.
+    pub bytes_up: u64,
+    /// Bytes to the device.
+    pub bytes_down: u64,
+    /// Bytes of the flow if it is cleartext, else 0.
+    pub cleartext_bytes: u64,
+}
+
+/// What observing a flow decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The flow's novelty.
+    pub novelty: Novelty,
+    /// This flow made the destination `new` (count it, alert once).
+    pub became_new: bool,
+}
+
+/// One destination of one device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Destination {
+    /// Triage state.
+    pub state: State,
+    /// Purpose of the latest flow.
+    pub purpose: String,
+    /// Owner of the latest flow.
+    pub owner: Option<String>,
+    /// Catalog display name.
+    pub service: Option<String>,
+    /// First flow, packet time.
+    pub first_seen_ns: u64,
+    /// Latest flow, packet time.
+    pub last_seen_ns: u64,
+    /// Flows seen.
+    pub flows: u64,
+    /// Bytes from the device.
+    pub bytes_up: u64,
+    /// Bytes to the device.
+    pub bytes_down: u64,
+    /// Bytes of cleartext flows.
+    pub cleartext_bytes: u64,
+    /// Full names seen under it (bounded).
+    pub names: Vec<String>,
+}
+
+/// One device.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Device {
+    /// First packet time; learning runs from here.
+    pub first_seen_ns: u64,
+    /// Latest packet time.
+    pub last_seen_ns: u64,
+    /// DHCP host names it used (bounded, latest last).
+    pub host_names: Vec<String>,
+    /// Its destinations.
+    pub destinations: HashMap<String, Destination>,
+}
+
+/// Why a triage operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriageError {
+    /// No device answers to that MAC or name.
+    #[error("no device {0:?} in the baseline")]
+    UnknownDevice(String),
+    /// The device has no such destination.
+    #[error("device {device} has no destination {destination:?}")]
+    UnknownDestination {
+        /// The device as asked.
+        device: String,
+        /// The destination as asked.
+        destination: String,
+    },
+    /// An imported entry is not usable.
+    #[error("bad entry: {0}")]
+    BadEntry(String),
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (or `-` separated), any case.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    Some(mac)
+}
+
+fn clip(s: &str) -> String {
+    let mut end = s.len().min(MAX_NAME_LEN);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].chars().filter(|c| !c.is_control()).collect()
+}
+
+/// What changed since the last write.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Devices to upsert.
+    pub devices: Vec<([u8; 6], Device)>,
+    /// Destinations to upsert (device MAC, destination).
+    pub destinations: Vec<([u8; 6], String, Destination)>,
+    /// Destinations to delete.
+    pub removed: Vec<([u8; 6], String)>,
+    /// Devices to delete.
+    pub removed_devices: Vec<[u8; 6]>,
+}
+
+impl Batch {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+            && self.destinations.is_empty()
+            && self.removed.is_empty()
+            && self.removed_devices.is_empty()
+    }
+}
+
+/// All devices and destinations, with what changed since the last write.
+#[derive(Debug, Default)]
+pub struct Baseline {
+    settings: Settings,
+    devices: HashMap<[u8; 6], Device>,
+    /// Configured device names and labels → MAC.
+    aliases: HashMap<String, [u8; 6]>,
+    /// Configured display labels.
+    labels: HashMap<[u8; 6], String>,
+    dirty_devices: HashSet<[u8; 6]>,
+    dirty: HashSet<([u8; 6], String)>,
+    removed: HashSet<([u8; 6], String)>,
+    removed_devices: HashSet<[u8; 6]>,
+    /// Latest packet time seen: retention counts back from here.
+    now_ns: u64,
+    /// Destinations dropped because their device had too many.
+    pub evicted: u64,
+    /// Destinations dropped by retention.
+    pub expired: u64,
+    /// Flows of devices past the device cap (not tracked).
+    pub untracked_flows: u64,
+}
+
+impl Baseline {
+    /// An empty baseline.
+    pub fn new(settings: Settings) -> Self {
+        Baseline {
+            settings,
+            ..Baseline::default()
+        }
+    }
+
+    /// The limits in force.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Gives a device a configured name (resolvable in triage) and display
+    /// label.
+    pub fn configure_device(&mut self, mac: [u8; 6], name: Option<&str>, label: Option<&str>) {
+        for n in [name, label].into_iter().flatten() {
+            self.aliases.insert(n.to_owned(), mac);
+        }
+        if let Some(l) = label.or(name) {
+            self.labels.insert(mac, l.to_owned());
+        }
+    }
+
+    /// Devices and their destinations.
+    pub fn devices(&self) -> &HashMap<[u8; 6], Device> {
+        &self.devices
+    }
+
+    /// Destinations over all devices.
+    pub fn len(&self) -> usize {
+        self.devices.values().map(|d| d.destinations.len()).sum()
+    }
+
+    /// No destinations.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inserts a device and its destinations as loaded from the store
+    /// (nothing becomes dirty).
+    pub fn load_device(&mut self, mac: [u8; 6], device: Device) {
+        self.now_ns = self.now_ns.max(device.last_seen_ns);
+        self.devices.insert(mac, device);
+    }
+
+    /// The display name: configured label, else latest DHCP name, else MAC.
+    pub fn display_name(&self, mac: &[u8; 6]) -> String {
+        if let Some(l) = self.labels.get(mac) {
+            return l.clone();
+        }
+        self.devices
+            .get(mac)
+            .and_then(|d| d.host_names.last().cloned())
+            .unwrap_or_else(|| format_mac(mac))
+    }
+
+    /// Finds a device by MAC, DHCP host name or configured name.
+    pub fn resolve(&self, query: &str) -> Result<[u8; 6], TriageError> {
+        if let Some(mac) = parse_mac(query) {
+            if self.devices.contains_key(&mac) {
+                return Ok(mac);
+            }
+        }
+        if let Some(mac) = self.aliases.get(query) {
+            return Ok(*mac);
+        }
+        let mut found: Vec<&[u8; 6]> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.host_names.iter().any(|n| n == query))
+            .map(|(m, _)| m)
+            .collect();
+        found.sort();
+        found
+            .first()
+            .map(|m| **m)
+            .ok_or_else(|| TriageError::UnknownDevice(query.to_owned()))
+    }
+
+    /// Records one finished flow and says what it was to its device; `None`
+    /// when the device is past the device cap.
+    pub fn observe(&mut self, o: &Observation<'_>) -> Option<Outcome> {
+        let s = self.settings;
+        if !self.devices.contains_key(&o.mac) && self.devices.len() >= s.max_devices {
+            self.untracked_flows += 1;
+            return None;
+        }
+        self.now_ns = self.now_ns.max(o.last_seen_ns);
+        let device = self.devices.entry(o.mac).or_insert_with(|| Device {
+            first_seen_ns: o.first_seen_ns,
+            ..Device::default()
+        });
+        device.first_seen_ns = device.first_seen_ns.min(o.first_seen_ns);
+        device.last_seen_ns = device.last_seen_ns.max(o.last_seen_ns);
+        if let Some(h) = o.host_name {
+            if device.host_names.last().map(String::as_str) != Some(h) {
+                device.host_names.retain(|n| n != h);
+                device.host_names.push(clip(h));
+                if device.host_names.len() > MAX_HOST_NAMES {
+                    device.host_names.remove(0);
+                }
+            }
+        }
+        self.dirty_devices.insert(o.mac);
+        let learning =
+            s.learn_for_ns > 0 && o.first_seen_ns < device.first_seen_ns + s.learn_for_ns;
+        let key = clip(o.destination);
+        let mut became_new = false;
+        let dest = match device.destinations.get_mut(&key) {
+            Some(d) => d,
+            None => {
+                let state = if learning || o.expected {
+                    State::Baseline
+                } else {
+                    became_new = true;
+                    State::New
+                };
+                if device.destinations.len() >= s.max_destinations {
+                    evict_oldest(device, o.mac, &mut self.dirty, &mut self.removed);
+                    self.evicted += 1;
+                }
+                self.removed.remove(&(o.mac, key.clone()));
+                device
+                    .destinations
+                    .entry(key.clone())
+                    .or_insert(Destination {
+                        state,
+                        purpose: String::new(),
+                        owner: None,
+                        service: None,
+                        first_seen_ns: o.first_seen_ns,
+                        last_seen_ns: o.last_seen_ns,
+                        flows: 0,
+                        bytes_up: 0,
+                        bytes_down: 0,
+                        cleartext_bytes: 0,
+                        names: Vec::new(),
+                    })
+            }
+        };
+        // A destination the profile expects is known even if it once was new.
+        if o.expected && dest.state == State::New {
+            dest.state = State::Baseline;
+        }
+        dest.purpose = o.purpose.to_owned();
+        dest.owner = o.owner.map(str::to_owned);
+        dest.service = o.service.map(str::to_owned);
+        dest.first_seen_ns = dest.first_seen_ns.min(o.first_seen_ns);
+        dest.last_seen_ns = dest.last_seen_ns.max(o.last_seen_ns);
+        dest.flows += 1;
+        dest.bytes_up += o.bytes_up;
+        dest.bytes_down += o.bytes_down;
+        dest.cleartext_bytes += o.cleartext_bytes;
+        if let Some(n) = o.name {
+            if dest.names.len() < MAX_NAMES && !dest.names.iter().any(|x| x == n) {
+                dest.names.push(clip(n));
+            }
+        }
+        let novelty = match dest.state {
+            State::Flagged => Novelty::Flagged,
+            _ if learning => Novelty::Learning,
+            State::New => Novelty::New,
+            State::Baseline | State::Accepted => Novelty::Known,
+        };
+        self.dirty.insert((o.mac, key));
+        Some(Outcome {
+            novelty,
+            became_new,
+        })
+    }
+
+    /// What a flow to `destination` would be now, without recording it
+    /// (for flows still active).
+    pub fn peek(&self, mac: &[u8; 6], destination: &str, expected: bool, ts_ns: u64) -> Novelty {
+        let Some(device) = self.devices.get(mac) else {
+            return if self.settings.learn_for_ns > 0 {
+                Novelty::Learning
+            } else if expected {
+                Novelty::Known
+            } else {
+                Novelty::New
+            };
+        };
+        let learning = self.settings.learn_for_ns > 0
+            && ts_ns < device.first_seen_ns + self.settings.learn_for_ns;
+        match device.destinations.get(destination).map(|d| d.state) {
+            Some(State::Flagged) => Novelty::Flagged,
+            _ if learning => Novelty::Learning,
+            Some(State::Baseline | State::Accepted) => Novelty::Known,
+            _ if expected => Novelty::Known,
+            _ => Novelty::New,
+        }
+    }
+
+    /// Accepts, flags or forgets a destination of a device.
+    pub fn triage(
+        &mut self,
+        op: Triage,
+        device: &str,
+        destination: &str,
+    ) -> Result<Option<Entry>, TriageError> {
+        let mac = self.resolve(device)?;
+        let dev = self
+            .devices
+            .get_mut(&mac)
+            .ok_or_else(|| TriageError::UnknownDevice(device.to_owned()))?;
+        let unknown = || TriageError::UnknownDestination {
+            device: device.to_owned(),
+            destination: destination.to_owned(),
+        };
+        let key = (mac, destination.to_owned());
+        match op {
+            Triage::Forget => {
+                let old = dev.destinations.remove(destination).ok_or_else(unknown)?;
+                self.dirty.remove(&key);
+                self.removed.insert(key);
+                Ok(Some(self.entry(&mac, destination, &old)))
+            }
+            Triage::Accept | Triage::Flag => {
+                let dest = dev.destinations.get_mut(destination).ok_or_else(unknown)?;
+                dest.state = if op == Triage::Accept {
+                    State::Accepted
+                } else {
+                    State::Flagged
+                };
+                self.dirty.insert(key);
+                Ok(self.entry_of(&mac, destination))
+            }
+        }
+    }
+
+    /// Merges exported entries: state as given, counters and times widened.
+    /// Returns how many entries were taken.
+    pub fn import(&mut self, entries: &[Entry]) -> Result<usize, TriageError> {
+        for e in entries {
+            let mac = parse_mac(&e.mac)
+                .ok_or_else(|| TriageError::BadEntry(format!("mac {:?}", e.mac)))?;
+            let state = State::parse(&e.state)
+                .ok_or_else(|| TriageError::BadEntry(format!("state {:?}", e.state)))?;
+            if e.destination.is_empty() {
+                return Err(TriageError::BadEntry("empty destination".into()));
+            }
+            if !self.devices.contains_key(&mac) && self.devices.len() >= self.settings.max_devices {
+                return Err(TriageError::BadEntry("too many devices".into()));
+            }
+            let (first, last) = (
+                nanos(e.first_seen),
+                nanos(e.last_seen).max(nanos(e.first_seen)),
+            );
+            self.now_ns = self.now_ns.max(last);
+            let device = self.devices.entry(mac).or_insert_with(|| Device {
+                first_seen_ns: first,
+                last_seen_ns: last,
+                ..Device::default()
+            });
+            device.first_seen_ns = device.first_seen_ns.min(first);
+            device.last_seen_ns = device.last_seen_ns.max(last);
+            let is_name = e.device != e.mac && parse_mac(&e.device).is_none();
+            if is_name && !device.host_names.contains(&e.device) {
+                device.host_names.insert(0, clip(&e.device));
+                device.host_names.truncate(MAX_HOST_NAMES);
+            }
+            let key = clip(&e.destination);
+            if !device.destinations.contains_key(&key)
+                && device.destinations.len() >= self.settings.max_destinations
+            {
+                evict_oldest(device, mac, &mut self.dirty, &mut self.removed);
+                self.evicted += 1;
+            }
+            let dest = device
+                .destinations
+                .entry(key.clone())
+                .or_insert_with(|| Destination {
+                    state,
+                    purpose: e.purpose.clone(),
+                    owner: e.owner.clone(),
+                    service: e.service.clone(),
+                    first_seen_ns: first,
+                    last_seen_ns: last,
+                    flows: 0,
+                    bytes_up: 0,
+                    bytes_down: 0,
+                    cleartext_bytes: 0,
+                    names: Vec::new(),
+                });
+            dest.state = state;
+            dest.first_seen_ns = dest.first_seen_ns.min(first);
+            dest.last_seen_ns = dest.last_seen_ns.max(last);
+            dest.flows = dest.flows.max(e.flows);
+            dest.bytes_up = dest.bytes_up.max(e.bytes_up);
+            dest.bytes_down = dest.bytes_down.max(e.bytes_down);
+            dest.cleartext_bytes = dest.cleartext_bytes.max(e.cleartext_bytes);
+            for n in &e.names {
+                if dest.names.len() < MAX_NAMES && !dest.names.contains(n) {
+                    dest.names.push(clip(n));
+                }
+            }
+            self.removed.remove(&(mac, key.clone()));
+            self.dirty.insert((mac, key));
+            self.dirty_devices.insert(mac);
+        }
+        Ok(entries.len())
+    }
+
+    /// Forgets destinations not seen for the retention period (counting
+    /// back from the latest packet time seen), and devices left with none.
+    pub fn expire(&mut self) {
+        if self.settings.retain_ns == 0 {
+            return;
+        }
+        let cutoff = self.now_ns.saturating_sub(self.settings.retain_ns);
+        let mut gone_devices = Vec::new();
+        for (mac, device) in &mut self.devices {
+            let before = device.destinations.len();
+            device.destinations.retain(|name, d| {
+                let keep = d.last_seen_ns >= cutoff;
+                if !keep {
+                    self.removed.insert((*mac, name.clone()));
+                    self.dirty.remove(&(*mac, name.clone()));
+                }
+                keep
+            });
+            self.expired += (before - device.destinations.len()) as u64;
+            if device.destinations.is_empty() && device.last_seen_ns < cutoff {
+                gone_devices.push(*mac);
+            }
+        }
+        for mac in gone_devices {
+            self.devices.remove(&mac);
+            self.dirty_devices.remove(&mac);
+            self.removed_devices.insert(mac);
+        }
+    }
+
+    /// Takes what changed since the last call, for the writer.
+    pub fn take_dirty(&mut self) -> Batch {
+        let mut batch = Batch::default();
+        for mac in self.dirty_devices.drain() {
+            if let Some(d) = self.devices.get(&mac) {
+                let mut copy = Device {
+                    first_seen_ns: d.first_seen_ns,
+                    last_seen_ns: d.last_seen_ns,
+                    host_names: d.host_names.clone(),
+                    destinations: HashMap::new(),
+                };
+                copy.destinations.shrink_to_fit();
+                batch.devices.push((mac, copy));
+            }
+        }
+        for (mac, name) in self.dirty.drain() {
+            if let Some(d) = self
+                .devices
+                .get(&mac)
+                .and_then(|d| d.destinations.get(&name))
+            {
+                batch.destinations.push((mac, name, d.clone()));
+            }
+        }
+        batch.removed = self.removed.drain().collect();
+        batch.removed_devices = self.removed_devices.drain().collect();
+        batch
+    }
+
+    /// Puts a batch that could not be written back, so it is tried again.
+    pub fn restore_dirty(&mut self, batch: &Batch) {
+        self.dirty_devices
+            .extend(batch.devices.iter().map(|(m, _)| *m));
+        self.dirty
+            .extend(batch.destinations.iter().map(|(m, n, _)| (*m, n.clone())));
+        self.removed.extend(batch.removed.iter().cloned());
+        self.removed_devices
+            .extend(batch.removed_devices.iter().copied());
+    }
+
+    /// One destination as shown.
+    pub fn entry_of(&self, mac: &[u8; 6], destination: &str) -> Option<Entry> {
+        let d = self.devices.get(mac)?.destinations.get(destination)?;
+        Some(self.entry(mac, destination, d))
+    }
+
+    fn entry(&self, mac: &[u8; 6], destination: &str, d: &Destination) -> Entry {
+        Entry::new(
+            self.display_name(mac),
+            mac,
+            is_randomised(mac),
+            destination,
+            d,
+        )
+    }
+
+    /// Every destination (of one device, if given), sorted by device then
+    /// first seen.
+    pub fn entries(&self, device: Option<&str>) -> Result<Vec<Entry>, TriageError> {
+        let only = device.map(|d| self.resolve(d)).transpose()?;
+        let mut out: Vec<Entry> = self
+            .devices
+            .iter()
+            .filter(|(mac, _)| only.is_none_or(|m| m == **mac))
+            .flat_map(|(mac, dev)| {
+                dev.destinations
+                    .iter()
+                    .map(move |(name, d)| self.entry(mac, name, d))
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (a.mac.as_str(), a.first_seen, a.destination.as_str())
+                .partial_cmp(&(b.mac.as_str(), b.first_seen, b.destination.as_str()))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        Ok(out)
+    }
+}
+
+/// Drops the least recently seen destination of a device.
+fn evict_oldest(
+    device: &mut Device,
+    mac: [u8; 6],
+    dirty: &mut HashSet<([u8; 6], String)>,
+    removed: &mut HashSet<([u8; 6], String)>,
+) {
+    let oldest = device
+        .destinations
+        .iter()
+        .min_by_key(|(name, d)| (d.last_seen_ns, (*name).clone()))
+        .map(|(name, _)| name.clone());
+    if let Some(name) = oldest {
+        device.destinations.remove(&name);
+        dirty.remove(&(mac, name.clone()));
+        removed.insert((mac, name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: [u8; 6] = [0xda, 0xa1, 0x19, 0x42, 0, 0x23];
+    const HOUR: u64 = 3600 * SECOND;
+
+    fn obs(dest: &str, t: u64) -> Observation<'_> {
+        Observation {
+            mac: MAC,
+            host_name: Some("pixel-7a"),
+            destination: dest,
+            name: Some(dest),
+            purpose: "unknown",
+            owner: None,
+            service: None,
+            expected: false,
+            first_seen_ns: t,
+            last_seen_ns: t + SECOND,
+            bytes_up: 10,
+            bytes_down: 20,
+            cleartext_bytes: 0,
+        }
+    }
+
+    fn base() -> Baseline {
+        Baseline::new(Settings {
+            learn_for_ns: 48 * HOUR,
+            ..Settings::default()
+        })
+    }
+
+    #[test]
+    fn learns_then_flags_new_once() {
+        let mut b = base();
+        let t0 = 1_700_000_000 * SECOND;
+        let o = b.observe(&obs("a.example", t0)).unwrap();
+        assert_eq!(o.novelty, Novelty::Learning);
+        assert!(!o.became_new);
+        let o = b.observe(&obs("a.example", t0 + 50 * HOUR)).unwrap();
+        assert_eq!(o.novelty, Novelty::Known);
+        let o = b.observe(&obs("b.example", t0 + 50 * HOUR)).unwrap();
+        assert_eq!((o.novelty, o.became_new), (Novelty::New, true));
+        let o = b.observe(&obs("b.example", t0 + 51 * HOUR)).unwrap();
+        assert_eq!((o.novelty, o.became_new), (Novelty::New, false));
+        let mut expected = obs("c.example", t0 + 51 * HOUR);
+        expected.expected = true;
+        assert_eq!(b.observe(&expected).unwrap().novelty, Novelty::Known);
+    }
+
+    #[test]
+    fn triage_by_host_name_and_mac() {
+        let mut b = Baseline::new(Settings {
+            learn_for_ns: 0,
+            ..Settings::default()
+        });
+        let t0 = 1_700_000_000 * SECOND;
+        b.observe(&obs("b.example", t0)).unwrap();
+        let e = b
+            .triage(Triage::Accept, "pixel-7a", "b.example")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.state, "accepted");
+        assert_eq!(
+            b.observe(&obs("b.example", t0 + HOUR)).unwrap().novelty,
+            Novelty::Known
+        );
+        b.triage(Triage::Flag, "DA:A1:19:42:00:23", "b.example")
+            .unwrap();
+        assert_eq!(
+            b.observe(&obs("b.example", t0 + HOUR)).unwrap().novelty,
+            Novelty::Flagged
+        );
+        assert!(matches!(
+            b.triage(Triage::Accept, "nobody", "b.example"),
+            Err(TriageError::UnknownDevice(_))
+        ));
+        assert!(matches!(
+            b.triage(Triage::Accept, "pixel-7a", "zzz.example"),
+            Err(TriageError::UnknownDestination { .. })
+        ));
+        b.triage(Triage::Forget, "pixel-7a", "b.example").unwrap();
+        let o = b.observe(&obs("b.example", t0 + 2 * HOUR)).unwrap();
+        assert_eq!((o.novelty, o.became_new), (Novelty::New, true));
+    }
+
+    #[test]
+    fn cap_evicts_least_recently_seen_and_retention_expires() {
+        let mut b = Baseline::new(Settings {
+            learn_for_ns: 0,
+            max_destinations: 3,
+            retain_ns: 10 * HOUR,
+            max_devices: 1,
+        });
+        let t0 = 1_700_000_000 * SECOND;
+        for (i, d) in ["a", "b", "c", "d"].iter().enumerate() {
+            b.observe(&obs(d, t0 + i as u64 * HOUR)).unwrap();
+        }
+        assert_eq!(b.evicted, 1);
+        let names: HashSet<&String> = b.devices[&MAC].destinations.keys().collect();
+        assert!(!names.contains(&"a".to_owned()));
+        let mut other = obs("x", t0);
+        other.mac = [2, 0, 0, 0, 0, 9];
+        assert_eq!(b.observe(&other), None, "device cap");
+        b.observe(&obs("d", t0 + 12 * HOUR)).unwrap();
+        b.expire();
+        assert_eq!(b.expired, 1, "b (last seen t0+1h) is older than 10 h");
+        let batch = b.take_dirty();
+        assert!(batch.removed.contains(&(MAC, "a".to_owned())));
+        assert!(batch.removed.contains(&(MAC, "b".to_owned())));
+    }
+}

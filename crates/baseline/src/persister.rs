@@ -1,0 +1,126 @@
+//! The one writer: batches of what changed, off the capture thread.
+//!
+//! Every interval it applies triage requests queued in the store by other
+//! processes, forgets what retention says to, copies what changed (holding
+//! the baseline's lock only for that copy) and writes it in one
+//! transaction. Nothing is lost when a write fails: the batch goes back
+//! to the dirty set and is tried again with the next one.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::model::{Baseline, TriageError};
+use crate::store::{Request, Store, StoreError};
+use crate::view::{Entry, Triage};
+use crate::{format_mac, parse_mac};
+
+/// The running writer thread.
+pub struct Persister {
+    stop: mpsc::Sender<()>,
+    handle: JoinHandle<Result<(), StoreError>>,
+}
+
+fn lock(b: &Mutex<Baseline>) -> MutexGuard<'_, Baseline> {
+    b.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Applies one queued request to the in-memory baseline.
+pub fn apply_request(baseline: &mut Baseline, r: &Request) -> Result<(), TriageError> {
+    if r.op == "import" {
+        let entries: Vec<Entry> = serde_json::from_str(r.payload.as_deref().unwrap_or("[]"))
+            .map_err(|e| TriageError::BadEntry(e.to_string()))?;
+        return baseline.import(&entries).map(drop);
+    }
+    let op = Triage::parse(&r.op).ok_or_else(|| TriageError::BadEntry(r.op.clone()))?;
+    let mac = parse_mac(&r.mac).ok_or_else(|| TriageError::UnknownDevice(r.mac.clone()))?;
+    baseline
+        .triage(op, &format_mac(&mac), &r.destination)
+        .map(drop)
+}
+
+/// One batch: requests in, changes out. Returns destinations written.
+pub fn flush(store: &mut Store, baseline: &Mutex<Baseline>) -> Result<usize, StoreError> {
+    let requests = if store.has_requests()? {
+        store.pending_requests()?
+    } else {
+        Vec::new()
+    };
+    let (batch, total) = {
+        let mut b = lock(baseline);
+        for r in &requests {
+            // A request for something already gone (forgotten, expired) is
+            // done too: the user's intent holds.
+            if let Err(e) = apply_request(&mut b, r) {
+                tracing::debug!("baseline request {} {}: {e}", r.op, r.destination);
+            }
+        }
+        b.expire();
+        (b.take_dirty(), b.len())
+    };
+    let done: Vec<i64> = requests.iter().map(|r| r.id).collect();
+    if batch.is_empty() && done.is_empty() {
+        return Ok(0);
+    }
+    match store.save(&batch, &done) {
+        Ok(()) => {
+            tracing::debug!(
+                "baseline: committed {} destinations ({total} in memory)",
+                batch.destinations.len()
+            );
+            Ok(batch.destinations.len())
+        }
+        Err(e) => {
+            lock(baseline).restore_dirty(&batch);
+            Err(e)
+        }
+    }
+}
+
+impl Persister {
+    /// Starts writing `baseline` to `store` every `interval`.
+    pub fn spawn(
+        mut store: Store,
+        baseline: Arc<Mutex<Baseline>>,
+        interval: Duration,
+    ) -> std::io::Result<Persister> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("baseline-writer".into())
+            .spawn(move || {
+                let mut warned = false;
+                loop {
+                    let last = match stopped.recv_timeout(interval) {
+                        Err(RecvTimeoutError::Timeout) => false,
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+                    };
+                    match flush(&mut store, &baseline) {
+                        Ok(_) => warned = false,
+                        Err(e) if last => return Err(e),
+                        Err(e) => {
+                            if !warned {
+                                tracing::warn!("baseline not saved yet: {e}; retrying");
+                                warned = true;
+                            }
+                        }
+                    }
+                    if last {
+                        return Ok(());
+                    }
+                }
+            })?;
+        Ok(Persister { stop, handle })
+    }
+
+    /// Writes what is left and stops.
+    pub fn finish(self) -> Result<(), StoreError> {
+        let _ = self.stop.send(());
+        self.handle.join().unwrap_or_else(|_| {
+            Err(StoreError::Other {
+                path: Default::default(),
+                detail: "baseline writer panicked".into(),
+            })
+        })
+    }
+}

@@ -1,0 +1,668 @@
+//! The SQLite file behind the baseline.
+//!
+//! Recognised by its `application_id` (`TSCP`); `user_version` is the schema
+//! version, and [`MIGRATIONS`] bring any older file up to date in one
+//! transaction. A file that is not SQLite, SQLite of another application, a
+//! newer schema, damaged or not writable is refused with an error and left
+//! exactly as it was.
+//!
+//! WAL journal with `synchronous = NORMAL`: a transaction is durable once
+//! committed as far as a killed process goes (the OS still holds the log),
+//! and readers never block the writer.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+use crate::model::{Baseline, Batch, Destination, Device, Settings};
+use crate::{format_mac, nanos, parse_mac, seconds, State};
+
+/// `PRAGMA application_id` of a tetherscope store: "TSCP".
+pub const APPLICATION_ID: i32 = 0x5453_4350;
+
+/// The schema this build writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// `MIGRATIONS[v]` takes a store from version `v` to `v + 1`.
+const MIGRATIONS: &[&str] = &[
+    // v1: devices, destinations, saved DNS answers, queued triage requests.
+    "CREATE TABLE device (
+        mac        TEXT PRIMARY KEY,
+        first_seen REAL NOT NULL,
+        last_seen  REAL NOT NULL,
+        host_names TEXT NOT NULL DEFAULT '[]'
+    ) WITHOUT ROWID;
+    CREATE TABLE destination (
+        mac             TEXT NOT NULL,
+        destination     TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('baseline', 'accepted', 'new', 'flagged')),
+        purpose         TEXT NOT NULL,
+        owner           TEXT,
+        service         TEXT,
+        first_seen      REAL NOT NULL,
+        last_seen       REAL NOT NULL,
+        flows           INTEGER NOT NULL,
+        bytes_up        INTEGER NOT NULL,
+        bytes_down      INTEGER NOT NULL,
+        cleartext_bytes INTEGER NOT NULL,
+        names           TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (mac, destination)
+    ) WITHOUT ROWID;
+    CREATE TABLE dns_answer (
+        client      TEXT NOT NULL,
+        address     TEXT NOT NULL,
+        query       TEXT NOT NULL,
+        cname_chain TEXT NOT NULL DEFAULT '[]',
+        expires     REAL NOT NULL,
+        PRIMARY KEY (client, address)
+    ) WITHOUT ROWID;
+    CREATE TABLE request (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        op          TEXT NOT NULL,
+        mac         TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        payload     TEXT
+    );",
+];
+
+/// Why a store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The path is a directory.
+    #[error("{0}: is a directory, not a state store")]
+    Directory(PathBuf),
+    /// Not a SQLite file, or SQLite of another application.
+    #[error("{0}: not a tetherscope state store; refusing to touch it")]
+    Foreign(PathBuf),
+    /// Written by a newer tetherscope.
+    #[error(
+        "{path}: state store schema {found} is newer than this tetherscope's ({known}); \
+         refusing to touch it"
+    )]
+    Newer {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i32,
+        /// Ours.
+        known: i32,
+    },
+    /// Damaged.
+    #[error("{path}: state store is damaged ({detail}); refusing to touch it")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What the integrity check said.
+        detail: String,
+    },
+    /// Not writable.
+    #[error("{0}: state store is read-only (it must be writable)")]
+    ReadOnly(PathBuf),
+    /// Missing (readers only).
+    #[error("{0}: no state store there")]
+    Missing(PathBuf),
+    /// Anything else SQLite or the file system said.
+    #[error("{path}: {detail}")]
+    Other {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// A triage request queued by another process (the CLI) for the process
+/// that holds the baseline in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Row id.
+    pub id: i64,
+    /// `accept`, `flag`, `forget` or `import`.
+    pub op: String,
+    /// Device MAC (empty for `import`).
+    pub mac: String,
+    /// Destination (empty for `import`).
+    pub destination: String,
+    /// For `import`: the entries, JSON.
+    pub payload: Option<String>,
+}
+
+/// An open store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating it and its directory if missing) a store to write.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, false)
+    }
+
+    /// Opens an existing store to read, next to a running writer.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, read_only: bool) -> Result<Store, StoreError> {
+        let other = |detail: String| StoreError::Other {
+            path: path.to_owned(),
+            detail,
+        };
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => return Err(StoreError::Directory(path.to_owned())),
+            Ok(m) => {
+                // Root may write any file: a file nobody may write is still
+                // the user saying "do not write this".
+                if !read_only && m.permissions().readonly() {
+                    return Err(StoreError::ReadOnly(path.to_owned()));
+                }
+                if m.len() > 0 {
+                    let mut head = [0u8; 16];
+                    let n = std::fs::File::open(path)
+                        .and_then(|mut f| f.read(&mut head))
+                        .map_err(|e| other(e.to_string()))?;
+                    if n < head.len() || &head != SQLITE_MAGIC {
+                        return Err(StoreError::Foreign(path.to_owned()));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if read_only {
+                    return Err(StoreError::Missing(path.to_owned()));
+                }
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| other(e.to_string()))?;
+                }
+            }
+            Err(e) => return Err(other(e.to_string())),
+        }
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        store
+            .conn
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(|e| classify(path, e))?;
+        store.check()?;
+        if !read_only {
+            store.prepare()?;
+        }
+        Ok(store)
+    }
+
+    /// Refuses foreign, newer or damaged files before anything is written.
+    fn check(&self) -> Result<(), StoreError> {
+        let c = &self.conn;
+        let path = &self.path;
+        let app: i32 = c
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|e| classify(path, e))?;
+        let version: i32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| classify(path, e))?;
+        let objects: i64 = c
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+            .map_err(|e| classify(path, e))?;
+        let fresh = app == 0 && version == 0 && objects == 0;
+        if !fresh && app != APPLICATION_ID {
+            return Err(StoreError::Foreign(path.clone()));
+        }
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                path: path.clone(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if !fresh {
+            let verdict: String = c
+                .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+                .map_err(|e| classify(path, e))?;
+            if verdict != "ok" {
+                return Err(StoreError::Damaged {
+                    path: path.clone(),
+                    detail: verdict,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// WAL, then migrations up to [`SCHEMA_VERSION`].
+    fn prepare(&self) -> Result<(), StoreError> {
+        let path = &self.path;
+        let c = &self.conn;
+        c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            .map_err(|e| classify(path, e))?;
+        c.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(|e| classify(path, e))?;
+        let version: i32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| classify(path, e))?;
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let mut script = String::from("BEGIN IMMEDIATE;\n");
+        for step in &MIGRATIONS[version as usize..] {
+            script.push_str(step);
+            script.push('\n');
+        }
+        script.push_str(&format!(
+            "PRAGMA application_id = {APPLICATION_ID};\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+        ));
+        c.execute_batch(&script).map_err(|e| {
+            let _ = c.execute_batch("ROLLBACK");
+            classify(path, e)
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes on disk: the database and its write-ahead log.
+    pub fn size_bytes(path: &Path) -> u64 {
+        let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        len(path) + len(Path::new(&wal))
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        classify(&self.path, e)
+    }
+
+    /// Reads every device and destination into a baseline.
+    pub fn load(&self, settings: Settings) -> Result<Baseline, StoreError> {
+        let mut baseline = Baseline::new(settings);
+        let mut devices = std::collections::HashMap::<[u8; 6], Device>::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT mac, first_seen, last_seen, host_names FROM device")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, f64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (mac, first, last, names) = row.map_err(|e| self.err(e))?;
+            let Some(mac) = parse_mac(&mac) else { continue };
+            devices.insert(
+                mac,
+                Device {
+                    first_seen_ns: nanos(first),
+                    last_seen_ns: nanos(last),
+                    host_names: serde_json::from_str(&names).unwrap_or_default(),
+                    destinations: Default::default(),
+                },
+            );
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT mac, destination, state, purpose, owner, service, first_seen, last_seen,
+                        flows, bytes_up, bytes_down, cleartext_bytes, names
+                 FROM destination",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    Destination {
+                        state: State::parse(&r.get::<_, String>(2)?).unwrap_or(State::New),
+                        purpose: r.get(3)?,
+                        owner: r.get(4)?,
+                        service: r.get(5)?,
+                        first_seen_ns: nanos(r.get(6)?),
+                        last_seen_ns: nanos(r.get(7)?),
+                        flows: to_u64(r.get(8)?),
+                        bytes_up: to_u64(r.get(9)?),
+                        bytes_down: to_u64(r.get(10)?),
+                        cleartext_bytes: to_u64(r.get(11)?),
+                        names: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (mac, name, dest) = row.map_err(|e| self.err(e))?;
+            let Some(mac) = parse_mac(&mac) else { continue };
+            let device = devices.entry(mac).or_insert_with(|| Device {
+                first_seen_ns: dest.first_seen_ns,
+                last_seen_ns: dest.last_seen_ns,
+                ..Device::default()
+            });
+            device.destinations.insert(name, dest);
+        }
+        for (mac, device) in devices {
+            baseline.load_device(mac, device);
+        }
+        Ok(baseline)
+    }
+
+    /// Writes a batch and deletes the requests it carries out, in one
+    /// transaction.
+    pub fn save(&mut self, batch: &Batch, done: &[i64]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e))?;
+        write_batch(&tx, batch, done).map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, e))
+    }
+
+    /// Queues a request for a running process and applies its effect
+    /// (`batch`) to the file at once, in one transaction.
+    pub fn queue(
+        &mut self,
+        op: &str,
+        mac: &str,
+        destination: &str,
+        payload: Option<&str>,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e))?;
+        write_batch(&tx, batch, &[]).map_err(|e| classify(&path, e))?;
+        tx.execute(
+            "INSERT INTO request (op, mac, destination, payload) VALUES (?1, ?2, ?3, ?4)",
+            params![op, mac, destination, payload],
+        )
+        .map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, e))
+    }
+
+    /// Requests queued by other processes, oldest first.
+    pub fn pending_requests(&self) -> Result<Vec<Request>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, op, mac, destination, payload FROM request ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Request {
+                    id: r.get(0)?,
+                    op: r.get(1)?,
+                    mac: r.get(2)?,
+                    destination: r.get(3)?,
+                    payload: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Saved DNS answers not yet expired at `now_ns`:
+    /// (client, address, query, CNAME chain, expiry in nanoseconds).
+    pub fn dns_answers(&self, now_ns: u64) -> Result<Vec<DnsAnswer>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT client, address, query, cname_chain, expires FROM dns_answer
+                 WHERE expires > ?1 ORDER BY expires",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([seconds(now_ns)], |r| {
+                Ok(DnsAnswer {
+                    client: r.get(0)?,
+                    address: r.get(1)?,
+                    query: r.get(2)?,
+                    cname_chain: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+                    expires_ns: nanos(r.get(4)?),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Replaces the saved DNS answers.
+    pub fn save_dns_answers(&mut self, answers: &[DnsAnswer]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e))?;
+        let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
+            tx.execute("DELETE FROM dns_answer", [])?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO dns_answer (client, address, query, cname_chain, expires)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for a in answers {
+                stmt.execute(params![
+                    a.client,
+                    a.address,
+                    a.query,
+                    serde_json::to_string(&a.cname_chain).unwrap_or_else(|_| "[]".into()),
+                    seconds(a.expires_ns)
+                ])?;
+            }
+            Ok(())
+        };
+        write(&tx).map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, e))
+    }
+
+    /// Runs `PRAGMA integrity_check`; "ok" when sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Whether the request table holds anything (cheap: runs every batch).
+    pub fn has_requests(&self) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT 1 FROM request LIMIT 1", [], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|v| v.is_some())
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// One saved DNS answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsAnswer {
+    /// The client that asked.
+    pub client: String,
+    /// The answered address.
+    pub address: String,
+    /// The name asked for.
+    pub query: String,
+    /// CNAME targets in order.
+    pub cname_chain: Vec<String>,
+    /// Expiry, Unix nanoseconds.
+    pub expires_ns: u64,
+}
+
+fn write_batch(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &Batch,
+    done: &[i64],
+) -> rusqlite::Result<()> {
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO device (mac, first_seen, last_seen, host_names)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (mac, d) in &batch.devices {
+            stmt.execute(params![
+                format_mac(mac),
+                seconds(d.first_seen_ns),
+                seconds(d.last_seen_ns),
+                serde_json::to_string(&d.host_names).unwrap_or_else(|_| "[]".into()),
+            ])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO destination (mac, destination, state, purpose, owner,
+                 service, first_seen, last_seen, flows, bytes_up, bytes_down, cleartext_bytes,
+                 names)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        for (mac, name, d) in &batch.destinations {
+            stmt.execute(params![
+                format_mac(mac),
+                name,
+                d.state.as_str(),
+                d.purpose,
+                d.owner,
+                d.service,
+                seconds(d.first_seen_ns),
+                seconds(d.last_seen_ns),
+                to_i64(d.flows),
+                to_i64(d.bytes_up),
+                to_i64(d.bytes_down),
+                to_i64(d.cleartext_bytes),
+                serde_json::to_string(&d.names).unwrap_or_else(|_| "[]".into()),
+            ])?;
+        }
+    }
+    {
+        let mut stmt =
+            tx.prepare_cached("DELETE FROM destination WHERE mac = ?1 AND destination = ?2")?;
+        for (mac, name) in &batch.removed {
+            stmt.execute(params![format_mac(mac), name])?;
+        }
+        let mut stmt = tx.prepare_cached("DELETE FROM device WHERE mac = ?1")?;
+        for mac in &batch.removed_devices {
+            stmt.execute(params![format_mac(mac)])?;
+        }
+        let mut stmt = tx.prepare_cached("DELETE FROM request WHERE id = ?1")?;
+        for id in done {
+            stmt.execute(params![id])?;
+        }
+    }
+    Ok(())
+}
+
+/// Names SQLite's error the way a user needs to hear it.
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => StoreError::Foreign(path.to_owned()),
+        Some(ErrorCode::DatabaseCorrupt) => StoreError::Damaged {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        },
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(path.to_owned()),
+        _ => StoreError::Other {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Observation;
+    use crate::SECOND;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("tetherscope-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("state.db")
+    }
+
+    #[test]
+    fn round_trip_and_reopen() {
+        let path = temp("roundtrip");
+        let mut store = Store::open(&path).unwrap();
+        let mut b = store.load(Settings::default()).unwrap();
+        b.observe(&Observation {
+            mac: [0xda, 0xa1, 0x19, 0x42, 0, 0x23],
+            host_name: Some("pixel"),
+            destination: "izatcloud.net",
+            name: Some("xtrapath3.izatcloud.net"),
+            purpose: "gnss-assistance",
+            owner: Some("Qualcomm"),
+            service: Some("Qualcomm XTRA"),
+            expected: true,
+            first_seen_ns: 1_700_000_000 * SECOND,
+            last_seen_ns: 1_700_000_001 * SECOND,
+            bytes_up: 1,
+            bytes_down: 2,
+            cleartext_bytes: 3,
+        })
+        .unwrap();
+        store.save(&b.take_dirty(), &[]).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let again = store.load(Settings::default()).unwrap();
+        assert_eq!(again.entries(None).unwrap(), b.entries(None).unwrap());
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn foreign_newer_and_directory_refused_untouched() {
+        let path = temp("foreign");
+        std::fs::write(&path, b"hello, not a database at all").unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::Foreign(_))));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"hello, not a database at all"
+        );
+
+        std::fs::remove_file(&path).unwrap();
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE t (x)").unwrap();
+        drop(c);
+        let before = std::fs::read(&path).unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::Foreign(_))));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+
+        std::fs::remove_file(&path).unwrap();
+        drop(Store::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
+            .unwrap();
+        drop(c);
+        assert!(matches!(Store::open(&path), Err(StoreError::Newer { .. })));
+
+        assert!(matches!(
+            Store::open(path.parent().unwrap()),
+            Err(StoreError::Directory(_))
+        ));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}
