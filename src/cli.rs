@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::state::StateArgs;
+
 /// Passive monitor that names what a tethered phone talks to, and why.
 #[derive(Debug, Parser)]
 #[command(name = "tetherscope", version, about)]
@@ -27,6 +29,75 @@ pub enum Command {
     /// Inspect the domain catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// List and triage each device's destinations in the state store.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+/// Which store and device a `baseline` subcommand works on.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The state store [default: the one `run` uses].
+    #[arg(long = "state", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
+/// `baseline` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// List destinations per device.
+    List {
+        /// Only this device (MAC, DHCP host name or configured name).
+        #[arg(long)]
+        device: Option<String>,
+        /// Output format (default: table on a terminal, json otherwise).
+        #[arg(long, value_enum)]
+        format: Option<ListFormat>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The destination is fine for this device: it never alerts again.
+    Accept(TriageArgs),
+    /// The destination is bad for this device: every new flow to it alerts.
+    Flag(TriageArgs),
+    /// Forget the destination: its next flow is judged afresh.
+    Forget(TriageArgs),
+    /// Write every destination (or one device's) as JSON to stdout.
+    Export {
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Merge destinations exported elsewhere (JSON file, "-" for stdin).
+    Import {
+        /// The exported JSON.
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// A destination of a device.
+#[derive(Debug, Clone, Args)]
+pub struct TriageArgs {
+    /// The destination (registrable domain or server address).
+    pub destination: String,
+    /// The device: MAC, DHCP host name or configured name.
+    #[arg(long)]
+    pub device: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Output formats of `baseline list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array.
+    Json,
 }
 
 /// Catalog and profile options shared by commands that classify.
@@ -88,6 +159,8 @@ pub struct ReadArgs {
     pub max_flows: usize,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// No summary or progress on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -128,6 +201,8 @@ pub struct RunArgs {
     /// dnsmasq lease file naming devices (default: NetworkManager's for the interface).
     #[arg(long)]
     pub leases: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 /// Arguments of `demo`.

@@ -4,12 +4,14 @@
 //! The binary is glue: it parses the command line, wires capture → flow →
 //! classify → export together, and turns errors into one clear sentence.
 
+mod baseline;
 mod catalog;
 mod cli;
 mod demo;
 mod privileges;
 mod read;
 mod run;
+mod state;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Catalog(cmd) => catalog::run(&cmd),
         cli::Command::Run(args) => run::run(args),
         cli::Command::Demo(args) => demo::run(&args),
+        cli::Command::Baseline(cmd) => baseline::run(&cmd),
     };
     match result {
         Ok(code) => code,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tetherscope_capture::file::FileSource;
 use tetherscope_capture::CaptureError;
-use tetherscope_exporter::facts;
 use tetherscope_exporter::record::FlowRecord;
+use tetherscope_exporter::{facts, novelty};
 use tetherscope_flow::{Flow, Pipeline, PipelineConfig, Stats};
 
 use crate::cli::{Format, ReadArgs};
@@ -44,6 +44,12 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         ..PipelineConfig::default()
     };
     let mut pipeline = Pipeline::new(&config);
+    let state = match &args.state.path {
+        Some(path) => Some(crate::state::start(path, args.state.settings())?),
+        None => None,
+    };
+    let baseline = state.as_ref().map(|s| s.handle.clone());
+    let devices = pipeline.devices.clone();
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut table_rows = Vec::new();
@@ -64,7 +70,14 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
             summary.named_bytes += bytes;
         }
         let class = facts::classify(&catalog, &flow);
-        let record = FlowRecord::new(&flow, facts::verdict_fields(&class));
+        let mut record = FlowRecord::new(&flow, facts::verdict_fields(&class));
+        if let Some(b) = &baseline {
+            let host = flow
+                .client_mac
+                .and_then(|m| novelty::host_name(&devices, &m));
+            record.novelty = novelty::judge(&mut b.lock(), &flow, &class, host.as_deref())
+                .map(|o| o.novelty.as_str());
+        }
         match format {
             Format::Jsonl => {
                 serde_json::to_writer(&mut *out, &record)?;
@@ -104,6 +117,9 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     drop(out);
+    if let Some(state) = state {
+        state.finish()?;
+    }
 
     if let Some(e) = &warning {
         eprintln!(

@@ -43,6 +43,7 @@ struct ConfigFile {
     buffer_mib: Option<u32>,
     filter: Option<String>,
     leases: Option<PathBuf>,
+    state: Option<PathBuf>,
 }
 
 fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
@@ -97,6 +98,7 @@ fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
     }
     args.filter = args.filter.or(cfg.filter);
     args.leases = args.leases.or(cfg.leases);
+    args.state.path = args.state.path.or(cfg.state);
     Ok(args)
 }
 
@@ -187,7 +189,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..PipelineConfig::default()
     };
     let pipeline = Pipeline::new(&config);
-    let shared = Arc::new(Shared::new(&pipeline, catalog, args.max_domains));
+    let shared = Shared::new(&pipeline, catalog, args.max_domains);
     *shared
         .capture
         .interface
@@ -224,10 +226,36 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let listener = std::net::TcpListener::bind(listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;
+    let state = match &args.state.path {
+        Some(path) => Some(crate::state::start(path, args.state.settings())?),
+        None => crate::state::start_default(args.state.settings())?,
+    };
+    let handle = state.as_ref().map_or_else(
+        || crate::state::in_memory(args.state.settings()),
+        |s| s.handle.clone(),
+    );
+    let shared = Arc::new(shared.with_baseline(handle));
+    let token_file = args
+        .state
+        .path
+        .clone()
+        .or_else(crate::state::default_path)
+        .filter(|_| state.is_some())
+        .and_then(|p| crate::state::write_token(&p, shared.token()));
     eprintln!(
         "tetherscope: watching {interface}; metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen
     );
+    if let Some(s) = &state {
+        eprintln!(
+            "tetherscope: baseline in {}",
+            s.handle
+                .path
+                .as_deref()
+                .unwrap_or(Path::new("memory"))
+                .display()
+        );
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let capture = {
@@ -256,6 +284,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let summary = capture
         .join()
         .map_err(|_| anyhow::anyhow!("capture thread panicked"))?;
+    if let Some(state) = state {
+        state.finish()?;
+    }
+    if let Some(p) = token_file {
+        let _ = std::fs::remove_file(p);
+    }
     eprintln!("tetherscope: stopped; {summary}");
     Ok(ExitCode::SUCCESS)
 }

@@ -9,9 +9,11 @@
 
 pub mod facts;
 pub mod metrics;
+pub mod novelty;
 pub mod record;
 pub mod server;
 pub mod state;
+pub mod triage;
 
 pub use server::router;
 pub use state::Shared;

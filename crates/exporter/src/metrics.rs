@@ -50,6 +50,19 @@ pub const HANDSHAKE_BYTES: &str = "tetherscope_handshake_buffer_bytes";
 pub const DNS_CACHE_EVICTIONS: &str = "tetherscope_dns_cache_evictions_total";
 /// Flows whose domain label was folded into `other`.
 pub const LABEL_OVERFLOW: &str = "tetherscope_label_overflow_total";
+/// Destinations that became new to their device.
+pub const NEW_DESTINATIONS: &str = "tetherscope_new_destinations_total";
+/// When each destination still `new` was first seen.
+pub const NEW_DESTINATION_FIRST_SEEN: &str =
+    "tetherscope_new_destination_first_seen_timestamp_seconds";
+/// Flows to destinations the user flagged.
+pub const FLAGGED_FLOWS: &str = "tetherscope_flagged_flows_total";
+/// Destinations in the baseline, by state.
+pub const BASELINE_DESTINATIONS: &str = "tetherscope_baseline_destinations";
+/// Destinations the baseline dropped, by reason.
+pub const BASELINE_DROPPED: &str = "tetherscope_baseline_dropped_total";
+/// Size of the state store on disk.
+pub const STORE_BYTES: &str = "tetherscope_state_store_bytes";
 /// Build information.
 pub const BUILD_INFO: &str = "tetherscope_build_info";
 
@@ -350,6 +363,9 @@ pub fn render(shared: &Shared) -> String {
         &[],
         vec![(vec![], Stats::get(&stats.packets))],
     );
+    if shared.baseline.is_some() {
+        baseline_families(shared, &mut b);
+    }
     b.gauge(
         BUILD_INFO,
         "Build information.",
@@ -364,4 +380,97 @@ pub fn render(shared: &Shared) -> String {
         .expect("encode metrics");
     *reported = b.next;
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The baseline's families: novelty events, new destinations with their
+/// first-seen time, states, drops, and the store's size.
+fn baseline_families(shared: &Shared, b: &mut Builder<'_>) {
+    let Some(handle) = &shared.baseline else {
+        return;
+    };
+    let (new, flagged) = shared.novelty_counts();
+    let rows = |v: Vec<(crate::state::NoveltyLabels, u64)>| {
+        sum_by(
+            v.into_iter()
+                .map(|((d, dom, p), n)| (vec![d, dom, p.to_owned()], n)),
+        )
+    };
+    b.counter(
+        NEW_DESTINATIONS,
+        "Destinations first seen by a device after it finished learning, neither in its baseline nor expected by its profile.",
+        &["device", "domain", "purpose"],
+        rows(new),
+    );
+    b.counter(
+        FLAGGED_FLOWS,
+        "Flows to destinations the user flagged.",
+        &["device", "domain", "purpose"],
+        rows(flagged),
+    );
+    // Copy what is needed under the lock; label work happens after it.
+    let (pending, states, dropped) = {
+        let bl = handle.lock();
+        let mut states: HashMap<&'static str, i64> = HashMap::new();
+        let mut pending = Vec::new();
+        for (mac, device) in bl.devices() {
+            for (name, d) in &device.destinations {
+                *states.entry(d.state.as_str()).or_default() += 1;
+                if d.state == tetherscope_baseline::State::New {
+                    pending.push((
+                        *mac,
+                        crate::novelty::site_of(name, d.service.as_deref()),
+                        d.purpose.clone(),
+                        (d.first_seen_ns / 1_000_000_000) as i64,
+                    ));
+                }
+            }
+        }
+        (pending, states, (bl.evicted, bl.expired))
+    };
+    let mut first_seen: HashMap<Vec<String>, i64> = HashMap::new();
+    for (mac, site, purpose, secs) in pending {
+        let key = vec![shared.device_name(mac), shared.domain_label(&site), purpose];
+        first_seen
+            .entry(key)
+            .and_modify(|t| *t = (*t).min(secs))
+            .or_insert(secs);
+    }
+    let mut first_seen: Vec<_> = first_seen.into_iter().collect();
+    first_seen.sort();
+    b.gauge(
+        NEW_DESTINATION_FIRST_SEEN,
+        "Packet time (Unix seconds) each destination still new (not triaged) was first seen.",
+        &["device", "domain", "purpose"],
+        first_seen,
+    );
+    b.gauge(
+        BASELINE_DESTINATIONS,
+        "Destinations in the per-device baseline, by state.",
+        &["state"],
+        ["baseline", "accepted", "new", "flagged"]
+            .iter()
+            .map(|st| (vec![(*st).to_owned()], states.get(st).copied().unwrap_or(0)))
+            .collect(),
+    );
+    b.counter(
+        BASELINE_DROPPED,
+        "Destinations the baseline forgot: capacity (the device's least recently seen) or retention.",
+        &["reason"],
+        vec![
+            (vec!["capacity".to_owned()], dropped.0),
+            (vec!["retention".to_owned()], dropped.1),
+        ],
+    );
+    b.gauge(
+        STORE_BYTES,
+        "Bytes the state store takes on disk (database and write-ahead log).",
+        &[],
+        vec![(
+            vec![],
+            handle
+                .path
+                .as_deref()
+                .map_or(0, tetherscope_baseline::Store::size_bytes) as i64,
+        )],
+    );
 }

@@ -79,6 +79,10 @@ pub struct FlowRecord {
     pub cleartext: Option<bool>,
     /// Packets cut short by the snap length.
     pub truncated_packets: u32,
+    /// What the destination was to the device when the flow was seen:
+    /// `learning`, `known`, `new` or `flagged` (null without a baseline or
+    /// a device).
+    pub novelty: Option<&'static str>,
     /// Classification.
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -146,6 +150,7 @@ impl FlowRecord {
             },
             cleartext: flow.cleartext(),
             truncated_packets: flow.truncated_packets,
+            novelty: None,
             verdict,
         }
     }

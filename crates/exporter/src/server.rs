@@ -1,4 +1,5 @@
-//! The HTTP side: `/metrics`, `/api/flows`, `/api/devices`, `/healthz`.
+//! The HTTP side: `/metrics`, `/api/flows`, `/api/devices`, `/healthz`, and
+//! the baseline's triage API (`/api/baseline`, see [`crate::triage`]).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use tetherscope_flow::devices::format_mac;
@@ -20,6 +21,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/flows", get(flows))
         .route("/api/devices", get(devices))
         .route("/healthz", get(healthz))
+        .route("/api/baseline", get(crate::triage::list))
+        .route("/api/baseline/{op}", post(crate::triage::change))
         .with_state(shared)
 }
 

@@ -15,6 +15,7 @@ use tetherscope_classify::{Catalog, Classification, Purpose, Verdict as ClassVer
 use tetherscope_flow::{DeviceTable, Flow, FlowTable, Pipeline, Stats};
 
 use crate::facts;
+use crate::novelty::{self, BaselineHandle};
 use crate::record::FlowRecord;
 
 /// Label value for domains past the cap.
@@ -105,6 +106,10 @@ pub struct Shared {
     pub capture: CaptureStatus,
     /// Most distinct `domain` label values.
     pub max_domains: usize,
+    /// The per-device baseline, when a state store is in use.
+    pub baseline: Option<BaselineHandle>,
+    /// Per-process secret that state-changing API requests must carry.
+    token: String,
     inner: Mutex<Inner>,
     /// Serialises scrapes and holds what the last one reported per series,
     /// so counters never go backwards.
@@ -117,7 +122,14 @@ struct Inner {
     domains: HashSet<String>,
     overflow: u64,
     recent: VecDeque<FlowRecord>,
+    /// Destinations that became `new`, per (device, domain, purpose).
+    new_destinations: HashMap<NoveltyLabels, u64>,
+    /// Flows to flagged destinations, per (device, domain, purpose).
+    flagged_flows: HashMap<NoveltyLabels, u64>,
 }
+
+/// Device, domain and purpose labels of a baseline event.
+pub type NoveltyLabels = (String, String, &'static str);
 
 /// Finished flows kept for `/api/flows`.
 const RECENT: usize = 1000;
@@ -132,9 +144,50 @@ impl Shared {
             catalog,
             capture: CaptureStatus::default(),
             max_domains,
+            baseline: None,
+            token: new_token(),
             inner: Mutex::new(Inner::default()),
             reported: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Adds the per-device baseline: finished flows are judged against it.
+    pub fn with_baseline(mut self, handle: BaselineHandle) -> Self {
+        self.baseline = Some(handle);
+        self
+    }
+
+    /// The token state-changing API requests must carry
+    /// (`X-Tetherscope-Token`): 32 random bytes, hex, new per process.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Destinations that became new, and flows to flagged destinations, per
+    /// (device, domain, purpose).
+    pub fn novelty_counts(&self) -> (Vec<(NoveltyLabels, u64)>, Vec<(NoveltyLabels, u64)>) {
+        let inner = self.lock();
+        let list =
+            |m: &HashMap<NoveltyLabels, u64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        (list(&inner.new_destinations), list(&inner.flagged_flows))
+    }
+
+    /// The `domain` label a destination gets: admitted into the bounded
+    /// label set like every other, else `other`.
+    pub fn domain_label(&self, domain: &str) -> String {
+        let mut inner = self.lock();
+        let labels = FlowLabels {
+            device: String::new(),
+            domain: sanitize(domain),
+            purpose: "",
+            verdict: "",
+        };
+        self.admit(&mut inner, labels, false).domain
+    }
+
+    /// The device label for a MAC (DHCP name, else the MAC).
+    pub fn device_name(&self, mac: [u8; 6]) -> String {
+        self.device_label(Some(mac))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -185,10 +238,26 @@ impl Shared {
     /// returns its record (for the flow log).
     pub fn retire(&self, flow: &Flow) -> FlowRecord {
         let class = facts::classify(&self.catalog, flow);
-        let record = FlowRecord::new(flow, facts::verdict_fields(&class));
+        let mut record = FlowRecord::new(flow, facts::verdict_fields(&class));
+        let outcome = self.baseline.as_ref().and_then(|b| {
+            let host = flow
+                .client_mac
+                .and_then(|m| novelty::host_name(&self.devices, &m));
+            novelty::judge(&mut b.lock(), flow, &class, host.as_deref())
+        });
+        record.novelty = outcome.map(|o| o.novelty.as_str());
         let (labels, totals) = self.measure(flow);
         let mut inner = self.lock();
         let labels = self.admit(&mut inner, labels, true);
+        if let Some(o) = outcome {
+            let key = (labels.device.clone(), labels.domain.clone(), labels.purpose);
+            if o.became_new {
+                *inner.new_destinations.entry(key.clone()).or_default() += 1;
+            }
+            if o.novelty == tetherscope_baseline::Novelty::Flagged {
+                *inner.flagged_flows.entry(key).or_default() += 1;
+            }
+        }
         inner.retired.entry(labels).or_default().add(&totals);
         if inner.recent.len() >= RECENT {
             inner.recent.pop_front();
@@ -200,10 +269,38 @@ impl Shared {
     /// Active flows and recently finished ones, as records.
     pub fn flow_records(&self) -> Vec<FlowRecord> {
         let mut out: Vec<FlowRecord> = self.lock().recent.iter().cloned().collect();
+        let mut active = Vec::new();
         self.table.for_each(|f| {
             let class = facts::classify(&self.catalog, f);
-            out.push(FlowRecord::new(f, facts::verdict_fields(&class)));
+            let mut record = FlowRecord::new(f, facts::verdict_fields(&class));
+            // Judged against the baseline after the table walk, so the
+            // baseline's lock is never held while walking the table.
+            let key = f.client_mac.map(|m| {
+                (
+                    m,
+                    novelty::destination_of(f),
+                    class.verdict,
+                    f.first_seen,
+                    facts::is_local(f.server.ip()),
+                )
+            });
+            record.novelty = None;
+            active.push((record, key));
         });
+        if let Some(b) = &self.baseline {
+            let b = b.lock();
+            for (record, key) in &mut active {
+                record.novelty = key.as_ref().map(|(mac, dest, verdict, ts, local)| {
+                    if *local {
+                        tetherscope_baseline::Novelty::Known.as_str()
+                    } else {
+                        b.peek(mac, dest, *verdict == ClassVerdict::Expected, *ts)
+                            .as_str()
+                    }
+                });
+            }
+        }
+        out.extend(active.into_iter().map(|(r, _)| r));
         out
     }
 
@@ -443,4 +540,18 @@ pub fn sanitize(s: &str) -> String {
     } else {
         clean
     }
+}
+
+/// 32 random bytes from the kernel, hex.
+fn new_token() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)) {
+        // Without randomness no token can be trusted: refuse every change.
+        tracing::error!(
+            "no random source for the API token ({e}); state changes over HTTP are refused"
+        );
+        return String::new();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

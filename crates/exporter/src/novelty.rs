@@ -1,0 +1,117 @@
+//! From a finished flow to its device's baseline: which destination it is,
+//! and whether that destination is new to the device.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tetherscope_baseline::{Baseline, Novelty, Observation, Outcome};
+use tetherscope_classify::{registrable_domain, Classification, Verdict};
+use tetherscope_flow::devices::format_mac;
+use tetherscope_flow::{DeviceTable, Flow};
+
+use crate::facts;
+
+/// The baseline the exporter and capture side share, and where it is kept.
+#[derive(Clone)]
+pub struct BaselineHandle {
+    /// The in-memory baseline (the writer thread persists it).
+    pub baseline: Arc<Mutex<Baseline>>,
+    /// The store file, for its size.
+    pub path: Option<PathBuf>,
+}
+
+impl BaselineHandle {
+    /// Locks the baseline; a poisoned lock still holds valid data.
+    pub fn lock(&self) -> MutexGuard<'_, Baseline> {
+        self.baseline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The destination key of a flow: the registrable domain of its name, or
+/// the server address when nothing names it.
+pub fn destination_of(flow: &Flow) -> String {
+    match flow.domain() {
+        Some((name, _)) => registrable_domain(&name.to_ascii_lowercase()).to_owned(),
+        None => flow.server.ip().to_string(),
+    }
+}
+
+/// The `domain` label of a stored destination, as the flow's metrics name
+/// it: the catalog display name, else the registrable domain; `unnamed`
+/// for a bare server address.
+pub fn site_of(destination: &str, service: Option<&str>) -> String {
+    match service {
+        Some(s) => s.to_owned(),
+        None if destination.parse::<std::net::IpAddr>().is_ok() => "unnamed".to_owned(),
+        None => destination.to_owned(),
+    }
+}
+
+/// The DHCP host name of a device, if it has one.
+pub fn host_name(devices: &DeviceTable, mac: &[u8; 6]) -> Option<String> {
+    devices.label(mac).filter(|l| *l != format_mac(mac))
+}
+
+/// Flows that never enter a baseline: those without a device, and those to
+/// the hotspot or the local network (the hotspot's resolver included),
+/// which are always `known`.
+fn device_of(flow: &Flow) -> Result<[u8; 6], Option<Novelty>> {
+    let mac = flow.client_mac.ok_or(None)?;
+    if facts::is_local(flow.server.ip()) {
+        return Err(Some(Novelty::Known));
+    }
+    Ok(mac)
+}
+
+/// Records a finished flow in the baseline; `None` when the flow has no
+/// device (or its device is past the cap).
+pub fn judge(
+    baseline: &mut Baseline,
+    flow: &Flow,
+    class: &Classification<'_>,
+    host_name: Option<&str>,
+) -> Option<Outcome> {
+    let mac = match device_of(flow) {
+        Ok(mac) => mac,
+        Err(known) => {
+            return known.map(|novelty| Outcome {
+                novelty,
+                became_new: false,
+            })
+        }
+    };
+    let destination = destination_of(flow);
+    let bytes = flow.bytes_up + flow.bytes_down;
+    baseline.observe(&Observation {
+        mac,
+        host_name,
+        destination: &destination,
+        name: flow.domain().map(|(d, _)| d),
+        purpose: class.purpose.as_str(),
+        owner: class.rule.map(|r| r.owner.as_str()),
+        service: class.rule.and_then(|r| r.display.as_deref()),
+        expected: class.verdict == Verdict::Expected,
+        first_seen_ns: flow.first_seen,
+        last_seen_ns: flow.last_seen,
+        bytes_up: flow.bytes_up,
+        bytes_down: flow.bytes_down,
+        cleartext_bytes: if flow.cleartext() == Some(true) {
+            bytes
+        } else {
+            0
+        },
+    })
+}
+
+/// What an active flow would be, without recording it.
+pub fn peek(baseline: &Baseline, flow: &Flow, class: &Classification<'_>) -> Option<Novelty> {
+    match device_of(flow) {
+        Ok(mac) => Some(baseline.peek(
+            &mac,
+            &destination_of(flow),
+            class.verdict == Verdict::Expected,
+            flow.first_seen,
+        )),
+        Err(known) => known,
+    }
+}

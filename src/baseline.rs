@@ -1,0 +1,164 @@
+//! `tetherscope baseline`: list and triage each device's destinations.
+//!
+//! The CLI works on the store file. While `run` (or `replay`) holds the
+//! same store, its in-memory baseline is authoritative, so a change is
+//! written both to the tables (visible at once to `list`) and as a row of
+//! the `request` table, which the running process applies to its memory at
+//! its next batch (within a second) and then deletes; a process that starts
+//! later applies what is left when it loads. Nothing the CLI changes is
+//! overwritten by a running process's older state.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tetherscope_baseline::{Entry, Settings, Store, Triage};
+
+use crate::cli::{BaselineCommand, ListFormat, StoreArgs, TriageArgs};
+use crate::UsageError;
+
+fn path_of(store: &StoreArgs) -> anyhow::Result<PathBuf> {
+    store
+        .path
+        .clone()
+        .or_else(crate::state::default_path)
+        .ok_or_else(|| UsageError("no state store: give --state PATH".into()).into())
+}
+
+/// Entries of the store (one device's, if given), requests not yet applied
+/// by a running process included.
+fn entries(store: &StoreArgs, device: Option<&str>) -> anyhow::Result<Vec<Entry>> {
+    let path = path_of(store)?;
+    let store = Store::open_read_only(&path).map_err(|e| UsageError(e.to_string()))?;
+    let baseline = crate::state::load(&store, Settings::default())?;
+    baseline
+        .entries(device)
+        .map_err(|e| UsageError(e.to_string()).into())
+}
+
+pub fn run(cmd: &BaselineCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BaselineCommand::List {
+            device,
+            format,
+            store,
+        } => {
+            let list = entries(store, device.as_deref())?;
+            let format = format.unwrap_or(if io::stdout().is_terminal() {
+                ListFormat::Table
+            } else {
+                ListFormat::Json
+            });
+            let mut out = io::stdout().lock();
+            match format {
+                ListFormat::Json => {
+                    serde_json::to_writer_pretty(&mut out, &list)?;
+                    writeln!(out)?;
+                }
+                ListFormat::Table => write_table(&mut out, &list)?,
+            }
+        }
+        BaselineCommand::Export { device, store } => {
+            let list = entries(store, device.as_deref())?;
+            let mut out = io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &list)?;
+            writeln!(out)?;
+        }
+        BaselineCommand::Accept(t) => triage(Triage::Accept, t)?,
+        BaselineCommand::Flag(t) => triage(Triage::Flag, t)?,
+        BaselineCommand::Forget(t) => triage(Triage::Forget, t)?,
+        BaselineCommand::Import { file, store } => {
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(file)
+                    .map_err(|e| UsageError(format!("{}: {e}", file.display())))?
+            };
+            let list: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
+                UsageError(format!(
+                    "{}:{}: not a baseline export: {e}",
+                    file.display(),
+                    e.line()
+                ))
+            })?;
+            let path = path_of(store)?;
+            let mut store = crate::state::open_store(&path)?;
+            let mut baseline = crate::state::load(&store, Settings::default())?;
+            let n = baseline
+                .import(&list)
+                .map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
+            let payload = serde_json::to_string(&list)?;
+            store
+                .queue("import", "", "", Some(&payload), &baseline.take_dirty())
+                .map_err(|e| UsageError(e.to_string()))?;
+            eprintln!(
+                "tetherscope: imported {n} destinations into {}",
+                path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn triage(op: Triage, t: &TriageArgs) -> anyhow::Result<()> {
+    let path = path_of(&t.store)?;
+    let mut store = crate::state::open_store(&path)?;
+    let mut baseline = crate::state::load(&store, Settings::default())?;
+    let mac = baseline
+        .resolve(&t.device)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let entry = baseline
+        .triage(op, &t.device, &t.destination)
+        .map_err(|e| UsageError(e.to_string()))?
+        .context("destination vanished")?;
+    store
+        .queue(
+            op.as_str(),
+            &tetherscope_baseline::format_mac(&mac),
+            &t.destination,
+            None,
+            &baseline.take_dirty(),
+        )
+        .map_err(|e| UsageError(e.to_string()))?;
+    let done = match op {
+        Triage::Accept => "accepted",
+        Triage::Flag => "flagged",
+        Triage::Forget => "forgot",
+    };
+    eprintln!(
+        "tetherscope: {done} {} for {} ({})",
+        entry.destination, entry.device, entry.mac
+    );
+    Ok(())
+}
+
+fn write_table(out: &mut dyn Write, list: &[Entry]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<20} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  DESTINATION",
+        "DEVICE", "STATE", "PURPOSE", "FLOWS", "BYTES UP", "BYTES DN", "FIRST SEEN", "LAST SEEN"
+    )?;
+    let when = |s: f64| {
+        let r = tetherscope_exporter::record::rfc3339(tetherscope_baseline::nanos(s));
+        r.get(..19).unwrap_or(&r).replace('T', " ")
+    };
+    for e in list {
+        writeln!(
+            out,
+            "{:<20} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  {}",
+            e.device,
+            e.state,
+            e.purpose,
+            e.flows,
+            e.bytes_up,
+            e.bytes_down,
+            when(e.first_seen),
+            when(e.last_seen),
+            e.destination
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! The state store options shared by `read`, `run` (and what runs like it),
+//! and opening the store with one clear error when it cannot be used.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use tetherscope_baseline::{Baseline, Persister, Settings, Store, StoreError, SECOND};
+use tetherscope_exporter::novelty::BaselineHandle;
+
+use crate::UsageError;
+
+/// How often the writer commits a batch.
+pub const BATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Per-device baseline options.
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// The state store (SQLite): per-device baselines, triage, saved DNS
+    /// answers. `run` defaults to $STATE_DIRECTORY/state.db under systemd,
+    /// else $XDG_STATE_HOME/tetherscope/state.db (~/.local/state/...);
+    /// `read` keeps no state without it.
+    #[arg(long = "state", value_name = "PATH")]
+    pub path: Option<PathBuf>,
+    /// How long each device learns from its first packet (packet time), its
+    /// destinations entering the baseline silently; 0 = no learning.
+    #[arg(long, value_name = "DURATION", default_value = "48h", value_parser = parse_duration)]
+    pub learn_for: Duration,
+    /// Forget destinations not seen for this long (packet time); 0 = never.
+    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_duration)]
+    pub retain: Duration,
+    /// Most destinations kept per device; the least recently seen go first.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_destinations: usize,
+}
+
+impl StateArgs {
+    /// The baseline's settings.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            learn_for_ns: self.learn_for.as_secs() * SECOND
+                + u64::from(self.learn_for.subsec_nanos()),
+            retain_ns: self.retain.as_secs() * SECOND,
+            max_destinations: self.max_destinations.max(1),
+            ..Settings::default()
+        }
+    }
+}
+
+/// `48h`, `90d`, `30m`, `15s`, `2w` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit (s, m, h, d, w)"))?;
+    let unit = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (s, m, h, d, w)")),
+    };
+    n.checked_mul(unit)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?}: too long"))
+}
+
+/// Where `run` keeps its state without `--state`.
+pub fn default_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd's StateDirectory= (several are ':'-separated: the first).
+        let dir = PathBuf::from(dir);
+        let first = dir
+            .to_str()
+            .and_then(|s| s.split(':').next())
+            .map_or(dir.clone(), PathBuf::from);
+        return Some(first.join("state.db"));
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(base.join("tetherscope/state.db"))
+}
+
+/// Opens a store to write; its problems are the user's to fix (exit 64).
+pub fn open_store(path: &Path) -> anyhow::Result<Store> {
+    Store::open(path).map_err(|e| UsageError(e.to_string()).into())
+}
+
+/// A loaded baseline and the writer persisting it.
+pub struct Running {
+    /// Shared with the exporter.
+    pub handle: BaselineHandle,
+    /// The writer thread.
+    pub persister: Persister,
+}
+
+impl Running {
+    /// Writes what is left; an error here is worth a non-zero exit.
+    pub fn finish(self) -> anyhow::Result<()> {
+        self.persister
+            .finish()
+            .map_err(|e| anyhow::anyhow!("state not saved: {e}"))
+    }
+}
+
+/// Loads the baseline from `path` and starts its writer.
+pub fn start(path: &Path, settings: Settings) -> anyhow::Result<Running> {
+    let store = open_store(path)?;
+    let baseline = load(&store, settings)?;
+    let baseline = Arc::new(Mutex::new(baseline));
+    let persister = Persister::spawn(store, baseline.clone(), BATCH_INTERVAL)?;
+    Ok(Running {
+        handle: BaselineHandle {
+            baseline,
+            path: Some(path.to_owned()),
+        },
+        persister,
+    })
+}
+
+/// The baseline in the store, with requests queued while nobody held it
+/// applied.
+pub fn load(store: &Store, settings: Settings) -> anyhow::Result<Baseline> {
+    let mut baseline = store
+        .load(settings)
+        .map_err(|e| UsageError(e.to_string()))?;
+    for r in store
+        .pending_requests()
+        .map_err(|e| UsageError(e.to_string()))?
+    {
+        let _ = tetherscope_baseline::apply_request(&mut baseline, &r);
+    }
+    Ok(baseline)
+}
+
+/// `run` without `--state`: the default store, unless it cannot even be
+/// created (no writable home): then a warning and a baseline in memory.
+/// A file there that must not be touched is still an error.
+pub fn start_default(settings: Settings) -> anyhow::Result<Option<Running>> {
+    let Some(path) = default_path() else {
+        tracing::warn!("no state directory (no HOME); the baseline lives in memory only");
+        return Ok(None);
+    };
+    match Store::open(&path) {
+        Ok(store) => {
+            drop(store);
+            start(&path, settings).map(Some)
+        }
+        Err(e @ (StoreError::Other { .. } | StoreError::ReadOnly(_))) => {
+            tracing::warn!("{e}; the baseline lives in memory only (give --state PATH)");
+            Ok(None)
+        }
+        Err(e) => Err(UsageError(e.to_string()).into()),
+    }
+}
+
+/// A baseline without a store (the default store was unusable).
+pub fn in_memory(settings: Settings) -> BaselineHandle {
+    BaselineHandle {
+        baseline: Arc::new(Mutex::new(Baseline::new(settings))),
+        path: None,
+    }
+}
+
+/// Writes the API token next to the store, readable by its owner only.
+pub fn write_token(store: &Path, token: &str) -> Option<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = store.parent()?.join("token");
+    let _ = std::fs::remove_file(&path);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(token.as_bytes()));
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            tracing::warn!("cannot write the API token to {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("48h").unwrap(),
+            Duration::from_secs(48 * 3600)
+        );
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("3x").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}
