@@ -14,6 +14,15 @@ use crate::UsageError;
 /// How often the writer commits a batch.
 pub const BATCH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The batch interval: [`BATCH_INTERVAL`], or `TETHERSCOPE_STATE_BATCH_MS`
+/// (tests make batches frequent to kill the writer in the middle of one).
+fn batch_interval() -> Duration {
+    std::env::var("TETHERSCOPE_STATE_BATCH_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(BATCH_INTERVAL, |ms: u64| Duration::from_millis(ms.max(1)))
+}
+
 /// Per-device baseline options.
 #[derive(Debug, Clone, Args)]
 pub struct StateArgs {
@@ -114,7 +123,7 @@ pub fn start(path: &Path, settings: Settings) -> anyhow::Result<Running> {
     let store = open_store(path)?;
     let baseline = load(&store, settings)?;
     let baseline = Arc::new(Mutex::new(baseline));
-    let persister = Persister::spawn(store, baseline.clone(), BATCH_INTERVAL)?;
+    let persister = Persister::spawn(store, baseline.clone(), batch_interval())?;
     Ok(Running {
         handle: BaselineHandle {
             baseline,

@@ -47,7 +47,7 @@ pub fn flush(store: &mut Store, baseline: &Mutex<Baseline>) -> Result<usize, Sto
     } else {
         Vec::new()
     };
-    let (batch, total) = {
+    let (batch, total, flows) = {
         let mut b = lock(baseline);
         for r in &requests {
             // A request for something already gone (forgotten, expired) is
@@ -57,7 +57,17 @@ pub fn flush(store: &mut Store, baseline: &Mutex<Baseline>) -> Result<usize, Sto
             }
         }
         b.expire();
-        (b.take_dirty(), b.len())
+        // What this batch makes durable, for the log (and the crash test).
+        let flows = if tracing::enabled!(tracing::Level::DEBUG) {
+            b.devices()
+                .values()
+                .flat_map(|d| d.destinations.values())
+                .map(|d| d.flows)
+                .sum()
+        } else {
+            0
+        };
+        (b.take_dirty(), b.len(), flows)
     };
     let done: Vec<i64> = requests.iter().map(|r| r.id).collect();
     if batch.is_empty() && done.is_empty() {
@@ -66,7 +76,7 @@ pub fn flush(store: &mut Store, baseline: &Mutex<Baseline>) -> Result<usize, Sto
     match store.save(&batch, &done) {
         Ok(()) => {
             tracing::debug!(
-                "baseline: committed {} destinations ({total} in memory)",
+                "baseline: committed {} destinations; {total} destinations, {flows} flows in all",
                 batch.destinations.len()
             );
             Ok(batch.destinations.len())

@@ -243,7 +243,7 @@ impl Store {
             if verdict != "ok" {
                 return Err(StoreError::Damaged {
                     path: path.clone(),
-                    detail: verdict,
+                    detail: verdict.split_whitespace().collect::<Vec<_>>().join(" "),
                 });
             }
         }
@@ -579,7 +579,11 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
         Some(ErrorCode::NotADatabase) => StoreError::Foreign(path.to_owned()),
         Some(ErrorCode::DatabaseCorrupt) => StoreError::Damaged {
             path: path.to_owned(),
-            detail: e.to_string(),
+            detail: e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         },
         Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(path.to_owned()),
         _ => StoreError::Other {

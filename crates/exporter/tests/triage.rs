@@ -1,0 +1,230 @@
+//! The baseline through the exporter: novelty metrics after the seed
+//! fixture, and the triage API's contract (token, same origin, 400/404).
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tetherscope_baseline::{Baseline, Settings};
+use tetherscope_classify::Catalog;
+use tetherscope_exporter::novelty::BaselineHandle;
+use tetherscope_exporter::Shared;
+use tetherscope_flow::{Pipeline, PipelineConfig};
+use tower::ServiceExt;
+
+const PHONE: &str = "02:00:5e:00:01:82";
+
+fn feed(pipeline: &mut Pipeline, bytes: &[u8]) {
+    let link = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let h = &bytes[at..at + 16];
+        let sec = u64::from(u32::from_le_bytes(h[0..4].try_into().unwrap()));
+        let usec = u64::from(u32::from_le_bytes(h[4..8].try_into().unwrap()));
+        let caplen = u32::from_le_bytes(h[8..12].try_into().unwrap()) as usize;
+        let wire = u32::from_le_bytes(h[12..16].try_into().unwrap());
+        pipeline.ingest(
+            sec * 1_000_000_000 + usec * 1000,
+            link,
+            wire,
+            &bytes[at + 16..at + 16 + caplen],
+        );
+        at += 16 + caplen;
+    }
+}
+
+/// The seed fixture retired through an exporter whose baseline has
+/// finished learning: the unlisted tracker and the direct-IP server are new.
+fn setup() -> Arc<Shared> {
+    let mut pipeline = Pipeline::new(&PipelineConfig::default());
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/seed-domains.pcap"
+    ))
+    .unwrap();
+    feed(&mut pipeline, &bytes);
+    pipeline.finish();
+    let handle = BaselineHandle {
+        baseline: Arc::new(Mutex::new(Baseline::new(Settings {
+            learn_for_ns: 0,
+            ..Settings::default()
+        }))),
+        path: None,
+    };
+    let shared =
+        Arc::new(Shared::new(&pipeline, Arc::new(Catalog::builtin()), 500).with_baseline(handle));
+    for (flow, _) in pipeline.take_finished() {
+        shared.retire(&flow);
+    }
+    shared
+}
+
+async fn call(
+    shared: &Arc<Shared>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = tetherscope_exporter::router(shared.clone())
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn state_of(list: &serde_json::Value, destination: &str) -> String {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["destination"] == destination)
+        .map(|e| e["state"].as_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn baseline_lists_new_destinations_and_counts_them() {
+    let shared = setup();
+    let (status, list) = call(&shared, "GET", "/api/baseline", &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(state_of(&list, "example.com"), "new");
+    assert_eq!(state_of(&list, "203.0.113.50"), "new");
+    assert_eq!(state_of(&list, "izatcloud.net"), "baseline");
+    let xtra = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["destination"] == "izatcloud.net")
+        .unwrap();
+    assert_eq!(xtra["mac"], PHONE);
+    assert_eq!(xtra["randomised"], true);
+    assert_eq!(xtra["service"], "Qualcomm XTRA");
+    assert!(xtra["names"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("xtrapath3.izatcloud.net")));
+    for key in [
+        "device",
+        "owner",
+        "purpose",
+        "first_seen",
+        "last_seen",
+        "flows",
+        "bytes_up",
+        "bytes_down",
+        "cleartext_bytes",
+    ] {
+        assert!(xtra.get(key).is_some(), "{key} missing: {xtra}");
+    }
+
+    let text = tetherscope_exporter::metrics::render(&shared);
+    let new_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tetherscope_new_destinations_total{"))
+        .collect();
+    assert_eq!(new_lines.len(), 2, "{new_lines:?}");
+    assert!(new_lines.iter().all(|l| l.ends_with(" 1")), "{new_lines:?}");
+    assert!(text.contains("tetherscope_new_destination_first_seen_timestamp_seconds{"));
+    assert!(text.contains("tetherscope_baseline_destinations{state=\"new\"} 2"));
+
+    let (status, _) = call(&shared, "GET", "/api/baseline?device=nobody", &[], "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn changes_need_token_and_same_origin() {
+    let shared = setup();
+    let token = shared.token().to_owned();
+    assert_eq!(token.len(), 64);
+    let body = format!(r#"{{"device": "{PHONE}", "destination": "example.com"}}"#);
+    let path = "/api/baseline/accept";
+    let host = ("host", "127.0.0.1:9433");
+
+    let (s, _) = call(&shared, "POST", path, &[host], &body).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no token");
+    let (s, _) = call(
+        &shared,
+        "POST",
+        path,
+        &[host, ("x-tetherscope-token", "00")],
+        &body,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "wrong token");
+    let tok = ("x-tetherscope-token", token.as_str());
+    let (s, _) = call(
+        &shared,
+        "POST",
+        path,
+        &[host, tok, ("origin", "http://evil.example")],
+        &body,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "cross origin");
+    let (s, _) = call(
+        &shared,
+        "POST",
+        path,
+        &[host, tok, ("sec-fetch-site", "cross-site")],
+        &body,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "cross site");
+    let (s, _) = call(&shared, "POST", path, &[host, tok], "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = call(
+        &shared,
+        "POST",
+        path,
+        &[host, tok],
+        &format!(r#"{{"device": "{PHONE}", "destination": "nowhere.example"}}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (s, entry) = call(
+        &shared,
+        "POST",
+        path,
+        &[
+            host,
+            tok,
+            ("origin", "http://127.0.0.1:9433"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(entry["state"], "accepted");
+    assert_eq!(entry["destination"], "example.com");
+    let (_, list) = call(&shared, "GET", "/api/baseline", &[], "").await;
+    assert_eq!(state_of(&list, "example.com"), "accepted");
+
+    let (s, entry) = call(
+        &shared,
+        "POST",
+        "/api/baseline/flag",
+        &[host, tok],
+        &format!(r#"{{"device": "{PHONE}", "destination": "203.0.113.50"}}"#),
+    )
+    .await;
+    assert_eq!(
+        (s, entry["state"].as_str()),
+        (StatusCode::OK, Some("flagged"))
+    );
+    let (s, _) = call(&shared, "POST", "/api/baseline/forget", &[host, tok], &body).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, list) = call(&shared, "GET", "/api/baseline", &[], "").await;
+    assert_eq!(state_of(&list, "example.com"), "");
+}

@@ -1,0 +1,406 @@
+//! The per-device baseline through the binary: a multi-day scenario in
+//! packet time through `read` with the store kept between captures, triage
+//! from the CLI, export/import, stores that must not be touched, and
+//! durability under `kill -9`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common;
+
+const PHONE: &str = "da:a1:19:42:00:23";
+const T0: u64 = 1_700_000_000;
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+
+/// A scratch directory unique to this test process and test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tetherscope-baseline-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// One flow line for tests/support/baseline_capture.py.
+fn flow(t: u64, host: &str, server: &str) -> String {
+    format!(
+        r#"{{"t": {t}, "mac": "{PHONE}", "ip": "10.42.0.23", "host": "{host}", "server": "{server}", "name": "pixel-7a"}}"#
+    )
+}
+
+/// Writes a capture of `flows` (lines of JSON) to `path`.
+fn capture(path: &Path, flows: &[String]) {
+    let mut child = Command::new("python3")
+        .arg(common::support("baseline_capture.py"))
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().unwrap();
+    for f in flows {
+        writeln!(stdin, "{f}").unwrap();
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "capture generator failed");
+}
+
+/// `read --state` a capture: (destination → novelties in order).
+fn read(store: &Path, cap: &Path, extra: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let mut args = vec!["--quiet", "--state", store.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = common::read_jsonl(cap, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in common::records(&out.stdout) {
+        if r["transport"] != "tcp" {
+            continue;
+        }
+        seen.entry(r["domain"].as_str().unwrap_or("").to_owned())
+            .or_default()
+            .push(r["novelty"].as_str().unwrap_or("null").to_owned());
+    }
+    seen
+}
+
+fn baseline(args: &[&str]) -> Output {
+    Command::new(common::bin())
+        .arg("baseline")
+        .args(args)
+        .output()
+        .expect("run tetherscope baseline")
+}
+
+/// `baseline list --format json`: destination → state.
+fn states(store: &Path) -> BTreeMap<String, String> {
+    let out = baseline(&[
+        "list",
+        "--format",
+        "json",
+        "--state",
+        store.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    list.iter()
+        .map(|e| {
+            assert_eq!(e["device"], "pixel-7a");
+            assert_eq!(e["mac"], PHONE);
+            (
+                e["destination"].as_str().unwrap().to_owned(),
+                e["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn v(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn baseline_multi_day_read_learns_then_reports_exactly_the_new() {
+    let dir = scratch("days");
+    let store = dir.join("state.db");
+    // Days 0-1: learning (48 h from the first packet).
+    let learn = dir.join("learn.pcap");
+    capture(
+        &learn,
+        &[
+            flow(T0, "www.example.com", "203.0.113.10"),
+            flow(T0 + HOUR, "api.example.net", "203.0.113.11"),
+            flow(T0 + 30 * HOUR, "cdn.example.org", "203.0.113.12"),
+        ],
+    );
+    let seen = read(&store, &learn, &[]);
+    assert!(seen.values().flatten().all(|n| n == "learning"), "{seen:?}");
+    // Days 3-4, read in another process with the same store: known
+    // destinations (another name under a learned registrable domain too),
+    // one the profile expects, and exactly two never seen.
+    let later = dir.join("later.pcap");
+    capture(
+        &later,
+        &[
+            flow(T0 + 3 * DAY, "static.example.com", "203.0.113.10"),
+            flow(T0 + 3 * DAY + 60, "tracker.example.io", "203.0.113.20"),
+            flow(
+                T0 + 3 * DAY + 120,
+                "connectivitycheck.gstatic.com",
+                "203.0.113.21",
+            ),
+            flow(T0 + 3 * DAY + 180, "ads.example.edu", "203.0.113.22"),
+            flow(T0 + 4 * DAY, "tracker.example.io", "203.0.113.20"),
+            flow(T0 + 4 * DAY + 60, "cdn.example.org", "203.0.113.12"),
+        ],
+    );
+    let seen = read(&store, &later, &[]);
+    assert_eq!(seen["static.example.com"], v(&["known"]));
+    assert_eq!(seen["connectivitycheck.gstatic.com"], v(&["known"]));
+    assert_eq!(seen["cdn.example.org"], v(&["known"]));
+    assert_eq!(seen["tracker.example.io"], v(&["new", "new"]));
+    assert_eq!(seen["ads.example.edu"], v(&["new"]));
+    let st = states(&store);
+    let new: Vec<&String> = st
+        .iter()
+        .filter(|(_, s)| *s == "new")
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(new, ["example.edu", "example.io"]);
+    assert_eq!(st["example.com"], "baseline");
+    assert_eq!(st["gstatic.com"], "baseline");
+
+    // Triage from the CLI, by DHCP host name and by MAC.
+    let s = store.to_str().unwrap();
+    let out = baseline(&["accept", "example.io", "--device", "pixel-7a", "--state", s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = baseline(&["flag", "example.edu", "--device", PHONE, "--state", s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = baseline(&["accept", "example.io", "--device", "nobody", "--state", s]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = baseline(&["accept", "nowhere.example", "--device", PHONE, "--state", s]);
+    assert_eq!(out.status.code(), Some(64));
+
+    // Day 5: accepted is known, flagged stays flagged on every flow, and
+    // the replay of day 3-4 (a restart) alerts on nothing it knew.
+    let day5 = dir.join("day5.pcap");
+    capture(
+        &day5,
+        &[
+            flow(T0 + 5 * DAY, "tracker.example.io", "203.0.113.20"),
+            flow(T0 + 5 * DAY + 60, "ads.example.edu", "203.0.113.22"),
+            flow(T0 + 5 * DAY + 120, "ads.example.edu", "203.0.113.22"),
+        ],
+    );
+    let seen = read(&store, &day5, &[]);
+    assert_eq!(seen["tracker.example.io"], v(&["known"]));
+    assert_eq!(seen["ads.example.edu"], v(&["flagged", "flagged"]));
+
+    // Export, import into a fresh store: the same baseline.
+    let out = baseline(&["export", "--state", s]);
+    assert!(out.status.success());
+    let exported = dir.join("export.json");
+    std::fs::write(&exported, &out.stdout).unwrap();
+    let fresh = dir.join("fresh.db");
+    let out = baseline(&[
+        "import",
+        exported.to_str().unwrap(),
+        "--state",
+        fresh.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(states(&fresh), states(&store));
+    // Learned elsewhere, compared here: nothing learns, only the unseen is new.
+    let seen = read(&fresh, &day5, &["--learn-for", "0"]);
+    assert_eq!(seen["tracker.example.io"], v(&["known"]));
+    assert_eq!(seen["ads.example.edu"], v(&["flagged", "flagged"]));
+
+    // Forget: the next flow is judged afresh.
+    let out = baseline(&["forget", "example.io", "--device", "pixel-7a", "--state", s]);
+    assert!(out.status.success());
+    let seen = read(&store, &day5, &[]);
+    assert_eq!(seen["tracker.example.io"], v(&["new"]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn sha(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn baseline_refuses_stores_it_must_not_touch() {
+    let dir = scratch("refuse");
+    let cap = common::fixture("seed-domains.pcap");
+    let check = |path: &Path, says: &str, readable: bool| {
+        let before = path.is_file().then(|| sha(path));
+        let out = common::read_jsonl(&cap, &["--state", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{}: {err}", path.display());
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{}: {err}", path.display());
+        assert!(
+            out.stdout.is_empty(),
+            "no flows before the store is accepted"
+        );
+        if let Some(before) = before {
+            assert_eq!(sha(path), before, "{} was modified", path.display());
+        }
+        // Listing only reads: a read-only store can be listed.
+        let out = baseline(&["list", "--state", path.to_str().unwrap()]);
+        let code = if readable { 0 } else { 64 };
+        assert_eq!(out.status.code(), Some(code), "list {}", path.display());
+    };
+    let foreign = dir.join("notes.txt");
+    std::fs::write(&foreign, "my shopping list\n".repeat(100)).unwrap();
+    check(&foreign, "not a tetherscope state store", false);
+
+    let other_app = dir.join("other.db");
+    Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('create table t(x)'); c.commit()"])
+        .arg(&other_app)
+        .status()
+        .unwrap();
+    check(&other_app, "not a tetherscope state store", false);
+
+    // A real store, then damaged in the middle, then from the future.
+    let good = dir.join("good.db");
+    let out = common::read_jsonl(
+        &cap,
+        &["--state", good.to_str().unwrap(), "--learn-for", "0"],
+    );
+    assert!(out.status.success());
+    let damaged = dir.join("damaged.db");
+    let mut bytes = sha(&good);
+    let len = bytes.len();
+    for b in &mut bytes[len / 2..] {
+        *b = 0x5a;
+    }
+    std::fs::write(&damaged, &bytes).unwrap();
+    check(&damaged, "damaged", false);
+
+    let newer = dir.join("newer.db");
+    std::fs::copy(&good, &newer).unwrap();
+    Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('pragma user_version=99'); c.commit()"])
+        .arg(&newer)
+        .status()
+        .unwrap();
+    check(&newer, "newer", false);
+
+    let read_only = dir.join("ro.db");
+    std::fs::copy(&good, &read_only).unwrap();
+    let mut perm = std::fs::metadata(&read_only).unwrap().permissions();
+    perm.set_readonly(true);
+    std::fs::set_permissions(&read_only, perm).unwrap();
+    check(&read_only, "read-only", true);
+
+    check(&dir, "is a directory", false);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `flows in all` of the last commit the writer logged.
+fn last_committed(log: &str) -> Option<u64> {
+    log.lines()
+        .filter(|l| l.contains("baseline: committed"))
+        .last()
+        .and_then(|l| l.split(", ").last())
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[test]
+fn baseline_survives_kill_9_at_random_points() {
+    let dir = scratch("kill");
+    let store = dir.join("state.db");
+    // 60,000 one-packet flows from 30 devices to distinct servers over a
+    // day of packet time: a row per flow, batches while reading.
+    let cap = dir.join("heavy.pcap");
+    let flows: Vec<String> = (0..60_000u64)
+        .map(|i| {
+            format!(
+                r#"{{"t": {}, "mac": "02:00:00:00:{:02x}:{:02x}", "ip": "10.42.0.{}", "server": "203.0.113.{}", "host": "", "syn": true}}"#,
+                T0 + i,
+                (i % 30) / 256,
+                i % 30,
+                10 + i % 30,
+                i % 250
+            )
+            .replace(
+                "\"server\": \"203.0.113.",
+                &format!("\"server\": \"198.51.{}.", (i / 250) % 200),
+            )
+        })
+        .collect();
+    capture(&cap, &flows);
+    let run = |log: &Path| {
+        Command::new(common::bin())
+            .args(["read", "--format", "jsonl", "--quiet", "--learn-for", "0"])
+            .arg("--state")
+            .arg(&store)
+            .arg(&cap)
+            .env("TETHERSCOPE_LOG", "tetherscope_baseline=debug")
+            .env("TETHERSCOPE_STATE_BATCH_MS", "20")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    // One whole run sets the time scale of the kills.
+    let started = Instant::now();
+    assert!(run(&dir.join("whole.log")).wait().unwrap().success());
+    let whole = started.elapsed().as_millis() as u64;
+    let mut rng = std::process::id() as u64 | 1;
+    let (mut completed, mut killed_after_commit) = (0, 0);
+    for round in 0..30 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let log_path = dir.join(format!("round-{round}.log"));
+        let mut child = run(&log_path);
+        let deadline = Instant::now() + Duration::from_millis(rng % whole.max(1));
+        let mut exited = false;
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if exited {
+            completed += 1;
+        } else {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let s = tetherscope_baseline::Store::open_read_only(&store).expect("store opens");
+        assert_eq!(s.integrity_check().unwrap(), "ok", "round {round}");
+        let b = s.load(tetherscope_baseline::Settings::default()).unwrap();
+        let flows: u64 = b
+            .devices()
+            .values()
+            .flat_map(|d| d.destinations.values())
+            .map(|d| d.flows)
+            .sum();
+        if let Some(committed) = last_committed(&log) {
+            killed_after_commit += usize::from(!exited);
+            assert!(
+                flows >= committed,
+                "round {round}: {flows} flows stored, {committed} committed before the kill"
+            );
+        }
+    }
+    eprintln!(
+        "kill -9 loop: whole run {whole} ms; {completed} of 30 runs finished before their kill, \
+         {killed_after_commit} killed after committing batches"
+    );
+    assert!(
+        killed_after_commit >= 5,
+        "too few runs killed in the middle of writing: the loop tested little"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
