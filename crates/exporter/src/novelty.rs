@@ -36,14 +36,13 @@ pub fn destination_of(flow: &Flow) -> String {
     }
 }
 
-/// The `domain` label of a stored destination, as the flow's metrics name
-/// it: the catalog display name, else the registrable domain; `unnamed`
-/// for a bare server address.
-pub fn site_of(destination: &str, service: Option<&str>) -> String {
-    match service {
-        Some(s) => s.to_owned(),
-        None if destination.parse::<std::net::IpAddr>().is_ok() => "unnamed".to_owned(),
-        None => destination.to_owned(),
+/// The `domain` label value of a stored destination: the registrable
+/// domain, or `unnamed` for a bare server address.
+pub fn label_of(destination: &str) -> &str {
+    if destination.parse::<std::net::IpAddr>().is_ok() {
+        crate::state::UNNAMED
+    } else {
+        destination
     }
 }
 
