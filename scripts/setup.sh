@@ -11,6 +11,7 @@ packages=(
   libpcap-dev pkg-config gcc      # build: libpcap bindings, ring's C parts
   iproute2 dnsmasq-base dnsutils curl openssl busybox  # simulated hotspot and its clients
   python3 python3-cryptography    # benchmark capture generator
+  sqlite3                         # looking into the state store
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(prometheus prometheus-alertmanager  # rules, dashboards and alert delivery tests

@@ -105,6 +105,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     ]);
     run.arg("--leases")
         .arg(&leases)
+        .arg("--state")
+        .arg(demo.state.join("state.db"))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     demo.monitor = Some(run.spawn()?);

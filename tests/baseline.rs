@@ -404,3 +404,149 @@ fn baseline_survives_kill_9_at_random_points() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// On the simulated hotspot, in real time: the phone learns for a few
+/// seconds, `run` restarts with the same store, then exactly the one
+/// destination never seen raises NewDestination once, through a real
+/// Prometheus and Alertmanager; accepted over the HTTP API with the token
+/// file, its next flow is `known` and alerts no more.
+#[test]
+fn baseline_live_restart_then_new_destination_alerts_once() {
+    use crate::common::sim::{parse_metrics, skip_without_root, value, wait_for, Sim};
+    use std::ffi::OsStr;
+    if skip_without_root("baseline-live") {
+        return;
+    }
+    let mut sim = Sim::up(&format!("b{}", std::process::id() % 10_000));
+    let learn = [OsStr::new("--learn-for"), OsStr::new("12s")];
+    sim.start_monitor(&learn);
+    let received = crate::monitoring::start_stack(&mut sim);
+    let learning_started = Instant::now();
+    let out = sim.script(&["traffic", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let learned = wait_for(Duration::from_secs(30), || {
+        sim.get("/api/baseline")
+            .filter(|b| b.contains("\"izatcloud.net\"") && b.contains("\"example.com\""))
+    });
+    assert!(
+        learned.is_some(),
+        "nothing learned: {:?}",
+        sim.get("/api/baseline")
+    );
+    let token_file = sim.dir.join("token");
+    let mode = std::fs::metadata(&token_file)
+        .expect("token file")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    // Restart in the middle, after learning ends (packet time is wall time).
+    let pid = sim.monitor.as_ref().unwrap().id();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let stopped = sim.monitor.take().unwrap().wait().unwrap();
+    assert!(stopped.success(), "run did not stop cleanly: {stopped:?}");
+    let rest = Duration::from_secs(13).saturating_sub(learning_started.elapsed());
+    std::thread::sleep(rest);
+    sim.start_monitor(&learn);
+
+    // The same round (all known) and one destination never seen before.
+    let out = sim.script(&["traffic", "1"]);
+    assert!(out.status.success());
+    let novel = [
+        "curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "--resolve",
+        "telemetry.example.net:80:192.0.2.20",
+        "http://telemetry.example.net/",
+    ];
+    assert!(sim.exec("phone", &novel).status.success());
+
+    let firing = wait_for(Duration::from_secs(60), || {
+        crate::monitoring::query(
+            &sim,
+            "ALERTS{alertname=\"NewDestination\",alertstate=\"firing\"}",
+        )
+        .ok()
+        .filter(|r| !r.is_empty())
+    })
+    .expect("NewDestination never fired");
+    let domains: Vec<&str> = firing
+        .iter()
+        .map(|a| a["metric"]["domain"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(domains, ["example.net"], "{firing:?}");
+    assert_eq!(firing[0]["metric"]["device"], "pixel-7a");
+
+    let delivered = wait_for(Duration::from_secs(45), || {
+        let text = std::fs::read_to_string(&received).ok()?;
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .flat_map(|n| n["alerts"].as_array().cloned().unwrap_or_default())
+            .find(|a| a["labels"]["alertname"] == "NewDestination")
+    })
+    .expect("Alertmanager never delivered NewDestination");
+    assert_eq!(delivered["labels"]["domain"], "example.net");
+    assert_eq!(delivered["labels"]["device"], "pixel-7a");
+    let first_seen = delivered["annotations"]["first_seen"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        first_seen.contains("UTC"),
+        "first_seen annotation: {delivered}"
+    );
+
+    // Accept over HTTP with the token the running process wrote.
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let header = format!("X-Tetherscope-Token: {token}");
+    let accept = [
+        "curl",
+        "-sf",
+        "-m",
+        "5",
+        "-X",
+        "POST",
+        "-H",
+        &header,
+        "-d",
+        r#"{"device": "pixel-7a", "destination": "example.net"}"#,
+        "http://127.0.0.1:9433/api/baseline/accept",
+    ];
+    let out = sim.exec("laptop", &accept);
+    assert!(out.status.success(), "accept refused");
+    let entry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(entry["state"], "accepted");
+    assert!(sim.exec("phone", &novel).status.success());
+    let known = wait_for(Duration::from_secs(20), || {
+        let flows: Vec<serde_json::Value> = serde_json::from_str(&sim.get("/api/flows")?).ok()?;
+        flows
+            .iter()
+            .filter(|f| f["domain"] == "telemetry.example.net")
+            .any(|f| f["novelty"] == "known")
+            .then_some(())
+    });
+    assert!(
+        known.is_some(),
+        "the accepted destination's flow is not known"
+    );
+    let m = parse_metrics(&sim.get("/metrics").unwrap());
+    assert_eq!(
+        value(
+            &m,
+            "tetherscope_new_destinations_total",
+            &[("domain", "example.net")]
+        ),
+        1.0
+    );
+    assert_eq!(value(&m, "tetherscope_new_destinations_total", &[]), 1.0);
+}

@@ -7,7 +7,7 @@
 //! substitutions: 1 s scrape and evaluation intervals, and a 1 s group_wait.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -36,7 +36,7 @@ fn swap(text: String, from: &str, to: &str) -> String {
 }
 
 /// Runs an instant query inside the laptop namespace.
-fn query(sim: &Sim, promql: &str) -> Result<Vec<Value>, String> {
+pub(crate) fn query(sim: &Sim, promql: &str) -> Result<Vec<Value>, String> {
     let out = sim.exec(
         "laptop",
         &[
@@ -70,15 +70,12 @@ fn expand(expr: &str) -> String {
         .replace("$device", "pixel-7a")
 }
 
-#[test]
-fn prometheus_alertmanager_and_dashboards_on_live_hotspot() {
-    if skip_without_root("monitoring-stack") {
-        return;
-    }
-    let mut sim = Sim::up(&format!("m{}", std::process::id() % 10_000));
+/// Starts Prometheus (shipped config and rules), Alertmanager (shipped
+/// config) and the webhook receiver in the laptop namespace, with the
+/// test-speed substitutions; returns the file the webhook appends
+/// notifications to.
+pub(crate) fn start_stack(sim: &mut Sim) -> PathBuf {
     let dir = sim.dir.clone();
-    sim.start_monitor(&[]);
-
     // Prometheus with the shipped config and rules.
     let prom_dir = dir.join("prometheus");
     std::fs::create_dir_all(prom_dir.join("rules")).unwrap();
@@ -138,6 +135,21 @@ fn prometheus_alertmanager_and_dashboards_on_live_hotspot() {
         received.display().to_string(),
     ];
     sim.spawn_in_laptop(&hook_args.iter().map(OsStr::new).collect::<Vec<_>>());
+
+    received
+}
+
+#[test]
+fn prometheus_alertmanager_and_dashboards_on_live_hotspot() {
+    if skip_without_root("monitoring-stack") {
+        return;
+    }
+    let mut sim = Sim::up(&format!("m{}", std::process::id() % 10_000));
+    // No learning: the unlisted tracker is new at once, so the dashboards'
+    // new-destination panel has data too.
+    sim.start_monitor(&[OsStr::new("--learn-for"), OsStr::new("0")]);
+
+    let received = start_stack(&mut sim);
 
     // Prometheus scrapes tetherscope.
     let up = wait_for(Duration::from_secs(30), || {

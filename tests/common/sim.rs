@@ -97,14 +97,21 @@ impl Sim {
     }
 
     /// Starts `tetherscope run` on `ap0` in the laptop namespace (naming
-    /// devices from the harness's lease file) and waits until it is healthy.
+    /// devices from the harness's lease file, keeping its state store in the
+    /// harness's directory unless `extra` names one) and waits until it is
+    /// healthy.
     pub fn start_monitor(&mut self, extra: &[&std::ffi::OsStr]) {
         let leases = self.dir.join("dnsmasq-ap0.leases");
-        let monitor = Command::new("ip")
+        let mut command = Command::new("ip");
+        command
             .args(["netns", "exec", &self.ns("laptop"), super::bin(), "run"])
             .args(["--interface", "ap0"])
             .arg("--leases")
-            .arg(&leases)
+            .arg(&leases);
+        if !extra.iter().any(|a| *a == "--state") {
+            command.arg("--state").arg(self.dir.join("state.db"));
+        }
+        let monitor = command
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
