@@ -48,6 +48,9 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Some(crate::state::start(path, args.state.settings())?),
         None => None,
     };
+    if let Some(path) = &args.state.path {
+        crate::state::restore_dns(path, &mut pipeline)?;
+    }
     let baseline = state.as_ref().map(|s| s.handle.clone());
     let devices = pipeline.devices.clone();
     let stdout = io::stdout();
@@ -90,9 +93,13 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    let mut last_packet = 0;
     loop {
         match source.next_packet() {
-            Ok(Some(p)) => pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data),
+            Ok(Some(p)) => {
+                last_packet = last_packet.max(p.ts_nanos);
+                pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data);
+            }
             Ok(None) => break,
             Err(e) => {
                 warning = Some(e);
@@ -119,6 +126,9 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     drop(out);
     if let Some(state) = state {
         state.finish()?;
+        if let Some(path) = &args.state.path {
+            crate::state::save_dns(path, &crate::state::dns_answers(&pipeline, last_packet))?;
+        }
     }
 
     if let Some(e) = &warning {

@@ -198,7 +198,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_flows: args.max_flows,
         ..PipelineConfig::default()
     };
-    let pipeline = Pipeline::new(&config);
+    let mut pipeline = Pipeline::new(&config);
     let shared = Shared::with_labels(&pipeline, catalog, label_policy(&args));
     *shared
         .capture
@@ -244,6 +244,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         || crate::state::in_memory(args.state.settings()),
         |s| s.handle.clone(),
     );
+    let store_path = handle.path.clone();
+    if let Some(path) = &store_path {
+        crate::state::restore_dns(path, &mut pipeline)?;
+    }
     let shared = Arc::new(shared.with_baseline(handle));
     let token_file = args
         .state
@@ -291,11 +295,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .await
     })?;
     stop.store(true, Relaxed);
-    let summary = capture
+    let (summary, pipeline) = capture
         .join()
         .map_err(|_| anyhow::anyhow!("capture thread panicked"))?;
     if let Some(state) = state {
         state.finish()?;
+    }
+    if let Some(path) = &store_path {
+        crate::state::save_dns(path, &crate::state::dns_answers(&pipeline, unix_nanos()))?;
     }
     if let Some(p) = token_file {
         let _ = std::fs::remove_file(p);
@@ -376,7 +383,7 @@ fn capture_loop(
     leases: &Path,
     mut flow_log: Option<Box<dyn Write + Send>>,
     stop: &AtomicBool,
-) -> String {
+) -> (String, Pipeline) {
     let cap = &shared.capture;
     let finish = |pipeline: &mut Pipeline, log: &mut Option<Box<dyn Write + Send>>| {
         for (flow, _) in pipeline.take_finished() {
@@ -474,9 +481,10 @@ fn capture_loop(
     if let Some(w) = flow_log.as_mut() {
         let _ = w.flush();
     }
-    format!(
+    let summary = format!(
         "{} packets, {} flows",
         tetherscope_flow::Stats::get(&pipeline.stats.packets),
         tetherscope_flow::Stats::get(&pipeline.stats.flows_created)
-    )
+    );
+    (summary, pipeline)
 }

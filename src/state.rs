@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
-use tetherscope_baseline::{Baseline, Persister, Settings, Store, StoreError, SECOND};
+use tetherscope_baseline::{Baseline, DnsAnswer, Persister, Settings, Store, StoreError, SECOND};
 use tetherscope_exporter::novelty::BaselineHandle;
 
 use crate::UsageError;
@@ -216,4 +216,51 @@ mod tests {
         assert!(parse_duration("3x").is_err());
         assert!(parse_duration("h").is_err());
     }
+}
+
+/// Puts the DNS answers saved in the store back into the pipeline's cache.
+pub fn restore_dns(
+    store: &Path,
+    pipeline: &mut tetherscope_flow::Pipeline,
+) -> anyhow::Result<usize> {
+    let store = Store::open_read_only(store).map_err(|e| UsageError(e.to_string()))?;
+    let answers = store
+        .dns_answers(0)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let mut restored = 0;
+    for a in answers {
+        let (Ok(client), Ok(address)) = (a.client.parse(), a.address.parse()) else {
+            continue;
+        };
+        let resolution = tetherscope_flow::dns_cache::Resolution {
+            query: a.query.into(),
+            cname_chain: a.cname_chain.into_iter().map(Into::into).collect(),
+        };
+        pipeline.restore_dns_answer(client, address, Arc::new(resolution), a.expires_ns);
+        restored += 1;
+    }
+    Ok(restored)
+}
+
+/// DNS answers of a pipeline, valid at `now`, as the store keeps them.
+pub fn dns_answers(pipeline: &tetherscope_flow::Pipeline, now: u64) -> Vec<DnsAnswer> {
+    pipeline
+        .dns_answers(now)
+        .into_iter()
+        .map(|(client, address, r, expires_ns)| DnsAnswer {
+            client: client.to_string(),
+            address: address.to_string(),
+            query: r.query.to_string(),
+            cname_chain: r.cname_chain.iter().map(|c| c.to_string()).collect(),
+            expires_ns,
+        })
+        .collect()
+}
+
+/// Saves DNS answers (replacing those saved before).
+pub fn save_dns(store: &Path, answers: &[DnsAnswer]) -> anyhow::Result<()> {
+    let mut store = open_store(store)?;
+    store
+        .save_dns_answers(answers)
+        .map_err(|e| anyhow::anyhow!("DNS answers not saved: {e}"))
 }

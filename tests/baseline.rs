@@ -227,6 +227,56 @@ fn baseline_multi_day_read_learns_then_reports_exactly_the_new() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A DNS answer seen before the store was closed still names a connection
+/// read after it reopened, while the answer's TTL lasts.
+#[test]
+fn baseline_saved_dns_answers_name_connections_after_a_restart() {
+    let dir = scratch("dns");
+    let store = dir.join("state.db");
+    let answer = dir.join("answer.pcap");
+    capture(
+        &answer,
+        &[format!(
+            r#"{{"t": {T0}, "mac": "{PHONE}", "ip": "10.42.0.23", "server": "203.0.113.30", "host": "", "dns": "saved.example.org", "ttl": 3600}}"#
+        )],
+    );
+    let connect = |at: u64, name: &str| {
+        let cap = dir.join(name);
+        capture(
+            &cap,
+            &[format!(
+                r#"{{"t": {at}, "mac": "{PHONE}", "ip": "10.42.0.23", "server": "203.0.113.30", "host": "", "syn": true}}"#
+            )],
+        );
+        cap
+    };
+    let soon = connect(T0 + 600, "soon.pcap");
+    let late = connect(T0 + 2 * 3600, "late.pcap");
+    let domain = |store: &Path, cap: &Path| {
+        let out = common::read_jsonl(cap, &["--quiet", "--state", store.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let recs = common::records(&out.stdout);
+        assert_eq!(recs.len(), 1);
+        recs[0]["domain"].as_str().map(str::to_owned)
+    };
+    let out = common::read_jsonl(&answer, &["--quiet", "--state", store.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(domain(&store, &soon).as_deref(), Some("saved.example.org"));
+    // Past the TTL (and its slack) the answer no longer names anything.
+    assert_eq!(domain(&store, &late), None);
+    // Without the store nothing remembers the answer.
+    let out = common::read_jsonl(&soon, &["--quiet"]);
+    assert_eq!(
+        common::records(&out.stdout)[0]["domain"],
+        serde_json::Value::Null
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn sha(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }

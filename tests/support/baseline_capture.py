@@ -7,8 +7,11 @@ Each input line is one flow: {"t": unix seconds, "mac": "da:a1:..",
 "ip": "10.42.0.23", "host": "www.example.com", "server": "203.0.113.7"}
 (optional "name": a DHCP host name, sent in a DHCP request before the
 flow). Each flow is a TCP handshake, one HTTP GET with that Host, and a
-close. With "syn": true it is a lone SYN instead (for floods). Servers must
-be documentation addresses. Standard library only, deterministic.
+close. With "syn": true it is a lone SYN to port 443 instead (for floods,
+or a connection only a DNS answer can name). With "dns": NAME it is a DNS
+question to the hotspot resolver 10.42.0.1 and its answer: NAME is
+"server" for "ttl" seconds. Servers must be documentation addresses.
+Standard library only, deterministic.
 """
 import json
 import struct
@@ -55,6 +58,18 @@ def dhcp_request(m, name):
     return udp("0.0.0.0", 68, "255.255.255.255", 67, body)
 
 
+def dns_name(n):
+    return b"".join(bytes([len(l)]) + l.encode() for l in n.split(".")) + b"\0"
+
+
+def dns(qid, name, answer=None, ttl=0):
+    q = dns_name(name) + struct.pack("!HH", 1, 1)
+    if answer is None:
+        return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q
+    rr = struct.pack("!HHHIH", 0xC00C, 1, 1, ttl, 4) + ip4(answer)
+    return struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q + rr
+
+
 def main():
     out = open(sys.argv[1], "wb")
     out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
@@ -71,6 +86,11 @@ def main():
         if f.get("name"):
             frame(t - 0.5, m, b"\xff" * 6, dhcp_request(m, f["name"]))
         sport = 20000 + i % 40000
+        if f.get("dns"):
+            resolver = "10.42.0.1"
+            frame(t, m, AP_MAC, udp(ip, sport, resolver, 53, dns(i & 0xFFFF, f["dns"])))
+            frame(t + 0.001, AP_MAC, m, udp(resolver, 53, ip, sport, dns(i & 0xFFFF, f["dns"], server, f.get("ttl", 300))))
+            continue
         if f.get("syn"):
             frame(t, m, AP_MAC, tcp(ip, sport, server, 443, 1000, 0, 0x02))
             continue

@@ -70,8 +70,37 @@ impl DnsCache {
         now: Nanos,
     ) {
         let expires = now + (u64::from(ttl_secs) * SECOND).max(MIN_TTL) + self.slack;
+        self.put((client, address), resolution, expires);
+    }
+
+    /// Puts back an answer saved earlier, with its expiry (Unix
+    /// nanoseconds, packet time): the answers a client had before a restart
+    /// still name its connections after it.
+    pub fn restore(
+        &mut self,
+        client: IpAddr,
+        address: IpAddr,
+        resolution: Arc<Resolution>,
+        expires: Nanos,
+    ) {
+        self.put((client, address), resolution, expires);
+    }
+
+    /// Answers still valid at `now`, oldest first: (client, address,
+    /// resolution, expiry).
+    pub fn valid_entries(&self, now: Nanos) -> Vec<(IpAddr, IpAddr, Arc<Resolution>, Nanos)> {
+        let mut out: Vec<_> = self
+            .map
+            .iter()
+            .filter(|(_, e)| e.expires >= now)
+            .map(|((c, a), e)| (e.generation, (*c, *a, e.resolution.clone(), e.expires)))
+            .collect();
+        out.sort_by_key(|(g, _)| *g);
+        out.into_iter().map(|(_, e)| e).collect()
+    }
+
+    fn put(&mut self, key: (IpAddr, IpAddr), resolution: Arc<Resolution>, expires: Nanos) {
         self.generation += 1;
-        let key = (client, address);
         self.map.insert(
             key,
             Entry {

@@ -146,7 +146,31 @@ impl Pipeline {
         );
     }
 
-    /// DNS cache entries held.
+    /// DNS answers still valid at `now` (to save them across a restart).
+    pub fn dns_answers(
+        &self,
+        now: Nanos,
+    ) -> Vec<(
+        std::net::IpAddr,
+        std::net::IpAddr,
+        std::sync::Arc<crate::dns_cache::Resolution>,
+        Nanos,
+    )> {
+        self.dns.valid_entries(now)
+    }
+
+    /// Puts back a DNS answer saved earlier (see [`DnsCache::restore`]).
+    pub fn restore_dns_answer(
+        &mut self,
+        client: std::net::IpAddr,
+        address: std::net::IpAddr,
+        resolution: std::sync::Arc<crate::dns_cache::Resolution>,
+        expires: Nanos,
+    ) {
+        self.dns.restore(client, address, resolution, expires);
+    }
+
+    /// Entries in the DNS answer cache.
     pub fn dns_cache_len(&self) -> usize {
         self.dns.len()
     }
