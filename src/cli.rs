@@ -215,6 +215,9 @@ pub struct RunArgs {
     pub leases: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateArgs,
+    /// Devices the config file names (`[[device]]`).
+    #[arg(skip)]
+    pub devices: Vec<crate::state::DeviceEntry>,
 }
 
 /// What the `domain` label holds.

@@ -78,7 +78,8 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
             let host = flow
                 .client_mac
                 .and_then(|m| novelty::host_name(&devices, &m));
-            record.novelty = novelty::judge(&mut b.lock(), &flow, &class, host.as_deref())
+            record.novelty = b
+                .judge(&flow, &class, host.as_deref())
                 .map(|o| o.novelty.as_str());
         }
         match format {

@@ -47,6 +47,8 @@ struct ConfigFile {
     filter: Option<String>,
     leases: Option<PathBuf>,
     state: Option<PathBuf>,
+    #[serde(default)]
+    device: Vec<crate::state::DeviceEntry>,
 }
 
 fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
@@ -109,6 +111,7 @@ fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
     args.filter = args.filter.or(cfg.filter);
     args.leases = args.leases.or(cfg.leases);
     args.state.path = args.state.path.or(cfg.state);
+    args.devices = cfg.device;
     Ok(args)
 }
 
@@ -240,10 +243,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Some(crate::state::start(path, args.state.settings())?),
         None => crate::state::start_default(args.state.settings())?,
     };
-    let handle = state.as_ref().map_or_else(
+    let mut handle = state.as_ref().map_or_else(
         || crate::state::in_memory(args.state.settings()),
         |s| s.handle.clone(),
     );
+    crate::state::configure_devices(&mut handle, &args.devices, &shared.catalog)?;
     let store_path = handle.path.clone();
     if let Some(path) = &store_path {
         crate::state::restore_dns(path, &mut pipeline)?;

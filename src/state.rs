@@ -128,6 +128,7 @@ pub fn start(path: &Path, settings: Settings) -> anyhow::Result<Running> {
         handle: BaselineHandle {
             baseline,
             path: Some(path.to_owned()),
+            profiles: Arc::default(),
         },
         persister,
     })
@@ -171,10 +172,7 @@ pub fn start_default(settings: Settings) -> anyhow::Result<Option<Running>> {
 
 /// A baseline without a store (the default store was unusable).
 pub fn in_memory(settings: Settings) -> BaselineHandle {
-    BaselineHandle {
-        baseline: Arc::new(Mutex::new(Baseline::new(settings))),
-        path: None,
-    }
+    BaselineHandle::new(Baseline::new(settings), None)
 }
 
 /// Writes the API token next to the store, readable by its owner only.
@@ -263,4 +261,67 @@ pub fn save_dns(store: &Path, answers: &[DnsAnswer]) -> anyhow::Result<()> {
     store
         .save_dns_answers(answers)
         .map_err(|e| anyhow::anyhow!("DNS answers not saved: {e}"))
+}
+
+/// A `[[device]]` of the config file: a device by MAC or DHCP host name,
+/// with a display label and a profile of its own.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceEntry {
+    /// `da:a1:19:42:00:23`.
+    pub mac: Option<String>,
+    /// The DHCP host name it uses.
+    pub name: Option<String>,
+    /// How it is shown.
+    pub label: Option<String>,
+    /// The profile its flows are judged by.
+    pub profile: Option<String>,
+}
+
+/// Applies the config file's devices: labels (also names for triage) and
+/// profiles. An unknown MAC syntax or profile is a usage error.
+pub fn configure_devices(
+    handle: &mut BaselineHandle,
+    devices: &[DeviceEntry],
+    catalog: &tetherscope_classify::Catalog,
+) -> anyhow::Result<()> {
+    let mut profiles = tetherscope_exporter::novelty::DeviceProfiles::default();
+    let mut baseline = handle.lock();
+    for d in devices {
+        let profile =
+            match &d.profile {
+                None => None,
+                Some(p) => Some(catalog.named_profile(p).cloned().ok_or_else(|| {
+                    UsageError(format!("[[device]] profile {p:?}: no such profile"))
+                })?),
+            };
+        match (&d.mac, &d.name) {
+            (Some(mac), None) => {
+                let mac = tetherscope_baseline::parse_mac(mac).ok_or_else(|| {
+                    UsageError(format!("[[device]] mac {mac:?}: not a MAC address"))
+                })?;
+                baseline.configure_device(mac, None, d.label.as_deref());
+                if let Some(p) = profile {
+                    profiles.by_mac.insert(mac, p);
+                }
+            }
+            (None, Some(name)) => {
+                if let Some(label) = &d.label {
+                    baseline.configure_host_name(name, label);
+                }
+                if let Some(p) = profile {
+                    profiles.by_host.insert(name.clone(), p);
+                }
+            }
+            _ => {
+                return Err(UsageError(
+                    "[[device]] needs exactly one of mac = \"..\" or name = \"..\"".into(),
+                )
+                .into())
+            }
+        }
+    }
+    drop(baseline);
+    handle.profiles = Arc::new(profiles);
+    Ok(())
 }

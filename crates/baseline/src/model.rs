@@ -191,6 +191,8 @@ pub struct Baseline {
     aliases: HashMap<String, [u8; 6]>,
     /// Configured display labels.
     labels: HashMap<[u8; 6], String>,
+    /// Configured display labels of devices known by DHCP host name.
+    host_labels: HashMap<String, String>,
     dirty_devices: HashSet<[u8; 6]>,
     dirty: HashSet<([u8; 6], String)>,
     removed: HashSet<([u8; 6], String)>,
@@ -230,6 +232,12 @@ impl Baseline {
         }
     }
 
+    /// Gives the device that uses DHCP host name `host` a display label.
+    pub fn configure_host_name(&mut self, host: &str, label: &str) {
+        self.host_labels.insert(host.to_owned(), label.to_owned());
+        self.aliases.remove(host);
+    }
+
     /// Devices and their destinations.
     pub fn devices(&self) -> &HashMap<[u8; 6], Device> {
         &self.devices
@@ -257,10 +265,11 @@ impl Baseline {
         if let Some(l) = self.labels.get(mac) {
             return l.clone();
         }
-        self.devices
-            .get(mac)
-            .and_then(|d| d.host_names.last().cloned())
-            .unwrap_or_else(|| format_mac(mac))
+        let host = self.devices.get(mac).and_then(|d| d.host_names.last());
+        if let Some(l) = host.and_then(|h| self.host_labels.get(h)) {
+            return l.clone();
+        }
+        host.cloned().unwrap_or_else(|| format_mac(mac))
     }
 
     /// Finds a device by MAC, DHCP host name or configured name.
@@ -273,10 +282,15 @@ impl Baseline {
         if let Some(mac) = self.aliases.get(query) {
             return Ok(*mac);
         }
+        let host = self
+            .host_labels
+            .iter()
+            .find(|(_, l)| *l == query)
+            .map_or(query, |(h, _)| h.as_str());
         let mut found: Vec<&[u8; 6]> = self
             .devices
             .iter()
-            .filter(|(_, d)| d.host_names.iter().any(|n| n == query))
+            .filter(|(_, d)| d.host_names.iter().any(|n| n == host))
             .map(|(m, _)| m)
             .collect();
         found.sort();

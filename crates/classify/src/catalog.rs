@@ -144,6 +144,13 @@ pub struct Profile {
     pub expect_purposes: HashSet<Purpose>,
 }
 
+impl Profile {
+    /// Whether flows matching `rule` are expected under this profile.
+    pub fn expects(&self, rule: &Rule) -> bool {
+        self.expect_rules.contains(&rule.name) || self.expect_purposes.contains(&rule.purpose)
+    }
+}
+
 /// Errors loading a catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -539,6 +546,11 @@ impl Catalog {
             .cloned()
             .ok_or_else(|| CatalogError::UnknownProfile(name.to_owned()))?;
         Ok(())
+    }
+
+    /// A profile by name.
+    pub fn named_profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
     }
 
     /// The active profile.

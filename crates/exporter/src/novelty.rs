@@ -1,11 +1,12 @@
 //! From a finished flow to its device's baseline: which destination it is,
 //! and whether that destination is new to the device.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tetherscope_baseline::{Baseline, Novelty, Observation, Outcome};
-use tetherscope_classify::{registrable_domain, Classification, Verdict};
+use tetherscope_classify::{registrable_domain, Classification, Profile, Verdict};
 use tetherscope_flow::devices::format_mac;
 use tetherscope_flow::{DeviceTable, Flow};
 
@@ -18,12 +19,67 @@ pub struct BaselineHandle {
     pub baseline: Arc<Mutex<Baseline>>,
     /// The store file, for its size.
     pub path: Option<PathBuf>,
+    /// Profiles configured per device (the rest use the active profile).
+    pub profiles: Arc<DeviceProfiles>,
+}
+
+/// Profiles configured for devices, by MAC or DHCP host name.
+#[derive(Debug, Default)]
+pub struct DeviceProfiles {
+    /// By MAC address.
+    pub by_mac: HashMap<[u8; 6], Profile>,
+    /// By DHCP host name.
+    pub by_host: HashMap<String, Profile>,
 }
 
 impl BaselineHandle {
+    /// A handle on `baseline`, every device under the active profile.
+    pub fn new(baseline: Baseline, path: Option<PathBuf>) -> Self {
+        BaselineHandle {
+            baseline: Arc::new(Mutex::new(baseline)),
+            path,
+            profiles: Arc::default(),
+        }
+    }
+
     /// Locks the baseline; a poisoned lock still holds valid data.
     pub fn lock(&self) -> MutexGuard<'_, Baseline> {
         self.baseline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the device's profile (its own, else the active one) expects
+    /// a flow classified as `class`.
+    pub fn expected(&self, mac: &[u8; 6], host: Option<&str>, class: &Classification<'_>) -> bool {
+        let own = self
+            .profiles
+            .by_mac
+            .get(mac)
+            .or_else(|| host.and_then(|h| self.profiles.by_host.get(h)));
+        match own {
+            Some(profile) => class.rule.is_some_and(|r| profile.expects(r)),
+            None => class.verdict == Verdict::Expected,
+        }
+    }
+
+    /// Records a finished flow in the baseline; `None` when the flow has
+    /// no device (or its device is past the cap).
+    pub fn judge(
+        &self,
+        flow: &Flow,
+        class: &Classification<'_>,
+        host_name: Option<&str>,
+    ) -> Option<Outcome> {
+        let mac = match device_of(flow) {
+            Ok(mac) => mac,
+            Err(known) => {
+                return known.map(|novelty| Outcome {
+                    novelty,
+                    became_new: false,
+                })
+            }
+        };
+        let expected = self.expected(&mac, host_name, class);
+        observe(&mut self.lock(), mac, flow, class, host_name, expected)
     }
 }
 
@@ -62,23 +118,14 @@ fn device_of(flow: &Flow) -> Result<[u8; 6], Option<Novelty>> {
     Ok(mac)
 }
 
-/// Records a finished flow in the baseline; `None` when the flow has no
-/// device (or its device is past the cap).
-pub fn judge(
+fn observe(
     baseline: &mut Baseline,
+    mac: [u8; 6],
     flow: &Flow,
     class: &Classification<'_>,
     host_name: Option<&str>,
+    expected: bool,
 ) -> Option<Outcome> {
-    let mac = match device_of(flow) {
-        Ok(mac) => mac,
-        Err(known) => {
-            return known.map(|novelty| Outcome {
-                novelty,
-                became_new: false,
-            })
-        }
-    };
     let destination = destination_of(flow);
     let bytes = flow.bytes_up + flow.bytes_down;
     baseline.observe(&Observation {
@@ -89,7 +136,7 @@ pub fn judge(
         purpose: class.purpose.as_str(),
         owner: class.rule.map(|r| r.owner.as_str()),
         service: class.rule.and_then(|r| r.display.as_deref()),
-        expected: class.verdict == Verdict::Expected,
+        expected,
         first_seen_ns: flow.first_seen,
         last_seen_ns: flow.last_seen,
         bytes_up: flow.bytes_up,
@@ -100,17 +147,4 @@ pub fn judge(
             0
         },
     })
-}
-
-/// What an active flow would be, without recording it.
-pub fn peek(baseline: &Baseline, flow: &Flow, class: &Classification<'_>) -> Option<Novelty> {
-    match device_of(flow) {
-        Ok(mac) => Some(baseline.peek(
-            &mac,
-            &destination_of(flow),
-            class.verdict == Verdict::Expected,
-            flow.first_seen,
-        )),
-        Err(known) => known,
-    }
 }

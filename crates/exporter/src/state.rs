@@ -384,7 +384,7 @@ impl Shared {
             let host = flow
                 .client_mac
                 .and_then(|m| novelty::host_name(&self.devices, &m));
-            novelty::judge(&mut b.lock(), flow, &class, host.as_deref())
+            b.judge(flow, &class, host.as_deref())
         });
         record.novelty = outcome.map(|o| o.novelty.as_str());
         let (labels, totals) = self.measure(flow);

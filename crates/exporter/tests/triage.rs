@@ -1,7 +1,7 @@
 //! The baseline through the exporter: novelty metrics after the seed
 //! fixture, and the triage API's contract (token, same origin, 400/404).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -37,6 +37,10 @@ fn feed(pipeline: &mut Pipeline, bytes: &[u8]) {
 /// The seed fixture retired through an exporter whose baseline has
 /// finished learning: the unlisted tracker and the direct-IP server are new.
 fn setup() -> Arc<Shared> {
+    setup_with(Catalog::builtin(), |_| {})
+}
+
+fn setup_with(catalog: Catalog, configure: impl FnOnce(&mut BaselineHandle)) -> Arc<Shared> {
     let mut pipeline = Pipeline::new(&PipelineConfig::default());
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -45,15 +49,15 @@ fn setup() -> Arc<Shared> {
     .unwrap();
     feed(&mut pipeline, &bytes);
     pipeline.finish();
-    let handle = BaselineHandle {
-        baseline: Arc::new(Mutex::new(Baseline::new(Settings {
+    let mut handle = BaselineHandle::new(
+        Baseline::new(Settings {
             learn_for_ns: 0,
             ..Settings::default()
-        }))),
-        path: None,
-    };
-    let shared =
-        Arc::new(Shared::new(&pipeline, Arc::new(Catalog::builtin()), 500).with_baseline(handle));
+        }),
+        None,
+    );
+    configure(&mut handle);
+    let shared = Arc::new(Shared::new(&pipeline, Arc::new(catalog), 500).with_baseline(handle));
     for (flow, _) in pipeline.take_finished() {
         shared.retire(&flow);
     }
@@ -227,4 +231,29 @@ async fn changes_need_token_and_same_origin() {
     assert_eq!(s, StatusCode::OK);
     let (_, list) = call(&shared, "GET", "/api/baseline", &[], "").await;
     assert_eq!(state_of(&list, "example.com"), "");
+}
+
+#[tokio::test]
+async fn a_device_profile_of_its_own_decides_what_is_expected() {
+    let mut catalog = Catalog::builtin();
+    catalog
+        .load_str(
+            std::path::Path::new("strict.toml"),
+            "[[profile]]\nname = \"strict\"\nexpect_rules = []\n",
+            tetherscope_classify::RuleOrigin::User("strict.toml".into()),
+            None,
+        )
+        .unwrap();
+    let strict = catalog.named_profile("strict").unwrap().clone();
+    let shared = setup_with(catalog, |h| {
+        let mut profiles = tetherscope_exporter::novelty::DeviceProfiles::default();
+        profiles
+            .by_mac
+            .insert(tetherscope_baseline::parse_mac(PHONE).unwrap(), strict);
+        h.profiles = Arc::new(profiles);
+    });
+    let (_, list) = call(&shared, "GET", "/api/baseline", &[], "").await;
+    // Under the active profile XTRA is expected; under the phone's own, new.
+    assert_eq!(state_of(&list, "izatcloud.net"), "new");
+    assert_eq!(state_of(&list, "example.com"), "new");
 }
