@@ -159,6 +159,32 @@ fn clip(s: &str) -> String {
     s[..end].chars().filter(|c| !c.is_control()).collect()
 }
 
+/// (device, destination) pairs, looked up without allocating.
+#[derive(Debug, Default)]
+struct KeySet(HashMap<[u8; 6], HashSet<String>>);
+
+impl KeySet {
+    fn insert(&mut self, mac: [u8; 6], name: &str) {
+        let set = self.0.entry(mac).or_default();
+        if !set.contains(name) {
+            set.insert(name.to_owned());
+        }
+    }
+
+    fn remove(&mut self, mac: [u8; 6], name: &str) {
+        if let Some(set) = self.0.get_mut(&mac) {
+            set.remove(name);
+        }
+    }
+
+    fn drain(&mut self) -> Vec<([u8; 6], String)> {
+        self.0
+            .drain()
+            .flat_map(|(mac, set)| set.into_iter().map(move |n| (mac, n)))
+            .collect()
+    }
+}
+
 /// What changed since the last write.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -194,11 +220,13 @@ pub struct Baseline {
     /// Configured display labels of devices known by DHCP host name.
     host_labels: HashMap<String, String>,
     dirty_devices: HashSet<[u8; 6]>,
-    dirty: HashSet<([u8; 6], String)>,
-    removed: HashSet<([u8; 6], String)>,
+    dirty: KeySet,
+    removed: KeySet,
     removed_devices: HashSet<[u8; 6]>,
     /// Latest packet time seen: retention counts back from here.
     now_ns: u64,
+    /// Packet time of the last retention pass.
+    expired_at_ns: u64,
     /// Destinations dropped because their device had too many.
     pub evicted: u64,
     /// Destinations dropped by retention.
@@ -327,9 +355,14 @@ impl Baseline {
         self.dirty_devices.insert(o.mac);
         let learning =
             s.learn_for_ns > 0 && o.first_seen_ns < device.first_seen_ns + s.learn_for_ns;
-        let key = clip(o.destination);
         let mut became_new = false;
-        let dest = match device.destinations.get_mut(&key) {
+        let known = device.destinations.contains_key(o.destination);
+        let key: std::borrow::Cow<'_, str> = if known {
+            o.destination.into()
+        } else {
+            clip(o.destination).into()
+        };
+        let dest = match device.destinations.get_mut(&*key) {
             Some(d) => d,
             None => {
                 let state = if learning || o.expected {
@@ -342,10 +375,10 @@ impl Baseline {
                     evict_oldest(device, o.mac, &mut self.dirty, &mut self.removed);
                     self.evicted += 1;
                 }
-                self.removed.remove(&(o.mac, key.clone()));
+                self.removed.remove(o.mac, &key);
                 device
                     .destinations
-                    .entry(key.clone())
+                    .entry(key.to_string())
                     .or_insert(Destination {
                         state,
                         purpose: String::new(),
@@ -365,9 +398,15 @@ impl Baseline {
         if o.expected && dest.state == State::New {
             dest.state = State::Baseline;
         }
-        dest.purpose = o.purpose.to_owned();
-        dest.owner = o.owner.map(str::to_owned);
-        dest.service = o.service.map(str::to_owned);
+        if dest.purpose != o.purpose {
+            dest.purpose = o.purpose.to_owned();
+        }
+        if dest.owner.as_deref() != o.owner {
+            dest.owner = o.owner.map(str::to_owned);
+        }
+        if dest.service.as_deref() != o.service {
+            dest.service = o.service.map(str::to_owned);
+        }
         dest.first_seen_ns = dest.first_seen_ns.min(o.first_seen_ns);
         dest.last_seen_ns = dest.last_seen_ns.max(o.last_seen_ns);
         dest.flows += 1;
@@ -385,7 +424,7 @@ impl Baseline {
             State::New => Novelty::New,
             State::Baseline | State::Accepted => Novelty::Known,
         };
-        self.dirty.insert((o.mac, key));
+        self.dirty.insert(o.mac, &key);
         Some(Outcome {
             novelty,
             became_new,
@@ -431,12 +470,11 @@ impl Baseline {
             device: device.to_owned(),
             destination: destination.to_owned(),
         };
-        let key = (mac, destination.to_owned());
         match op {
             Triage::Forget => {
                 let old = dev.destinations.remove(destination).ok_or_else(unknown)?;
-                self.dirty.remove(&key);
-                self.removed.insert(key);
+                self.dirty.remove(mac, destination);
+                self.removed.insert(mac, destination);
                 Ok(Some(self.entry(&mac, destination, &old)))
             }
             Triage::Accept | Triage::Flag => {
@@ -446,7 +484,7 @@ impl Baseline {
                 } else {
                     State::Flagged
                 };
-                self.dirty.insert(key);
+                self.dirty.insert(mac, destination);
                 Ok(self.entry_of(&mac, destination))
             }
         }
@@ -518,8 +556,8 @@ impl Baseline {
                     dest.names.push(clip(n));
                 }
             }
-            self.removed.remove(&(mac, key.clone()));
-            self.dirty.insert((mac, key));
+            self.removed.remove(mac, &key);
+            self.dirty.insert(mac, &key);
             self.dirty_devices.insert(mac);
         }
         Ok(entries.len())
@@ -527,10 +565,12 @@ impl Baseline {
 
     /// Forgets destinations not seen for the retention period (counting
     /// back from the latest packet time seen), and devices left with none.
+    /// Walks everything, so it runs at most once a minute of packet time.
     pub fn expire(&mut self) {
-        if self.settings.retain_ns == 0 {
+        if self.settings.retain_ns == 0 || self.now_ns < self.expired_at_ns + 60 * SECOND {
             return;
         }
+        self.expired_at_ns = self.now_ns;
         let cutoff = self.now_ns.saturating_sub(self.settings.retain_ns);
         let mut gone_devices = Vec::new();
         for (mac, device) in &mut self.devices {
@@ -538,8 +578,8 @@ impl Baseline {
             device.destinations.retain(|name, d| {
                 let keep = d.last_seen_ns >= cutoff;
                 if !keep {
-                    self.removed.insert((*mac, name.clone()));
-                    self.dirty.remove(&(*mac, name.clone()));
+                    self.removed.insert(*mac, name);
+                    self.dirty.remove(*mac, name);
                 }
                 keep
             });
@@ -560,13 +600,12 @@ impl Baseline {
         let mut batch = Batch::default();
         for mac in self.dirty_devices.drain() {
             if let Some(d) = self.devices.get(&mac) {
-                let mut copy = Device {
+                let copy = Device {
                     first_seen_ns: d.first_seen_ns,
                     last_seen_ns: d.last_seen_ns,
                     host_names: d.host_names.clone(),
                     destinations: HashMap::new(),
                 };
-                copy.destinations.shrink_to_fit();
                 batch.devices.push((mac, copy));
             }
         }
@@ -579,7 +618,7 @@ impl Baseline {
                 batch.destinations.push((mac, name, d.clone()));
             }
         }
-        batch.removed = self.removed.drain().collect();
+        batch.removed = self.removed.drain();
         batch.removed_devices = self.removed_devices.drain().collect();
         batch
     }
@@ -588,9 +627,12 @@ impl Baseline {
     pub fn restore_dirty(&mut self, batch: &Batch) {
         self.dirty_devices
             .extend(batch.devices.iter().map(|(m, _)| *m));
-        self.dirty
-            .extend(batch.destinations.iter().map(|(m, n, _)| (*m, n.clone())));
-        self.removed.extend(batch.removed.iter().cloned());
+        for (mac, name, _) in &batch.destinations {
+            self.dirty.insert(*mac, name);
+        }
+        for (mac, name) in &batch.removed {
+            self.removed.insert(*mac, name);
+        }
         self.removed_devices
             .extend(batch.removed_devices.iter().copied());
     }
@@ -635,12 +677,7 @@ impl Baseline {
 }
 
 /// Drops the least recently seen destination of a device.
-fn evict_oldest(
-    device: &mut Device,
-    mac: [u8; 6],
-    dirty: &mut HashSet<([u8; 6], String)>,
-    removed: &mut HashSet<([u8; 6], String)>,
-) {
+fn evict_oldest(device: &mut Device, mac: [u8; 6], dirty: &mut KeySet, removed: &mut KeySet) {
     let oldest = device
         .destinations
         .iter()
@@ -648,8 +685,8 @@ fn evict_oldest(
         .map(|(name, _)| name.clone());
     if let Some(name) = oldest {
         device.destinations.remove(&name);
-        dirty.remove(&(mac, name.clone()));
-        removed.insert((mac, name));
+        dirty.remove(mac, &name);
+        removed.insert(mac, &name);
     }
 }
 
@@ -763,5 +800,9 @@ mod tests {
         let batch = b.take_dirty();
         assert!(batch.removed.contains(&(MAC, "a".to_owned())));
         assert!(batch.removed.contains(&(MAC, "b".to_owned())));
+        assert!(!batch
+            .destinations
+            .iter()
+            .any(|(_, n, _)| n == "a" || n == "b"));
     }
 }

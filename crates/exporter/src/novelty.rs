@@ -87,7 +87,10 @@ impl BaselineHandle {
 /// the server address when nothing names it.
 pub fn destination_of(flow: &Flow) -> String {
     match flow.domain() {
-        Some((name, _)) => registrable_domain(&name.to_ascii_lowercase()).to_owned(),
+        Some((name, _)) if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+            registrable_domain(&name.to_ascii_lowercase()).to_owned()
+        }
+        Some((name, _)) => registrable_domain(name).to_owned(),
         None => flow.server.ip().to_string(),
     }
 }
