@@ -531,11 +531,19 @@ fn write_batch(
         }
     }
     {
+        // An upsert updates the row in place; REPLACE would delete and
+        // insert it again.
         let mut stmt = tx.prepare_cached(
-            "INSERT OR REPLACE INTO destination (mac, destination, state, purpose, owner,
+            "INSERT INTO destination (mac, destination, state, purpose, owner,
                  service, first_seen, last_seen, flows, bytes_up, bytes_down, cleartext_bytes,
                  names)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (mac, destination) DO UPDATE SET state = excluded.state,
+                 purpose = excluded.purpose, owner = excluded.owner, service = excluded.service,
+                 first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+                 flows = excluded.flows, bytes_up = excluded.bytes_up,
+                 bytes_down = excluded.bytes_down, cleartext_bytes = excluded.cleartext_bytes,
+                 names = excluded.names",
         )?;
         for (mac, name, d) in &batch.destinations {
             stmt.execute(params![
