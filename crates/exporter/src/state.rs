@@ -797,7 +797,10 @@ mod tests {
         let (labels, _) = fqdn.measure(&tls_flow("xtrapath3.izatcloud.net", 0));
         assert_eq!(labels.domain, "xtrapath3.izatcloud.net");
         let (labels, _) = s.measure(&tls_flow("beacon.tracker.example.com", 0));
-        assert_eq!((labels.domain.as_str(), labels.service.as_str()), ("example.com", ""));
+        assert_eq!(
+            (labels.domain.as_str(), labels.service.as_str()),
+            ("example.com", "")
+        );
     }
 
     #[test]
@@ -812,7 +815,10 @@ mod tests {
         s.retire(&tls_flow("www.delta.org", 2 * HOUR));
         let after = crate::metrics::render(&s);
         let now = domains(&after);
-        assert!(now.contains("delta.org") && now.contains("other"), "{now:?}");
+        assert!(
+            now.contains("delta.org") && now.contains("other"),
+            "{now:?}"
+        );
         assert!(!now.contains("alpha.org"), "{after}");
         assert_eq!(flows_sum(&after), 4.0, "{after}");
         assert!(flows_sum(&after) >= flows_sum(&before));
@@ -822,7 +828,10 @@ mod tests {
     #[test]
     fn an_unexpected_destination_takes_the_place_of_the_least_recent_expected_one() {
         let s = shared(2);
-        let (old, recent) = ("release.calyxinstitute.org", "connectivitycheck.gstatic.com");
+        let (old, recent) = (
+            "release.calyxinstitute.org",
+            "connectivitycheck.gstatic.com",
+        );
         assert_eq!(verdict(&s, old), "expected");
         assert_eq!(verdict(&s, recent), "expected");
         assert_eq!(verdict(&s, "beacon.tracker.example.com"), "unexpected");
@@ -844,7 +853,10 @@ mod tests {
         s.retire(&tls_flow("x.third-tracker.net", 6));
         let text = crate::metrics::render(&s);
         let now = domains(&text);
-        assert!(now.contains("example.com") && now.contains("other-tracker.net"), "{now:?}");
+        assert!(
+            now.contains("example.com") && now.contains("other-tracker.net"),
+            "{now:?}"
+        );
         assert!(!now.contains("third-tracker.net"), "{now:?}");
     }
 }
