@@ -11,4 +11,5 @@ mod hotspot;
 mod monitoring;
 mod month;
 mod read;
+mod silent;
 mod truth;
