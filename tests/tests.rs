@@ -11,5 +11,6 @@ mod hotspot;
 mod monitoring;
 mod month;
 mod read;
+mod replay;
 mod silent;
 mod truth;
