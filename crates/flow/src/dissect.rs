@@ -73,9 +73,14 @@ struct Stream {
 
 pub(crate) struct QuicState {
     crypto: Reassembler,
-    /// Keys of the first client Initial's DCID: later Initials keep using them.
+    /// The connection's Initial keys, once a client Initial opened.
     /// Boxed: the keys are large, and most flows never get here.
-    original: Option<Box<(Vec<u8>, quic::InitialKeys)>>,
+    original: Option<Box<ConnectionKeys>>,
+    /// Version of the Initial that carried the start of the ClientHello.
+    hello_version: Option<u32>,
+    /// Set when the connection's keys started over (Retry, Version
+    /// Negotiation): the CRYPTO stream read so far is void.
+    restarted: bool,
 }
 
 impl core::fmt::Debug for QuicState {
@@ -390,7 +395,9 @@ pub(crate) fn udp_datagram(
     }
     if gquic::looks_like_gquic(payload) {
         if let Ok(Some(sni)) = gquic::chlo_sni(payload) {
-            flow.names_mut().sni = Some(normalise_name(sni));
+            let names = flow.names_mut();
+            names.sni = Some(normalise_name(sni));
+            names.quic_version = gquic::version(payload);
             flow.app = AppProto::Gquic;
             flow.stop_dissecting();
             return false;
@@ -413,6 +420,8 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
         flow.dissector = Some(Box::new(Dissector::Quic(Box::new(QuicState {
             crypto: Reassembler::with_budget(ctx.buffer_cap, ctx.budget.clone()),
             original: None,
+            hello_version: None,
+            restarted: false,
         }))));
     }
     let mut opened_any = false;
@@ -441,6 +450,10 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                     continue;
                 }
             };
+            if std::mem::take(&mut q.restarted) {
+                q.crypto = Reassembler::with_budget(ctx.buffer_cap, ctx.budget.clone());
+                q.hello_version = None;
+            }
             opened_any = true;
             version = pkt.version;
             if quic::is_google_version(pkt.version) {
@@ -451,6 +464,7 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                         }
                     }
                     Ok(data) => {
+                        q.hello_version.get_or_insert(pkt.version);
                         q.crypto.insert(0, data);
                     }
                     Err(e) => ctx.stats.parse_error(e.reason()),
@@ -460,6 +474,9 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
             for frame in quic::crypto_frames(plain) {
                 match frame {
                     Ok(f) => {
+                        if f.offset == 0 {
+                            q.hello_version = Some(pkt.version);
+                        }
                         q.crypto.insert(f.offset, f.data);
                     }
                     Err(e) => {
@@ -480,7 +497,9 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
         };
     }
     if let Some(sni) = gquic_sni {
-        flow.names_mut().sni = Some(sni);
+        let names = flow.names_mut();
+        names.sni = Some(sni);
+        names.quic_version = Some(version);
         flow.stop_dissecting();
         return swapped;
     }
@@ -499,8 +518,9 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                 match tls::parse_client_hello_message(data) {
                     Ok(hello) => {
                         let hello_names = owned_hello(&hello);
+                        let carried_by = q.hello_version.unwrap_or(version);
                         let names = flow.names_mut();
-                        names.quic_version = Some(version);
+                        names.quic_version = Some(carried_by);
                         set_hello(names, hello_names);
                     }
                     Err(e) => ctx.stats.parse_error(e.reason()),
@@ -522,33 +542,65 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
     swapped
 }
 
-/// Opens an Initial with the keys of the flow's first DCID when the packet
-/// carries it, else with its own DCID's keys, falling back to the first
-/// DCID's (a client keeps those for all its Initials). Returns where the
-/// plaintext sits in `scratch`.
+/// The Initial keys of one QUIC connection: derived from the Destination
+/// Connection ID of the client's first Initial (or, after a Retry, of the
+/// first Initial that followed it), whatever DCID later Initials carry.
+pub(crate) struct ConnectionKeys {
+    dcid: Vec<u8>,
+    version: u32,
+    keys: quic::InitialKeys,
+}
+
+/// Opens a client Initial and returns where its plaintext sits in `scratch`.
+///
+/// Initial keys belong to the connection, not to a DCID (RFC 9001 §5.2):
+/// once the server has answered, the client's next Initials carry the
+/// server's connection ID but are still protected with the keys of the
+/// first one; after a compatible version upgrade (RFC 9368) they use the
+/// new version's salt over that same first DCID. A packet whose own DCID
+/// opens it starts (or, after a Retry, restarts) the connection's keys.
 fn open_with_known_keys(
     q: &mut QuicState,
     pkt: &quic::InitialPacket<'_>,
     scratch: &mut [u8],
 ) -> Result<core::ops::Range<usize>, Error> {
-    if let Some((dcid, keys)) = q.original.as_deref() {
-        if dcid.as_slice() == pkt.dcid {
-            return pkt.open_range(keys, scratch);
+    if let Some(c) = q.original.as_deref() {
+        if c.dcid == pkt.dcid && c.version == pkt.version {
+            return pkt.open_range(&c.keys, scratch);
         }
     }
     let own = quic::InitialKeys::new(pkt.version, pkt.dcid, quic::Side::Client)?;
-    match pkt.open_range(&own, scratch) {
+    let own_err = match pkt.open_range(&own, scratch) {
         Ok(range) => {
-            if q.original.is_none() {
-                q.original = Some(Box::new((pkt.dcid.to_vec(), own)));
+            // A new DCID (or version) opening with its own keys is a new
+            // start: after a Retry or a Version Negotiation the client sends
+            // its ClientHello again from offset 0, possibly a different one.
+            if q.original
+                .as_deref()
+                .is_some_and(|c| c.dcid != pkt.dcid || c.version != pkt.version)
+            {
+                q.restarted = true;
             }
-            Ok(range)
+            q.original = Some(Box::new(ConnectionKeys {
+                dcid: pkt.dcid.to_vec(),
+                version: pkt.version,
+                keys: own,
+            }));
+            return Ok(range);
         }
-        Err(e) => match q.original.as_deref() {
-            Some((_, keys)) => pkt.open_range(keys, scratch),
-            None => Err(e),
-        },
+        Err(e) => e,
+    };
+    let Some(c) = q.original.as_deref_mut() else {
+        return Err(own_err);
+    };
+    if c.version == pkt.version {
+        return pkt.open_range(&c.keys, scratch);
     }
+    let upgraded = quic::InitialKeys::new(pkt.version, &c.dcid, quic::Side::Client)?;
+    let range = pkt.open_range(&upgraded, scratch)?;
+    c.version = pkt.version;
+    c.keys = upgraded;
+    Ok(range)
 }
 
 // === DNS ===
