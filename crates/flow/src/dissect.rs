@@ -10,10 +10,10 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use tetherscope_wire::{dns, gquic, http, quic, tls, Error};
+use tetherscope_wire::{dns, ech, gquic, http, quic, tls, Error};
 
-use crate::dns_cache::{DnsCache, Resolution};
-use crate::flow::{normalise_name, printable, AppProto, Flow};
+use crate::dns_cache::{DnsCache, Resolution, MAX_PUBLIC_NAMES};
+use crate::flow::{normalise_name, printable, AppProto, Ech, Flow};
 use crate::reassembly::{Budget, Reassembler};
 use crate::stats::Stats;
 use crate::Nanos;
@@ -233,7 +233,7 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     Ok(Some(())) => {
                         match tls::parse_client_hello_message(ctx.handshake) {
                             Ok(hello) => {
-                                apply_hello(flow, &hello);
+                                apply_hello(flow, &hello, ctx);
                                 flow.app = AppProto::Tls;
                             }
                             Err(e) => ctx.stats.parse_error(e.reason()),
@@ -518,10 +518,8 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                 match tls::parse_client_hello_message(data) {
                     Ok(hello) => {
                         let hello_names = owned_hello(&hello);
-                        let carried_by = q.hello_version.unwrap_or(version);
-                        let names = flow.names_mut();
-                        names.quic_version = Some(carried_by);
-                        set_hello(names, hello_names);
+                        flow.names_mut().quic_version = Some(q.hello_version.unwrap_or(version));
+                        set_hello(flow, hello_names, ctx.dns, ctx.now);
                     }
                     Err(e) => ctx.stats.parse_error(e.reason()),
                 }
@@ -649,6 +647,7 @@ fn dns_message(flow: &mut Flow, bytes: &[u8], client_ip: IpAddr, ctx: &mut Conte
     }
     let mut chain: Vec<Box<str>> = Vec::new();
     let mut addresses: Vec<(IpAddr, u32)> = Vec::new();
+    let mut ech_names: Vec<(Box<str>, u32)> = Vec::new();
     for rec in msg.answers().take(MAX_ANSWERS) {
         let rec = match rec {
             Ok(r) => r,
@@ -663,11 +662,27 @@ fn dns_message(flow: &mut Flow, bytes: &[u8], client_ip: IpAddr, ctx: &mut Conte
                 chain.push(normalise_name(target.as_bytes()))
             }
             Ok(dns::RData::Service { params, .. }) => {
-                addresses.extend(dns::service_hints(params).take(32).map(|a| (a, rec.ttl)))
+                addresses.extend(dns::service_hints(params).take(32).map(|a| (a, rec.ttl)));
+                if let Some(list) = ech::service_ech_param(params) {
+                    for name in ech::public_names(list).take(MAX_PUBLIC_NAMES) {
+                        match name {
+                            Ok(n) => ech_names.push((normalise_name(n), rec.ttl)),
+                            Err(e) => {
+                                ctx.stats.parse_error(e.reason());
+                                break;
+                            }
+                        }
+                    }
+                }
             }
             Ok(_) => {}
             Err(e) => ctx.stats.parse_error(e.reason()),
         }
+    }
+    if let Some(ttl) = ech_names.iter().map(|(_, t)| *t).min() {
+        let names = ech_names.into_iter().map(|(n, _)| n).collect();
+        let query = normalise_name(question.name.as_bytes());
+        ctx.dns.insert_ech(client_ip, &query, names, ttl, ctx.now);
     }
     if addresses.is_empty() {
         return;
@@ -701,15 +716,39 @@ fn owned_hello(hello: &tls::ClientHello<'_>) -> HelloNames {
     }
 }
 
-fn set_hello(names: &mut crate::flow::Names, h: HelloNames) {
-    names.sni = h.sni;
-    names.alpn = h.alpn;
-    names.ech = h.ech;
+/// Real or GREASE: real when the outer SNI is the public name of an ECH
+/// configuration this client was given for the name it resolved to reach
+/// the server, or, when no answer for this flow was seen, one any client
+/// was given.
+fn ech_kind(flow: &Flow, h: &HelloNames, dns: &DnsCache, now: Nanos) -> Option<Ech> {
+    if !h.ech {
+        return None;
+    }
+    let Some(sni) = h.sni.as_deref() else {
+        return Some(Ech::Grease);
+    };
+    let resolution = flow.names.as_deref().and_then(|n| n.resolution.as_deref());
+    let real = match resolution {
+        Some(r) => {
+            let names = std::iter::once(&*r.query).chain(r.cname_chain.iter().map(|c| &**c));
+            dns.is_ech_public_name(flow.client.ip(), names, sni, now)
+        }
+        None => dns.is_known_public_name(sni, now),
+    };
+    Some(if real { Ech::Real } else { Ech::Grease })
 }
 
-fn apply_hello(flow: &mut Flow, hello: &tls::ClientHello<'_>) {
+fn set_hello(flow: &mut Flow, h: HelloNames, dns: &DnsCache, now: Nanos) {
+    let ech = ech_kind(flow, &h, dns, now);
+    let names = flow.names_mut();
+    names.sni = h.sni;
+    names.alpn = h.alpn;
+    names.ech = ech;
+}
+
+fn apply_hello(flow: &mut Flow, hello: &tls::ClientHello<'_>, ctx: &Context<'_>) {
     let h = owned_hello(hello);
-    set_hello(flow.names_mut(), h);
+    set_hello(flow, h, ctx.dns, ctx.now);
 }
 
 struct RequestNames {

@@ -103,8 +103,8 @@ pub struct Names {
     pub sni: Option<Box<str>>,
     /// Offered ALPN protocols.
     pub alpn: Vec<Box<str>>,
-    /// encrypted_client_hello present.
-    pub ech: bool,
+    /// What the encrypted_client_hello extension was, when present.
+    pub ech: Option<Ech>,
     /// QUIC version of the Initial that named the flow.
     pub quic_version: Option<u32>,
     /// HTTP Host, port stripped, lowercased.
@@ -117,6 +117,27 @@ pub struct Names {
     pub dns_query: Option<Box<str>>,
     /// What the client's resolver said about the server address.
     pub resolution: Option<Arc<Resolution>>,
+}
+
+/// An encrypted_client_hello extension, real or GREASE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ech {
+    /// Browsers send a random payload shaped like ECH on every connection
+    /// (draft-ietf-tls-esni §6.2); the outer SNI is then the destination.
+    Grease,
+    /// The outer SNI is the public name of an ECH configuration the client
+    /// was given: the destination is inside, encrypted.
+    Real,
+}
+
+impl Ech {
+    /// Name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ech::Grease => "grease",
+            Ech::Real => "real",
+        }
+    }
 }
 
 /// Where a flow's `domain` came from.
@@ -245,10 +266,18 @@ impl Flow {
     }
 
     /// The domain this flow talks to, and where that came from: SNI, then
-    /// HTTP Host, then the DNS cache. IP literals never count; DNS flows
+    /// HTTP Host, then the DNS cache; with real ECH only the DNS cache. IP literals never count; DNS flows
     /// themselves have no domain (their question is `dns_query`).
     pub fn domain(&self) -> Option<(&str, NameSource)> {
         let n = self.names.as_deref()?;
+        if n.ech == Some(Ech::Real) {
+            // The outer SNI names the ECH provider, not the destination: only
+            // the name the client resolved does.
+            return n
+                .resolution
+                .as_deref()
+                .map(|r| (&*r.query, NameSource::Dns));
+        }
         if let Some(sni) = n.sni.as_deref().filter(|s| !is_ip_literal(s)) {
             let src = if matches!(self.app, AppProto::Quic | AppProto::Gquic) {
                 NameSource::QuicSni

@@ -12,6 +12,7 @@
 pub mod bytes;
 pub mod dhcp;
 pub mod dns;
+pub mod ech;
 pub mod error;
 pub mod gquic;
 pub mod gtp;

@@ -278,3 +278,118 @@ pub fn sni(p: &Pipeline, port: u16) -> Option<String> {
             .and_then(|n| n.sni.as_deref().map(str::to_owned))
     })
 }
+
+/// A DNS name in wire form.
+pub fn dns_name(n: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in n.split('.').filter(|l| !l.is_empty()) {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+/// A DNS query for `qname` of `qtype`.
+pub fn dns_query(id: u16, qname: &str, qtype: u16) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(&dns_name(qname));
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    m
+}
+
+/// A DNS response to `qname`/`qtype` with `answers` as (type, rdata), each
+/// owned by `qname` with a TTL of 300.
+pub fn dns_response(id: u16, qname: &str, qtype: u16, answers: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x81, 0x80, 0, 1]);
+    m.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    m.extend_from_slice(&dns_name(qname));
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&[0, 1]);
+    for (rtype, rdata) in answers {
+        m.extend_from_slice(&dns_name(qname));
+        m.extend_from_slice(&rtype.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 1, 0x2c]);
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(rdata);
+    }
+    m
+}
+
+/// An ECHConfigList with one version 0xfe0d configuration for `public_name`.
+pub fn ech_config_list(public_name: &str) -> Vec<u8> {
+    let mut c = vec![0x2a, 0x00, 0x20];
+    c.extend_from_slice(&32u16.to_be_bytes());
+    c.extend_from_slice(&[0x11; 32]);
+    c.extend_from_slice(&[0, 4, 0, 1, 0, 1]);
+    c.push(0);
+    c.push(public_name.len() as u8);
+    c.extend_from_slice(public_name.as_bytes());
+    c.extend_from_slice(&[0, 0]);
+    let mut config = vec![0xfe, 0x0d];
+    config.extend_from_slice(&(c.len() as u16).to_be_bytes());
+    config.extend_from_slice(&c);
+    let mut list = (config.len() as u16).to_be_bytes().to_vec();
+    list.extend_from_slice(&config);
+    list
+}
+
+/// HTTPS record data (priority 1, target ".") with ALPN h2, an ipv4hint
+/// and, when given, an `ech` parameter.
+pub fn https_rdata(hint: [u8; 4], ech: Option<&[u8]>) -> Vec<u8> {
+    let mut r = vec![0, 1, 0];
+    r.extend_from_slice(&[0, 1, 0, 3, 2, b'h', b'2']);
+    r.extend_from_slice(&[0, 4, 0, 4]);
+    r.extend_from_slice(&hint);
+    if let Some(list) = ech {
+        r.extend_from_slice(&[0, 5]);
+        r.extend_from_slice(&(list.len() as u16).to_be_bytes());
+        r.extend_from_slice(list);
+    }
+    r
+}
+
+/// Resolver answer frames: the phone asks `qname` and gets `answers`.
+pub fn dns_exchange(id: u16, qname: &str, qtype: u16, answers: &[(u16, Vec<u8>)]) -> [Vec<u8>; 2] {
+    let port = 40_000 + id;
+    [
+        udp_frame(
+            (PHONE, port),
+            (RESOLVER, 53),
+            true,
+            &dns_query(id, qname, qtype),
+        ),
+        udp_frame(
+            (RESOLVER, 53),
+            (PHONE, port),
+            false,
+            &dns_response(id, qname, qtype, answers),
+        ),
+    ]
+}
+
+/// A TCP connection from the phone to `server:port` whose first segment
+/// carries `data`.
+pub fn tcp_connection(sport: u16, server: [u8; 4], port: u16, data: &[u8]) -> Vec<Vec<u8>> {
+    vec![
+        tcp_frame((PHONE, sport), (server, port), true, 1000, SYN, &[]),
+        tcp_frame((server, port), (PHONE, sport), false, 5000, SYN | ACK, &[]),
+        tcp_frame((PHONE, sport), (server, port), true, 1001, ACK | PSH, data),
+    ]
+}
+
+/// Runs `f` on the flow whose client port is `port`.
+pub fn with_client_port<R>(p: &Pipeline, port: u16, f: impl FnOnce(&Flow) -> R) -> R {
+    let mut out = None;
+    let mut f = Some(f);
+    p.table.for_each(|flow| {
+        if flow.client.port() == port && out.is_none() {
+            out = Some((f.take().unwrap())(flow));
+        }
+    });
+    out.unwrap_or_else(|| panic!("no flow from port {port}"))
+}
