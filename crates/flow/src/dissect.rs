@@ -236,7 +236,7 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                                 apply_hello(flow, &hello, ctx);
                                 flow.app = AppProto::Tls;
                             }
-                            Err(e) => ctx.stats.parse_error(e.reason()),
+                            Err(e) => malformed(flow, ctx, e),
                         }
                         Step::Done
                     }
@@ -247,7 +247,7 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     }
                     Ok(None) => Step::More,
                     Err(e) => {
-                        ctx.stats.parse_error(e.reason());
+                        malformed(flow, ctx, e);
                         Step::Done
                     }
                 };
@@ -280,13 +280,20 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     return Step::Done;
                 }
                 Err(e) => {
-                    ctx.stats.parse_error(e.reason());
+                    malformed(flow, ctx, e);
                     return Step::Done;
                 }
             },
             TcpMode::Unknown | TcpMode::Dns => return Step::Done,
         }
     }
+}
+
+/// Counts a parse error of the flow's own handshake and marks the flow: if
+/// nothing names it, this is why.
+fn malformed(flow: &mut Flow, ctx: &Context<'_>, e: Error) {
+    ctx.stats.parse_error(e.reason());
+    flow.malformed = true;
 }
 
 /// Collects the first handshake message from a run of TLS records into
@@ -425,6 +432,7 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
         }))));
     }
     let mut opened_any = false;
+    let mut bad_packets = false;
     let mut version = 0;
     let mut gquic_sni = None;
     {
@@ -439,6 +447,7 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                 Ok(p) => p,
                 Err(e) => {
                     ctx.stats.parse_error(e.reason());
+                    bad_packets = true;
                     break;
                 }
             };
@@ -447,6 +456,7 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                 Err(_) if !up => continue, // a server Initial: not ours to open
                 Err(e) => {
                     ctx.stats.parse_error(e.reason());
+                    bad_packets = true;
                     continue;
                 }
             };
@@ -467,7 +477,10 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                         q.hello_version.get_or_insert(pkt.version);
                         q.crypto.insert(0, data);
                     }
-                    Err(e) => ctx.stats.parse_error(e.reason()),
+                    Err(e) => {
+                        ctx.stats.parse_error(e.reason());
+                        bad_packets = true;
+                    }
                 }
                 continue;
             }
@@ -481,12 +494,14 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                     }
                     Err(e) => {
                         ctx.stats.parse_error(e.reason());
+                        bad_packets = true;
                         break;
                     }
                 }
             }
         }
     }
+    flow.malformed |= bad_packets;
     let swapped = opened_any && !up;
     if opened_any {
         flow.client_confirmed = true;
@@ -521,14 +536,14 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                         flow.names_mut().quic_version = Some(q.hello_version.unwrap_or(version));
                         set_hello(flow, hello_names, ctx.dns, ctx.now);
                     }
-                    Err(e) => ctx.stats.parse_error(e.reason()),
+                    Err(e) => malformed(flow, ctx, e),
                 }
                 flow.stop_dissecting();
                 return swapped;
             }
             Ok((tls::CLIENT_HELLO, _)) => {}
             _ => {
-                ctx.stats.parse_error(Error::NotClientHello.reason());
+                malformed(flow, ctx, Error::NotClientHello);
                 flow.stop_dissecting();
                 return swapped;
             }

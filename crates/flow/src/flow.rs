@@ -140,6 +140,47 @@ impl Ech {
     }
 }
 
+/// Why nothing names a flow, as far as the flow itself can tell. Whether
+/// its device resolves over encrypted DNS is known only across flows, so
+/// [`BlindSpot::NoDnsSeen`] is refined by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BlindSpot {
+    /// Real ECH: the destination is inside the encrypted ClientHello and no
+    /// DNS answer for the address was seen.
+    Ech,
+    /// The device resolves over DoT/DoH/DoQ, so only SNI can name its flows.
+    EncryptedDns,
+    /// No name in the flow and no DNS answer for its address: a direct-IP
+    /// connection, or the answer predates the capture.
+    NoDnsSeen,
+    /// The flow was picked up mid-stream: its handshake was never seen.
+    NoHandshakeSeen,
+    /// The handshake or request was there but could not be parsed.
+    Malformed,
+}
+
+impl BlindSpot {
+    /// Every reason, in label order.
+    pub const ALL: [BlindSpot; 5] = [
+        BlindSpot::Ech,
+        BlindSpot::EncryptedDns,
+        BlindSpot::NoDnsSeen,
+        BlindSpot::NoHandshakeSeen,
+        BlindSpot::Malformed,
+    ];
+
+    /// Label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlindSpot::Ech => "ech",
+            BlindSpot::EncryptedDns => "encrypted_dns",
+            BlindSpot::NoDnsSeen => "no_dns_seen",
+            BlindSpot::NoHandshakeSeen => "no_handshake_seen",
+            BlindSpot::Malformed => "malformed",
+        }
+    }
+}
+
 /// Where a flow's `domain` came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameSource {
@@ -210,6 +251,8 @@ pub struct Flow {
     pub(crate) syn_seen: [bool; 2],
     /// Sequence numbers of those SYNs.
     pub(crate) syn_seq: [u32; 2],
+    /// The flow's handshake or request could not be parsed.
+    pub(crate) malformed: bool,
 }
 
 /// Whether a name is an IP literal (never a domain).
@@ -257,6 +300,7 @@ impl Flow {
             tries: 0,
             syn_seen: [false; 2],
             syn_seq: [0; 2],
+            malformed: false,
         }
     }
 
@@ -295,6 +339,34 @@ impl Flow {
         n.resolution
             .as_deref()
             .map(|r| (&*r.query, NameSource::Dns))
+    }
+
+    /// Why nothing names this flow; `None` when something does (DNS flows
+    /// have their question instead of a domain and are never blind).
+    pub fn blind_spot(&self) -> Option<BlindSpot> {
+        if self.domain().is_some() || self.app == AppProto::Dns {
+            return None;
+        }
+        let names = self.names.as_deref();
+        if names.is_some_and(|n| n.ech == Some(Ech::Real)) {
+            return Some(BlindSpot::Ech);
+        }
+        if self.malformed {
+            return Some(BlindSpot::Malformed);
+        }
+        let handshake_missed = match self.transport {
+            // A connection whose client SYN was never seen, and whose first
+            // payload was not a handshake either.
+            Transport::Tcp => !self.syn_seen[0] && self.app == AppProto::Unknown,
+            // QUIC short-header packets only: the Initials went before.
+            Transport::Udp => self.app == AppProto::Unknown && self.server.port() == 443,
+            _ => false,
+        };
+        Some(if handshake_missed {
+            BlindSpot::NoHandshakeSeen
+        } else {
+            BlindSpot::NoDnsSeen
+        })
     }
 
     /// Whether the flow's payload is cleartext (see [`AppProto::cleartext`]).
