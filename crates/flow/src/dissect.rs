@@ -181,7 +181,7 @@ pub(crate) fn tcp_segment(
         }
         return;
     }
-    if is_dns_port {
+    if is_dns_port && t.mode == TcpMode::Unknown && !looks_like_client_hello_or_request(&t.up) {
         t.mode = TcpMode::Dns;
     }
     let step = match t.mode {
@@ -191,6 +191,15 @@ pub(crate) fn tcp_segment(
     if let Step::Done = step {
         flow.stop_dissecting();
     }
+}
+
+/// Whether the client's first bytes are a TLS handshake or an HTTP request:
+/// then the payload decides, whatever a DNS port suggested.
+fn looks_like_client_hello_or_request(up: &Stream) -> bool {
+    up.buf.as_ref().is_some_and(|b| {
+        let data = b.contiguous();
+        tls::looks_like_handshake(data) || http::looks_like_request(data)
+    })
 }
 
 fn streams(flow: &mut Flow) -> &mut TcpStreams {
@@ -373,7 +382,9 @@ pub(crate) fn udp_datagram(
 ) -> bool {
     let ports = (flow.client.port(), flow.server.port());
     let any = |p: u16| ports.0 == p || ports.1 == p;
-    if any(53) {
+    // A QUIC Initial from or to port 53 is QUIC: the payload decides.
+    let quic = matches!(flow.app, AppProto::Quic | AppProto::Gquic);
+    if any(53) && !quic && !quic::looks_like_initial(payload) {
         flow.app = AppProto::Dns;
         return dns_datagram(flow, up, payload, ctx);
     }
