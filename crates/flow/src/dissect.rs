@@ -132,6 +132,7 @@ pub(crate) fn tcp_segment(
 ) {
     let is_dns_port = flow.server.port() == 53 || flow.client.port() == 53;
     let dir = usize::from(!up);
+    let mut seq = seq;
     if syn {
         // Kept in the flow: most flows never carry a payload worth a
         // dissector (floods, refused connections), so none is allocated yet.
@@ -141,7 +142,12 @@ pub(crate) fn tcp_segment(
             let stream = if up { &mut t.up } else { &mut t.down };
             stream.base = Some(seq.wrapping_add(1));
         }
-        return;
+        if payload.is_empty() {
+            return;
+        }
+        // TCP Fast Open (RFC 7413): the request or ClientHello starts in the
+        // SYN, right after the sequence number the SYN itself takes.
+        seq = seq.wrapping_add(1);
     }
     if payload.is_empty() {
         return;

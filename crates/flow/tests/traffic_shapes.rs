@@ -53,3 +53,30 @@ fn dns_over_tcp_is_still_read() {
     });
     assert_eq!(query.as_deref(), Some("tcp.example.org"));
 }
+
+#[test]
+fn tcp_fast_open_client_hello_starts_in_the_syn() {
+    let hello = tls_record(&client_hello("tfo.example.com", false, 600));
+    let (first, rest) = hello.split_at(300);
+    let mut p = pipeline();
+    feed(
+        &mut p,
+        &[
+            tcp_frame((PHONE, 45_000), (SERVER, 443), true, 1000, SYN, first),
+            tcp_frame((SERVER, 443), (PHONE, 45_000), false, 5000, SYN | ACK, &[]),
+            tcp_frame((PHONE, 45_000), (SERVER, 443), true, 1001 + 300, ACK | PSH, rest),
+        ],
+    );
+    assert_eq!(sni(&p, 443).as_deref(), Some("tfo.example.com"));
+}
+
+#[test]
+fn tcp_fast_open_whole_request_in_the_syn() {
+    let get = b"GET / HTTP/1.1\r\nHost: tfo.example.org\r\n\r\n";
+    let mut p = pipeline();
+    feed(
+        &mut p,
+        &[tcp_frame((PHONE, 45_001), (SERVER, 80), true, 77, SYN, get)],
+    );
+    assert_eq!(http_host(&p, 80).as_deref(), Some("tfo.example.org"));
+}
