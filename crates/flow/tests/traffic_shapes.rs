@@ -18,7 +18,10 @@ fn payload_beats_ports_an_http_request_from_source_port_53() {
     let mut p = pipeline();
     feed(&mut p, &tcp_connection(53, SERVER, 80, get));
     assert_eq!(http_host(&p, 80).as_deref(), Some("www.example.com"));
-    assert_eq!(with_flow(&p, 80, |f| f.app), tetherscope_flow::AppProto::Http);
+    assert_eq!(
+        with_flow(&p, 80, |f| f.app),
+        tetherscope_flow::AppProto::Http
+    );
 }
 
 #[test]
@@ -35,7 +38,10 @@ fn payload_beats_ports_a_quic_initial_from_source_port_53() {
     let hello = client_hello("quic.example.com", false, 0);
     let initial = client_initial(1, &dcid, &dcid, &[], 0, &crypto_frame(0, &hello));
     let mut p = pipeline();
-    feed(&mut p, &[udp_frame((PHONE, 53), (SERVER, 443), true, &initial)]);
+    feed(
+        &mut p,
+        &[udp_frame((PHONE, 53), (SERVER, 443), true, &initial)],
+    );
     assert_eq!(sni(&p, 443).as_deref(), Some("quic.example.com"));
 }
 
@@ -64,7 +70,14 @@ fn tcp_fast_open_client_hello_starts_in_the_syn() {
         &[
             tcp_frame((PHONE, 45_000), (SERVER, 443), true, 1000, SYN, first),
             tcp_frame((SERVER, 443), (PHONE, 45_000), false, 5000, SYN | ACK, &[]),
-            tcp_frame((PHONE, 45_000), (SERVER, 443), true, 1001 + 300, ACK | PSH, rest),
+            tcp_frame(
+                (PHONE, 45_000),
+                (SERVER, 443),
+                true,
+                1001 + 300,
+                ACK | PSH,
+                rest,
+            ),
         ],
     );
     assert_eq!(sni(&p, 443).as_deref(), Some("tfo.example.com"));
@@ -79,4 +92,114 @@ fn tcp_fast_open_whole_request_in_the_syn() {
         &[tcp_frame((PHONE, 45_001), (SERVER, 80), true, 77, SYN, get)],
     );
     assert_eq!(http_host(&p, 80).as_deref(), Some("tfo.example.org"));
+}
+
+// === tunnels ===
+
+const OUTER_A: [u8; 4] = [192, 0, 2, 1];
+const OUTER_B: [u8; 4] = [192, 0, 2, 2];
+const INNER_CLIENT: [u8; 4] = [10, 99, 0, 5];
+const INNER_SERVER: [u8; 4] = [203, 0, 113, 30];
+
+/// An inner IPv4 TCP segment carrying a ClientHello for `sni`.
+fn inner_hello(sni: &str) -> Vec<u8> {
+    let hello = tls_record(&client_hello(sni, false, 0));
+    ipv4(
+        INNER_CLIENT,
+        INNER_SERVER,
+        6,
+        &tcp_seg(46_000, 443, 1, ACK | PSH, &hello),
+    )
+}
+
+fn outer_udp(port: u16, payload: &[u8]) -> Vec<u8> {
+    eth(
+        true,
+        0x0800,
+        &ipv4(OUTER_A, OUTER_B, 17, &udp_seg(50_000, port, payload)),
+    )
+}
+
+fn outer_ip(proto: u8, payload: &[u8]) -> Vec<u8> {
+    eth(true, 0x0800, &ipv4(OUTER_A, OUTER_B, proto, payload))
+}
+
+/// Feeds one frame and checks that only the inner flow exists, named.
+fn inner_flow_is_named(frame: Vec<u8>, sni_wanted: &str) {
+    let mut p = pipeline();
+    feed(&mut p, &[frame]);
+    assert_eq!(flow_count(&p), 1, "only the inner flow is reported");
+    assert_eq!(sni(&p, 443).as_deref(), Some(sni_wanted));
+    let client = with_flow(&p, 443, |f| f.client.ip());
+    assert_eq!(client, std::net::IpAddr::from(INNER_CLIENT));
+}
+
+#[test]
+fn vxlan_is_opened() {
+    let mut vx = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+    vx.extend_from_slice(&eth(true, 0x0800, &inner_hello("vxlan.example.com")));
+    inner_flow_is_named(outer_udp(4789, &vx), "vxlan.example.com");
+}
+
+#[test]
+fn geneve_with_options_is_opened() {
+    let mut gv = vec![0x01, 0, 0x08, 0x00, 0, 0, 42, 0, 0x01, 0x02, 0x80, 0x00];
+    gv.extend_from_slice(&inner_hello("geneve.example.com"));
+    inner_flow_is_named(outer_udp(6081, &gv), "geneve.example.com");
+}
+
+#[test]
+fn gre_with_key_and_sequence_is_opened() {
+    let mut g = vec![0x30, 0x00, 0x08, 0x00, 0, 0, 0, 7, 0, 0, 0, 1];
+    g.extend_from_slice(&inner_hello("gre.example.com"));
+    inner_flow_is_named(outer_ip(47, &g), "gre.example.com");
+}
+
+#[test]
+fn gre_carrying_ethernet_is_opened() {
+    let mut g = vec![0x00, 0x00, 0x65, 0x58];
+    g.extend_from_slice(&eth(true, 0x0800, &inner_hello("teb.example.com")));
+    inner_flow_is_named(outer_ip(47, &g), "teb.example.com");
+}
+
+#[test]
+fn ip_in_ip_is_opened() {
+    inner_flow_is_named(
+        outer_ip(4, &inner_hello("ipip.example.com")),
+        "ipip.example.com",
+    );
+}
+
+#[test]
+fn ipv6_in_ipv4_and_teredo_are_opened() {
+    let src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+    let dst = [
+        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x30,
+    ];
+    let hello = tls_record(&client_hello("six.example.com", false, 0));
+    let inner = ipv6(src, dst, 6, &tcp_seg(46_001, 443, 1, ACK | PSH, &hello));
+    let mut p = pipeline();
+    feed(&mut p, &[outer_ip(41, &inner)]);
+    assert_eq!(flow_count(&p), 1);
+    assert_eq!(sni(&p, 443).as_deref(), Some("six.example.com"));
+
+    let mut teredo = vec![0, 0, 0xf2, 0x27, 0x3f, 0xff, 0xfc, 0xfe];
+    teredo.extend_from_slice(&inner);
+    let mut p = pipeline();
+    feed(&mut p, &[outer_udp(3544, &teredo)]);
+    assert_eq!(flow_count(&p), 1);
+    assert_eq!(sni(&p, 443).as_deref(), Some("six.example.com"));
+}
+
+#[test]
+fn ordinary_traffic_on_a_tunnel_port_stays_a_flow() {
+    let mut p = pipeline();
+    feed(
+        &mut p,
+        &[
+            outer_udp(4789, b"not a vxlan header"),
+            outer_udp(3544, b"nor teredo"),
+        ],
+    );
+    assert!(has_flow_on_port(&p, 4789) && has_flow_on_port(&p, 3544));
 }

@@ -22,6 +22,7 @@ pub mod link;
 pub mod quic;
 pub mod tcp;
 pub mod tls;
+pub mod tunnel;
 pub mod udp;
 
 pub use error::{Error, Result};

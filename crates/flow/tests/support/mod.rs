@@ -393,3 +393,28 @@ pub fn with_client_port<R>(p: &Pipeline, port: u16, f: impl FnOnce(&Flow) -> R) 
     });
     out.unwrap_or_else(|| panic!("no flow from port {port}"))
 }
+
+/// An IPv6 header around `payload`.
+pub fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x60, 0, 0, 0];
+    h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    h.extend_from_slice(&[next, 64]);
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    h.extend_from_slice(payload);
+    h
+}
+
+/// Whether any flow has `port` as either port.
+pub fn has_flow_on_port(p: &Pipeline, port: u16) -> bool {
+    let mut found = false;
+    p.table.for_each(|f| {
+        found |= f.server.port() == port || f.client.port() == port;
+    });
+    found
+}
+
+/// Number of flows in the table.
+pub fn flow_count(p: &Pipeline) -> usize {
+    p.table.len()
+}
