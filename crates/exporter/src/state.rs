@@ -549,8 +549,9 @@ fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
         unnamed_bytes: if unnamed { bytes } else { 0 },
         blind_flows,
         blind_bytes,
+        // Local names asked over mDNS/LLMNR are not DNS lookups.
         dns_queries: names.map_or(0, |n| {
-            if n.dns_query.is_some() {
+            if n.dns_query.is_some() && flow.app != tetherscope_flow::AppProto::Mdns {
                 u64::from(n.dns_questions.max(1))
             } else {
                 0

@@ -395,7 +395,7 @@ pub(crate) fn udp_datagram(
         return dns_datagram(flow, up, payload, ctx);
     }
     if any(5353) || any(5355) {
-        flow.app = AppProto::Mdns;
+        mdns_datagram(flow, up, payload, ctx);
         flow.stop_dissecting();
         return false;
     }
@@ -653,6 +653,38 @@ fn dns_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_>
     dns_message(flow, payload, client_ip, ctx);
     flow.stop_dissecting();
     swapped
+}
+
+/// Multicast DNS and LLMNR (RFC 6762, RFC 4795): the phone asks for and
+/// announces local device and service names. The question (or, in an
+/// announcement, the first answer's name) goes to `dns_query`; answers feed
+/// the cache only when sent to one client (an LLMNR reply, a unicast mDNS
+/// reply), never when multicast to the whole network.
+fn mdns_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_>) {
+    flow.app = AppProto::Mdns;
+    let Ok(msg) = dns::Message::parse(payload) else {
+        return malformed(flow, ctx, Error::Truncated);
+    };
+    let name = match msg.first_question() {
+        Ok(Some(q)) => Some(q.name),
+        Ok(None) => msg.answers().next().and_then(|r| r.ok()).map(|r| r.name),
+        Err(e) => return malformed(flow, ctx, e),
+    };
+    if let Some(name) = name.filter(|n| !n.is_root()) {
+        let names = flow.names_mut();
+        if names.dns_query.is_none() {
+            names.dns_query = Some(normalise_name(name.as_bytes()));
+        }
+    }
+    let receiver = if up {
+        flow.server.ip()
+    } else {
+        flow.client.ip()
+    };
+    if msg.is_response() && !receiver.is_multicast() {
+        dns_message(flow, payload, receiver, ctx);
+        flow.app = AppProto::Mdns;
+    }
 }
 
 /// Reads one DNS message: the question names the flow, answers feed the cache.

@@ -203,3 +203,107 @@ fn ordinary_traffic_on_a_tunnel_port_stays_a_flow() {
     );
     assert!(has_flow_on_port(&p, 4789) && has_flow_on_port(&p, 3544));
 }
+
+// === mDNS and LLMNR ===
+
+const MDNS_GROUP: [u8; 4] = [224, 0, 0, 251];
+const LLMNR_GROUP: [u8; 4] = [224, 0, 0, 252];
+const PRINTER: [u8; 4] = [10, 42, 0, 50];
+
+fn dns_query_of(p: &tetherscope_flow::Pipeline, client_port: u16) -> Option<String> {
+    with_client_port(p, client_port, |f| {
+        f.names
+            .as_deref()
+            .and_then(|n| n.dns_query.as_deref().map(str::to_owned))
+    })
+}
+
+/// An mDNS announcement: a response with no question and one A record.
+fn announcement(owner: &str, addr: [u8; 4]) -> Vec<u8> {
+    let mut m = vec![0, 0, 0x84, 0x00, 0, 0, 0, 1, 0, 0, 0, 0];
+    m.extend_from_slice(&dns_name(owner));
+    m.extend_from_slice(&[0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4]);
+    m.extend_from_slice(&addr);
+    m
+}
+
+#[test]
+fn mdns_questions_and_announcements_are_recorded() {
+    let mut p = pipeline();
+    feed(
+        &mut p,
+        &[
+            udp_frame(
+                (PHONE, 5353),
+                (MDNS_GROUP, 5353),
+                true,
+                &dns_query(0, "_googlecast._tcp.local", 12),
+            ),
+            udp_frame(
+                ([10, 42, 0, 8], 5353),
+                (MDNS_GROUP, 5353),
+                true,
+                &announcement("Pixel-7.local", [10, 42, 0, 8]),
+            ),
+        ],
+    );
+    let mdns = with_flow(&p, 5353, |f| f.app);
+    assert_eq!(mdns, tetherscope_flow::AppProto::Mdns);
+    let mut queries = Vec::new();
+    p.table.for_each(|f| {
+        queries.push(f.names.as_deref().and_then(|n| n.dns_query.clone()));
+    });
+    queries.sort();
+    assert_eq!(
+        queries,
+        [
+            Some("_googlecast._tcp.local".into()),
+            Some("pixel-7.local".into())
+        ]
+    );
+}
+
+#[test]
+fn llmnr_answer_to_one_client_names_its_connection_but_multicast_answers_do_not() {
+    let mut p = pipeline();
+    let mut frames = vec![
+        // The phone asks the link who "printer" is; the printer answers it.
+        udp_frame(
+            (PHONE, 51_000),
+            (LLMNR_GROUP, 5355),
+            true,
+            &dns_query(9, "printer", 1),
+        ),
+        udp_frame(
+            (PRINTER, 5355),
+            (PHONE, 51_000),
+            false,
+            &dns_response(9, "printer", 1, &[(1, PRINTER.to_vec())]),
+        ),
+        // Someone multicasts an answer for a remote address: not cached.
+        udp_frame(
+            ([10, 42, 0, 9], 5353),
+            (MDNS_GROUP, 5353),
+            false,
+            &announcement("decoy.local", [203, 0, 113, 77]),
+        ),
+    ];
+    frames.extend(tcp_connection(
+        47_000,
+        PRINTER,
+        631,
+        b"\x00\x01\x02 not http",
+    ));
+    frames.extend(tcp_connection(
+        47_001,
+        [203, 0, 113, 77],
+        443,
+        &[0x17, 3, 3, 0, 1, 0],
+    ));
+    feed(&mut p, &frames);
+    assert_eq!(dns_query_of(&p, 51_000).as_deref(), Some("printer"));
+    let printer = with_flow(&p, 631, |f| f.domain().map(|(d, _)| d.to_owned()));
+    assert_eq!(printer.as_deref(), Some("printer"));
+    let remote = with_flow(&p, 443, |f| f.domain().map(|(d, _)| d.to_owned()));
+    assert_eq!(remote, None);
+}
