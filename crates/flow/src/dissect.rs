@@ -282,6 +282,9 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     match buf.contiguous().windows(4).position(|w| w == b"\r\n\r\n") {
                         Some(end) => {
                             buf.consume(end + 4);
+                            // Later segments are placed by sequence number:
+                            // the stream now starts after the head.
+                            t.up.base = t.up.base.map(|b| b.wrapping_add((end + 4) as u32));
                             t.mode = TcpMode::Unknown;
                             continue;
                         }

@@ -307,3 +307,62 @@ fn llmnr_answer_to_one_client_names_its_connection_but_multicast_answers_do_not(
     let remote = with_flow(&p, 443, |f| f.domain().map(|(d, _)| d.to_owned()));
     assert_eq!(remote, None);
 }
+
+// === HTTP CONNECT ===
+
+#[test]
+fn client_hello_inside_an_http_connect_tunnel_gives_the_sni() {
+    let connect = b"CONNECT inside.example.com:443 HTTP/1.1\r\nHost: inside.example.com:443\r\nUser-Agent: curl/8.5.0\r\nProxy-Connection: Keep-Alive\r\n\r\n";
+    let established = b"HTTP/1.1 200 Connection established\r\n\r\n";
+    let hello = tls_record(&client_hello("inside.example.com", false, 300));
+    let c = 1001 + connect.len() as u32;
+    let mut p = pipeline();
+    let mut frames = tcp_connection(48_000, SERVER, 3128, connect);
+    frames.push(tcp_frame(
+        (SERVER, 3128),
+        (PHONE, 48_000),
+        false,
+        5001,
+        ACK,
+        &[],
+    ));
+    frames.push(tcp_frame(
+        (SERVER, 3128),
+        (PHONE, 48_000),
+        false,
+        5001,
+        ACK | PSH,
+        established,
+    ));
+    frames.push(tcp_frame(
+        (PHONE, 48_000),
+        (SERVER, 3128),
+        true,
+        c,
+        ACK,
+        &[],
+    ));
+    // The ClientHello in two segments, as a real client sends it.
+    frames.push(tcp_frame(
+        (PHONE, 48_000),
+        (SERVER, 3128),
+        true,
+        c,
+        ACK | PSH,
+        &hello[..100],
+    ));
+    frames.push(tcp_frame(
+        (PHONE, 48_000),
+        (SERVER, 3128),
+        true,
+        c + 100,
+        ACK | PSH,
+        &hello[100..],
+    ));
+    feed(&mut p, &frames);
+    assert_eq!(sni(&p, 3128).as_deref(), Some("inside.example.com"));
+    assert_eq!(
+        with_flow(&p, 3128, |f| f.app),
+        tetherscope_flow::AppProto::Tls
+    );
+}
