@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use tetherscope_wire::{dns, ech, gquic, http, quic, tls, Error};
+use tetherscope_wire::{dns, ech, gquic, http, http2, quic, tls, Error};
 
 use crate::dns_cache::{DnsCache, Resolution, MAX_PUBLIC_NAMES};
 use crate::flow::{normalise_name, printable, AppProto, Ech, Flow};
@@ -53,6 +53,8 @@ enum TcpMode {
     Unknown,
     Tls,
     Http,
+    /// Cleartext HTTP/2 with prior knowledge.
+    H2c,
     Dns,
 }
 
@@ -204,7 +206,9 @@ pub(crate) fn tcp_segment(
 fn looks_like_client_hello_or_request(up: &Stream) -> bool {
     up.buf.as_ref().is_some_and(|b| {
         let data = b.contiguous();
-        tls::looks_like_handshake(data) || http::looks_like_request(data)
+        tls::looks_like_handshake(data)
+            || http::looks_like_request(data)
+            || http2::looks_like_preface(data)
     })
 }
 
@@ -229,6 +233,8 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
             }
             t.mode = if tls::looks_like_handshake(data) {
                 TcpMode::Tls
+            } else if http2::looks_like_preface(data) {
+                TcpMode::H2c
             } else if http::looks_like_request(data) {
                 TcpMode::Http
             } else if data.len() < 8
@@ -302,6 +308,25 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     return Step::Done;
                 }
             },
+            TcpMode::H2c => {
+                return match http2::parse_client_stream(data) {
+                    Ok(http2::Head::Complete(req)) => {
+                        apply_request(flow, owned_h2_request(&req));
+                        flow.app = AppProto::Http;
+                        Step::Done
+                    }
+                    Ok(http2::Head::Incomplete) if !full => Step::More,
+                    Ok(http2::Head::Incomplete) => {
+                        ctx.stats.parse_error(crate::stats::HTTP_HEAD_TOO_LONG);
+                        flow.app = AppProto::Http;
+                        Step::Done
+                    }
+                    Err(e) => {
+                        malformed(flow, ctx, e);
+                        Step::Done
+                    }
+                }
+            }
             TcpMode::Unknown | TcpMode::Dns => return Step::Done,
         }
     }
@@ -836,6 +861,18 @@ fn owned_request(req: &http::Request<'_>) -> RequestNames {
             .host
             .map(|h| normalise_name(http::host_without_port(h.trim_ascii()))),
         method: printable(req.method).into(),
+        path: printable(&path[..path.len().min(512)]).into(),
+    }
+}
+
+fn owned_h2_request(req: &http2::Request) -> RequestNames {
+    let path = req.path.as_deref().unwrap_or_default();
+    RequestNames {
+        host: req
+            .authority
+            .as_deref()
+            .map(|h| normalise_name(http::host_without_port(h.trim_ascii()))),
+        method: printable(req.method.as_deref().unwrap_or_default()).into(),
         path: printable(&path[..path.len().min(512)]).into(),
     }
 }

@@ -366,3 +366,55 @@ fn client_hello_inside_an_http_connect_tunnel_gives_the_sni() {
         tetherscope_flow::AppProto::Tls
     );
 }
+
+// === h2c ===
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn cleartext_http2_with_prior_knowledge_gives_host_and_path() {
+    // POST http://h2c.example.com:8080/api/v1/items?page=2, HPACK with
+    // Huffman strings and fields added to the dynamic table.
+    let block: Vec<u8> = (0..)
+        .step_by(2)
+        .take_while(|i| *i < BLOCK_HEX.len())
+        .map(|i| u8::from_str_radix(&BLOCK_HEX[i..i + 2], 16).unwrap())
+        .collect();
+    let mut stream = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    stream.extend_from_slice(&h2_frame(0x4, 0, 0, &[0, 4, 0, 0xff, 0xff, 0xff]));
+    stream.extend_from_slice(&h2_frame(0x8, 0, 0, &[0, 0x0f, 0, 1]));
+    stream.extend_from_slice(&h2_frame(0x1, 0x4, 1, &block));
+    // The preface alone in the first segment, the frames in the next.
+    let mut frames = tcp_connection(49_000, SERVER, 8080, &stream[..24]);
+    frames.push(tcp_frame(
+        (PHONE, 49_000),
+        (SERVER, 8080),
+        true,
+        1001 + 24,
+        ACK | PSH,
+        &stream[24..],
+    ));
+    let mut p = pipeline();
+    feed(&mut p, &frames);
+    let (host, path, method, cleartext) = with_flow(&p, 8080, |f| {
+        let n = f.names.as_deref().unwrap();
+        (
+            n.http_host.as_deref().map(str::to_owned),
+            n.http_path.as_deref().map(str::to_owned),
+            n.http_method.as_deref().map(str::to_owned),
+            f.cleartext(),
+        )
+    });
+    assert_eq!(host.as_deref(), Some("h2c.example.com"));
+    assert_eq!(path.as_deref(), Some("/api/v1/items?page=2"));
+    assert_eq!(method.as_deref(), Some("POST"));
+    assert_eq!(cleartext, Some(true));
+}
+
+const BLOCK_HEX: &str = "8386448f6075998ee160c92d28ff2b1cc5805f418f9c445cbe474d7415721e9b8f01e07f7a8a3f59d29ad8697089707f5f8b1d75d0620d263d4c7441ea";
