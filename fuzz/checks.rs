@@ -9,12 +9,12 @@ use tetherscope_flow::reassembly::Reassembler;
 use tetherscope_flow::{Pipeline, PipelineConfig};
 use tetherscope_wire::dns::Message;
 use tetherscope_wire::http;
-use tetherscope_wire::{ech, hpack, http2, tunnel};
 use tetherscope_wire::ip;
 use tetherscope_wire::link::NetProto;
 use tetherscope_wire::link::{decode, LinkType};
 use tetherscope_wire::quic;
 use tetherscope_wire::tls;
+use tetherscope_wire::{ech, hpack, http2, tunnel};
 
 /// The check for a target, by its name.
 pub fn by_name(target: &str) -> Option<fn(&[u8])> {

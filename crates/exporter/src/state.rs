@@ -192,6 +192,9 @@ pub struct Shared {
 #[derive(Default)]
 struct Inner {
     retired: HashMap<FlowLabels, Totals>,
+    /// The keys of `retired` by `domain`, so a value's place is given back
+    /// without a pass over every label set.
+    retired_keys: HashMap<String, Vec<FlowLabels>>,
     /// Admitted `domain` values.
     domains: HashMap<String, DomainSlot>,
     /// Values that gave their place back since the last scrape: their
@@ -293,7 +296,9 @@ impl Shared {
     /// A full set first gives back the places of values idle for longer
     /// than the policy allows; if it is still full, an unexpected
     /// destination takes the place of the least recently active value that
-    /// never saw an unexpected flow. Everything else is folded.
+    /// never saw an unexpected flow (or, when there is none, of the least
+    /// recently active value): a new unexpected destination is never the one
+    /// folded. An expected newcomer is folded.
     fn admit(
         &self,
         inner: &mut Inner,
@@ -315,13 +320,15 @@ impl Shared {
             self.release_idle(inner, false);
         }
         if inner.domains.len() >= self.labels.max_domains && unexpected {
-            let lru_expected = inner
+            // The least recently active expected value, else (every place
+            // holds an unexpected one, each already reported) the least
+            // recently active of all.
+            let victim = inner
                 .domains
                 .iter()
-                .filter(|(_, slot)| !slot.unexpected)
-                .min_by_key(|(d, slot)| (slot.last_active_ns, d.as_str()))
+                .min_by_key(|(d, slot)| (slot.unexpected, slot.last_active_ns, d.as_str()))
                 .map(|(d, _)| d.clone());
-            if let Some(d) = lru_expected {
+            if let Some(d) = victim {
                 release(inner, &d);
             }
         }
@@ -372,7 +379,7 @@ impl Shared {
             self.note_private_dns(&mut inner, flow.client_mac);
         }
         let labels = self.admit(&mut inner, labels, flow.last_seen, true);
-        inner.retired.entry(labels).or_default().add(&totals);
+        add_retired(&mut inner, labels, &totals);
         if inner.recent.len() >= RECENT {
             inner.recent.pop_front();
         }
@@ -492,22 +499,31 @@ fn is_reserved(domain: &str) -> bool {
 /// sums never go backwards) and its series leave the exposition.
 fn release(inner: &mut Inner, domain: &str) {
     inner.domains.remove(domain);
-    let moved: Vec<FlowLabels> = inner
-        .retired
-        .keys()
-        .filter(|l| l.domain == domain)
-        .cloned()
-        .collect();
-    for labels in moved {
+    for labels in inner.retired_keys.remove(domain).unwrap_or_default() {
         if let Some(t) = inner.retired.remove(&labels) {
             let folded = FlowLabels {
                 domain: OTHER.to_owned(),
                 ..labels
             };
-            inner.retired.entry(folded).or_default().add(&t);
+            add_retired(inner, folded, &t);
         }
     }
     inner.released.insert(domain.to_owned());
+}
+
+/// Adds finished totals under `labels`, indexing a new label set by domain.
+fn add_retired(inner: &mut Inner, labels: FlowLabels, totals: &Totals) {
+    match inner.retired.get_mut(&labels) {
+        Some(t) => t.add(totals),
+        None => {
+            inner
+                .retired_keys
+                .entry(labels.domain.clone())
+                .or_default()
+                .push(labels.clone());
+            inner.retired.insert(labels, *totals);
+        }
+    }
 }
 
 /// Active flows are summed by client MAC and label id.
@@ -909,16 +925,15 @@ mod tests {
         assert!(!now.contains("calyxinstitute.org"), "{now:?}");
         assert!(!now.contains("google.com"), "{now:?}");
         assert_eq!(flows_sum(&text), 4.0);
-        // Unexpected values are never the ones folded: with only unexpected
-        // values left, a further unexpected newcomer is folded instead.
+        // A new unexpected destination is never the one folded: with only
+        // unexpected values left, it takes the least recent one's place.
         s.retire(&tls_flow("ads.other-tracker.net", 5));
         s.retire(&tls_flow("x.third-tracker.net", 6));
         let text = crate::metrics::render(&s);
         let now = domains(&text);
-        assert!(
-            now.contains("example.com") && now.contains("other-tracker.net"),
-            "{now:?}"
-        );
-        assert!(!now.contains("third-tracker.net"), "{now:?}");
+        assert!(now.contains("third-tracker.net"), "{now:?}");
+        assert!(now.contains("other-tracker.net"), "{now:?}");
+        assert!(!now.contains("example.com"), "{now:?}");
+        assert_eq!(flows_sum(&text), 6.0);
     }
 }
