@@ -14,6 +14,9 @@ use tetherscope_flow::{BlindSpot, Flow, Pipeline, PipelineConfig, Stats};
 
 use crate::cli::{Format, ReadArgs};
 
+/// A flow's client MAC, when the link layer had one.
+type ClientMac = Option<[u8; 6]>;
+
 /// Totals for the summary line.
 #[derive(Default)]
 struct Summary {
@@ -23,8 +26,8 @@ struct Summary {
     named_bytes: u64,
     /// Unnamed flows and bytes by (client MAC, reason); `no_dns_seen` of
     /// devices seen using private DNS is reported as `encrypted_dns`.
-    blind: std::collections::BTreeMap<(Option<[u8; 6]>, BlindSpot), (u64, u64)>,
-    private_dns: std::collections::HashSet<Option<[u8; 6]>>,
+    blind: std::collections::BTreeMap<(ClientMac, BlindSpot), (u64, u64)>,
+    private_dns: std::collections::HashSet<ClientMac>,
 }
 
 impl Summary {

@@ -60,15 +60,13 @@ async fn unnamed_flows_and_bytes_are_counted_by_reason_per_device() {
     feed(&mut pipeline, &capture);
     let shared = Arc::new(Shared::new(&pipeline, Arc::new(Catalog::builtin()), 500));
     // Half the flows still active, half finished: both are counted.
-    let mut finished = 0;
     pipeline.finish();
-    for (flow, _) in pipeline.take_finished() {
-        if finished % 2 == 0 {
+    for (i, (flow, _)) in pipeline.take_finished().enumerate() {
+        if i % 2 == 0 {
             shared.retire(&flow);
         } else {
             shared.table.insert(*flow);
         }
-        finished += 1;
     }
     let metrics = get(&shared, "/metrics").await;
     for (device, reason) in [
