@@ -8,8 +8,10 @@ mod baseline;
 mod catalog;
 mod cli;
 mod demo;
+mod monitor;
 mod privileges;
 mod read;
+mod replay;
 mod run;
 mod state;
 
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Read(args) => read::run(&args),
         cli::Command::Catalog(cmd) => catalog::run(&cmd),
         cli::Command::Run(args) => run::run(args),
+        cli::Command::Replay(args) => replay::run(args),
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Baseline(cmd) => baseline::run(&cmd),
     };

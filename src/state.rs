@@ -325,3 +325,65 @@ pub fn configure_devices(
     handle.profiles = Arc::new(profiles);
     Ok(())
 }
+
+/// The baseline of `run` and `replay`, attached to their exporter.
+pub struct Live {
+    state: Option<Running>,
+    store_path: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+}
+
+/// Opens the store the options name (or the default one), configures the
+/// config file's devices, puts saved DNS answers back into the pipeline,
+/// gives the exporter the baseline and writes the API token next to the
+/// store.
+pub fn attach(
+    args: &crate::cli::RunArgs,
+    pipeline: &mut tetherscope_flow::Pipeline,
+    shared: &mut Arc<tetherscope_exporter::Shared>,
+) -> anyhow::Result<Live> {
+    let settings = args.state.settings();
+    let state = match &args.state.path {
+        Some(path) => Some(start(path, settings)?),
+        None => start_default(settings)?,
+    };
+    let mut handle = state
+        .as_ref()
+        .map_or_else(|| in_memory(settings), |s| s.handle.clone());
+    configure_devices(&mut handle, &args.devices, &shared.catalog)?;
+    let store_path = handle.path.clone();
+    if let Some(path) = &store_path {
+        restore_dns(path, pipeline)?;
+    }
+    Arc::get_mut(shared)
+        .ok_or_else(|| anyhow::anyhow!("the exporter was shared before its baseline was set"))?
+        .set_baseline(handle);
+    let token_file = store_path
+        .as_deref()
+        .and_then(|p| write_token(p, shared.token()));
+    if let Some(path) = &store_path {
+        eprintln!("tetherscope: baseline in {}", path.display());
+    }
+    Ok(Live {
+        state,
+        store_path,
+        token_file,
+    })
+}
+
+impl Live {
+    /// Writes what is left, saves the pipeline's DNS answers still valid at
+    /// `now`, and removes the token file.
+    pub fn finish(self, pipeline: &tetherscope_flow::Pipeline, now: u64) -> anyhow::Result<()> {
+        if let Some(p) = &self.token_file {
+            let _ = std::fs::remove_file(p);
+        }
+        if let Some(state) = self.state {
+            state.finish()?;
+        }
+        if let Some(path) = &self.store_path {
+            save_dns(path, &dns_answers(pipeline, now))?;
+        }
+        Ok(())
+    }
+}

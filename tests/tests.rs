@@ -2,6 +2,7 @@
 //! per feature (see tests/fixtures/README.md for where fixtures come from).
 
 mod baseline;
+mod blind_spots;
 mod common;
 mod conformance;
 mod deploy;
@@ -10,5 +11,8 @@ mod fuzz_regressions;
 mod hardening;
 mod hotspot;
 mod monitoring;
+mod month;
 mod read;
+mod replay;
+mod silent;
 mod truth;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tetherscope_classify::{Catalog, Classification, Purpose, Verdict as ClassVerdict};
-use tetherscope_flow::{DeviceTable, Flow, FlowTable, Pipeline, Stats};
+use tetherscope_flow::{BlindSpot, DeviceTable, Flow, FlowTable, Pipeline, Stats};
 
 use crate::facts;
 use crate::novelty::{self, BaselineHandle};
@@ -107,6 +107,10 @@ pub struct Totals {
     pub unknown_cleartext_bytes: u64,
     /// Bytes of flows nothing could name.
     pub unnamed_bytes: u64,
+    /// Unnamed flows by reason, indexed like [`BlindSpot::ALL`].
+    pub blind_flows: [u64; BLIND_SPOTS],
+    /// Their bytes, likewise.
+    pub blind_bytes: [u64; BLIND_SPOTS],
     /// DNS questions asked.
     pub dns_queries: u64,
     /// Capture time of the latest packet, Unix nanoseconds.
@@ -123,6 +127,10 @@ impl Totals {
         self.cleartext_bytes += o.cleartext_bytes;
         self.unknown_cleartext_bytes += o.unknown_cleartext_bytes;
         self.unnamed_bytes += o.unnamed_bytes;
+        for i in 0..BLIND_SPOTS {
+            self.blind_flows[i] += o.blind_flows[i];
+            self.blind_bytes[i] += o.blind_bytes[i];
+        }
         self.dns_queries += o.dns_queries;
         self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
         self.first_seen_ns = match (self.first_seen_ns, o.first_seen_ns) {
@@ -130,6 +138,17 @@ impl Totals {
             (a, b) => a.min(b),
         };
     }
+}
+
+/// Number of blind-spot reasons.
+pub const BLIND_SPOTS: usize = BlindSpot::ALL.len();
+
+/// Where a reason sits in [`Totals::blind_flows`].
+pub fn blind_index(reason: BlindSpot) -> usize {
+    BlindSpot::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(0)
 }
 
 /// Live capture status.
@@ -178,6 +197,9 @@ pub struct Shared {
 #[derive(Default)]
 struct Inner {
     retired: HashMap<FlowLabels, Totals>,
+    /// The keys of `retired` by `domain`, so a value's place is given back
+    /// without a pass over every label set.
+    retired_keys: HashMap<String, Vec<FlowLabels>>,
     /// Admitted `domain` values.
     domains: HashMap<String, DomainSlot>,
     /// Values that gave their place back since the last scrape: their
@@ -193,6 +215,8 @@ struct Inner {
     new_destinations: HashMap<NoveltyLabels, u64>,
     /// Flows to flagged destinations, per (device, domain, purpose).
     flagged_flows: HashMap<NoveltyLabels, u64>,
+    /// Tracked devices seen resolving over DoT, DoQ or DoH.
+    private_dns: HashSet<[u8; 6]>,
 }
 
 /// Device, domain and purpose labels of a baseline event.
@@ -236,6 +260,11 @@ impl Shared {
     pub fn with_baseline(mut self, handle: BaselineHandle) -> Self {
         self.baseline = Some(handle);
         self
+    }
+
+    /// Sets the per-device baseline (before the exporter is shared).
+    pub fn set_baseline(&mut self, handle: BaselineHandle) {
+        self.baseline = Some(handle);
     }
 
     /// The token state-changing API requests must carry
@@ -285,6 +314,22 @@ impl Shared {
         }
     }
 
+    /// Notes that the device behind `mac` uses private DNS, if the device
+    /// table tracks it (so the set stays as bounded as the table).
+    fn note_private_dns(&self, inner: &mut Inner, mac: Option<[u8; 6]>) {
+        if let Some(mac) = mac {
+            if self.devices.label(&mac).is_some() {
+                inner.private_dns.insert(mac);
+            }
+        }
+    }
+
+    /// Whether the device behind `mac` was seen resolving over DoT, DoQ or
+    /// DoH (a flow the catalog calls `encrypted-dns`).
+    pub fn uses_private_dns(&self, mac: &[u8; 6]) -> bool {
+        self.lock().private_dns.contains(mac)
+    }
+
     /// Labels (domain not yet folded) and totals of one flow.
     fn measure(&self, flow: &Flow) -> (FlowLabels, Totals) {
         let class = facts::classify(&self.catalog, flow);
@@ -307,7 +352,11 @@ impl Shared {
     /// A full set first gives back the places of values idle for longer
     /// than the policy allows; if it is still full, an unexpected
     /// destination takes the place of the least recently active value that
-    /// never saw an unexpected flow. Everything else is folded.
+    /// never saw an unexpected flow (or, when there is none, of the least
+    /// recently active value): a new unexpected destination is never the one
+    /// folded. An expected newcomer takes the place of the least recently
+    /// active value only if that one has been quiet for a 24th of the idle
+    /// time (an hour by default); otherwise it is folded.
     fn admit(
         &self,
         inner: &mut Inner,
@@ -328,14 +377,29 @@ impl Shared {
         if inner.domains.len() >= self.labels.max_domains {
             self.release_idle(inner, false);
         }
-        if inner.domains.len() >= self.labels.max_domains && unexpected {
-            let lru_expected = inner
-                .domains
-                .iter()
-                .filter(|(_, slot)| !slot.unexpected)
-                .min_by_key(|(d, slot)| (slot.last_active_ns, d.as_str()))
-                .map(|(d, _)| d.clone());
-            if let Some(d) = lru_expected {
+        if inner.domains.len() >= self.labels.max_domains {
+            let now = inner.now_ns;
+            let victim = if unexpected {
+                // The least recently active expected value, else (every
+                // place holds an unexpected one, each already reported) the
+                // least recently active of all.
+                inner
+                    .domains
+                    .iter()
+                    .min_by_key(|(d, slot)| (slot.unexpected, slot.last_active_ns, d.as_str()))
+            } else {
+                // An expected newcomer only takes a place quiet for a while,
+                // so labels follow what the phone does now without churning.
+                inner
+                    .domains
+                    .iter()
+                    .min_by_key(|(d, slot)| (slot.last_active_ns, d.as_str()))
+                    .filter(|(_, slot)| {
+                        now.saturating_sub(slot.last_active_ns) > self.labels.idle_ns / 24
+                    })
+            }
+            .map(|(d, _)| d.clone());
+            if let Some(d) = victim {
                 release(inner, &d);
             }
         }
@@ -389,6 +453,9 @@ impl Shared {
         record.novelty = outcome.map(|o| o.novelty.as_str());
         let (labels, totals) = self.measure(flow);
         let mut inner = self.lock();
+        if class.purpose == Purpose::EncryptedDns {
+            self.note_private_dns(&mut inner, flow.client_mac);
+        }
         let labels = self.admit(&mut inner, labels, flow.last_seen, true);
         if let Some(o) = outcome {
             let key = (labels.device.clone(), labels.domain.clone(), labels.purpose);
@@ -399,7 +466,7 @@ impl Shared {
                 *inner.flagged_flows.entry(key).or_default() += 1;
             }
         }
-        inner.retired.entry(labels).or_default().add(&totals);
+        add_retired(&mut inner, labels, &totals);
         if inner.recent.len() >= RECENT {
             inner.recent.pop_front();
         }
@@ -466,9 +533,13 @@ impl Shared {
         };
         // (client MAC, label id) → (totals, active flows)
         let mut per_key: HashMap<ActiveKey, (Totals, u64), ahash::RandomState> = HashMap::default();
+        let mut private_dns: HashSet<Option<[u8; 6]>> = HashSet::new();
         self.table.for_each(|f| {
             let class = memo.class_of(&self.catalog, f);
             let (label, purpose, known) = memo.classes[class as usize];
+            if purpose == Purpose::EncryptedDns {
+                private_dns.insert(f.client_mac);
+            }
             let entry = per_key.entry((f.client_mac, label)).or_default();
             entry.0.add(&totals(f, purpose, known));
             entry.1 += 1;
@@ -479,6 +550,9 @@ impl Shared {
         per_key.sort_by_key(|(_, (t, _))| std::cmp::Reverse(t.last_seen_ns));
         let mut devices: HashMap<Option<[u8; 6]>, String> = HashMap::new();
         let mut inner = self.lock();
+        for mac in private_dns {
+            self.note_private_dns(&mut inner, mac);
+        }
         let mut admitted = Vec::with_capacity(per_key.len());
         for ((mac, label), (t, flows)) in per_key {
             let device = devices
@@ -510,10 +584,16 @@ impl Shared {
             *active.entry(labels.device.clone()).or_default() += flows;
             totals.entry(labels).or_default().add(&t);
         }
+        let private_dns = inner
+            .private_dns
+            .iter()
+            .map(|mac| self.device_label(Some(*mac)))
+            .collect();
         Snapshot {
             totals,
             active,
             overflow: inner.overflow,
+            private_dns,
             released: std::mem::take(&mut inner.released),
         }
     }
@@ -534,22 +614,31 @@ fn is_reserved(domain: &str) -> bool {
 /// sums never go backwards) and its series leave the exposition.
 fn release(inner: &mut Inner, domain: &str) {
     inner.domains.remove(domain);
-    let moved: Vec<FlowLabels> = inner
-        .retired
-        .keys()
-        .filter(|l| l.domain == domain)
-        .cloned()
-        .collect();
-    for labels in moved {
+    for labels in inner.retired_keys.remove(domain).unwrap_or_default() {
         if let Some(t) = inner.retired.remove(&labels) {
             let folded = FlowLabels {
                 domain: OTHER.to_owned(),
                 ..labels
             };
-            inner.retired.entry(folded).or_default().add(&t);
+            add_retired(inner, folded, &t);
         }
     }
     inner.released.insert(domain.to_owned());
+}
+
+/// Adds finished totals under `labels`, indexing a new label set by domain.
+fn add_retired(inner: &mut Inner, labels: FlowLabels, totals: &Totals) {
+    match inner.retired.get_mut(&labels) {
+        Some(t) => t.add(totals),
+        None => {
+            inner
+                .retired_keys
+                .entry(labels.domain.clone())
+                .or_default()
+                .push(labels.clone());
+            inner.retired.insert(labels, *totals);
+        }
+    }
 }
 
 /// Active flows are summed by client MAC and label id.
@@ -569,12 +658,14 @@ struct ClassLabels {
 fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
     let bytes = flow.bytes_up + flow.bytes_down;
     let cleartext = flow.cleartext() == Some(true);
-    let unnamed = flow.domain().is_none()
-        && flow.app.name() != Some("dns")
-        && !matches!(
-            purpose,
-            Purpose::LocalNetwork | Purpose::Dns | Purpose::EncryptedDns
-        );
+    let blind = facts::blind_spot(flow, purpose);
+    let unnamed = blind.is_some();
+    let (mut blind_flows, mut blind_bytes) = ([0; BLIND_SPOTS], [0; BLIND_SPOTS]);
+    if let Some(reason) = blind {
+        let i = blind_index(reason);
+        blind_flows[i] = 1;
+        blind_bytes[i] = bytes;
+    }
     let names = flow.names.as_deref();
     Totals {
         flows: 1,
@@ -587,8 +678,11 @@ fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
             0
         },
         unnamed_bytes: if unnamed { bytes } else { 0 },
+        blind_flows,
+        blind_bytes,
+        // Local names asked over mDNS/LLMNR are not DNS lookups.
         dns_queries: names.map_or(0, |n| {
-            if n.dns_query.is_some() {
+            if n.dns_query.is_some() && flow.app != tetherscope_flow::AppProto::Mdns {
                 u64::from(n.dns_questions.max(1))
             } else {
                 0
@@ -797,6 +891,10 @@ pub struct Snapshot {
     pub active: HashMap<String, u64>,
     /// Flows whose domain was folded into `other`.
     pub overflow: u64,
+    /// Labels of the devices seen resolving over DoT, DoQ or DoH. Their
+    /// flows' `no_dns_seen` is reported as `encrypted_dns`: whenever the
+    /// device's encrypted DNS was noticed, its lookups were hidden all along.
+    pub private_dns: HashSet<String>,
     /// `domain` values that gave their place back since the last scrape.
     pub released: HashSet<String>,
 }
@@ -956,16 +1054,37 @@ mod tests {
         assert!(!now.contains("calyxinstitute.org"), "{now:?}");
         assert!(!now.contains("google.com"), "{now:?}");
         assert_eq!(flows_sum(&text), 4.0);
-        // Unexpected values are never the ones folded: with only unexpected
-        // values left, a further unexpected newcomer is folded instead.
+        // A new unexpected destination is never the one folded: with only
+        // unexpected values left, it takes the least recent one's place.
         s.retire(&tls_flow("ads.other-tracker.net", 5));
         s.retire(&tls_flow("x.third-tracker.net", 6));
         let text = crate::metrics::render(&s);
         let now = domains(&text);
+        assert!(now.contains("third-tracker.net"), "{now:?}");
+        assert!(now.contains("other-tracker.net"), "{now:?}");
+        assert!(!now.contains("example.com"), "{now:?}");
+        assert_eq!(flows_sum(&text), 6.0);
+    }
+
+    #[test]
+    fn an_expected_newcomer_takes_only_a_place_quiet_for_a_while() {
+        let s = shared(1);
+        let second = 1_000_000_000;
+        s.retire(&tls_flow("beacon.tracker.example.com", 0));
+        // The idle time is an hour: a place quiet for 150 s can be taken.
+        s.retire(&tls_flow("release.calyxinstitute.org", 60 * second));
+        let now = domains(&crate::metrics::render(&s));
         assert!(
-            now.contains("example.com") && now.contains("other-tracker.net"),
+            now.contains("example.com") && !now.contains("calyxinstitute.org"),
             "{now:?}"
         );
-        assert!(!now.contains("third-tracker.net"), "{now:?}");
+        s.retire(&tls_flow("connectivitycheck.gstatic.com", 200 * second));
+        let text = crate::metrics::render(&s);
+        let now = domains(&text);
+        assert!(
+            now.contains("gstatic.com") && !now.contains("example.com"),
+            "{now:?}"
+        );
+        assert_eq!(flows_sum(&text), 3.0);
     }
 }
