@@ -355,8 +355,7 @@ fn baseline_refuses_stores_it_must_not_touch() {
 /// `flows in all` of the last commit the writer logged.
 fn last_committed(log: &str) -> Option<u64> {
     log.lines()
-        .filter(|l| l.contains("baseline: committed"))
-        .last()
+        .rfind(|l| l.contains("baseline: committed"))
         .and_then(|l| l.split(", ").last())
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
@@ -412,20 +411,16 @@ fn baseline_survives_kill_9_at_random_points() {
         let log_path = dir.join(format!("round-{round}.log"));
         let mut child = run(&log_path);
         let deadline = Instant::now() + Duration::from_millis(rng % whole.max(1));
-        let mut exited = false;
-        while Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                exited = true;
-                break;
-            }
+        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(10));
         }
+        let exited = child.try_wait().unwrap().is_some();
         if exited {
             completed += 1;
         } else {
             child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
         }
+        child.wait().unwrap();
         let log = std::fs::read_to_string(&log_path).unwrap();
         let s = tetherscope_baseline::Store::open_read_only(&store).expect("store opens");
         assert_eq!(s.integrity_check().unwrap(), "ok", "round {round}");

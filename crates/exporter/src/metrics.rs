@@ -450,7 +450,7 @@ fn baseline_families(shared: &Shared, b: &mut Builder<'_>) {
         return;
     };
     let (new, flagged) = shared.novelty_counts();
-    let rows = |v: Vec<(crate::state::NoveltyLabels, u64)>| {
+    let rows = |v: crate::state::NoveltyCounts| {
         sum_by(
             v.into_iter()
                 .map(|((d, dom, p), n)| (vec![d, dom, p.to_owned()], n)),

@@ -222,6 +222,9 @@ struct Inner {
 /// Device, domain and purpose labels of a baseline event.
 pub type NoveltyLabels = (String, String, &'static str);
 
+/// Baseline events per label set.
+pub type NoveltyCounts = Vec<(NoveltyLabels, u64)>;
+
 /// What the label budget knows of one admitted `domain` value.
 #[derive(Debug, Clone, Copy, Default)]
 struct DomainSlot {
@@ -275,7 +278,7 @@ impl Shared {
 
     /// Destinations that became new, and flows to flagged destinations, per
     /// (device, domain, purpose).
-    pub fn novelty_counts(&self) -> (Vec<(NoveltyLabels, u64)>, Vec<(NoveltyLabels, u64)>) {
+    pub fn novelty_counts(&self) -> (NoveltyCounts, NoveltyCounts) {
         let inner = self.lock();
         let list =
             |m: &HashMap<NoveltyLabels, u64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect();
