@@ -372,8 +372,7 @@ impl Baseline {
                     State::New
                 };
                 if device.destinations.len() >= s.max_destinations {
-                    evict_oldest(device, o.mac, &mut self.dirty, &mut self.removed);
-                    self.evicted += 1;
+                    self.evicted += evict_oldest(device, o.mac, &mut self.dirty, &mut self.removed);
                 }
                 self.removed.remove(o.mac, &key);
                 device
@@ -525,8 +524,7 @@ impl Baseline {
             if !device.destinations.contains_key(&key)
                 && device.destinations.len() >= self.settings.max_destinations
             {
-                evict_oldest(device, mac, &mut self.dirty, &mut self.removed);
-                self.evicted += 1;
+                self.evicted += evict_oldest(device, mac, &mut self.dirty, &mut self.removed);
             }
             let dest = device
                 .destinations
@@ -676,18 +674,35 @@ impl Baseline {
     }
 }
 
-/// Drops the least recently seen destination of a device.
-fn evict_oldest(device: &mut Device, mac: [u8; 6], dirty: &mut KeySet, removed: &mut KeySet) {
-    let oldest = device
+/// Drops the least recently seen sixteenth (at least one) of a full
+/// device's destinations; returns how many. Dropping a batch at once keeps
+/// a flood of new destinations from paying a full scan per flow.
+fn evict_oldest(
+    device: &mut Device,
+    mac: [u8; 6],
+    dirty: &mut KeySet,
+    removed: &mut KeySet,
+) -> u64 {
+    let n = (device.destinations.len() / 16).max(1);
+    let mut by_age: Vec<(u64, &String)> = device
         .destinations
         .iter()
-        .min_by_key(|(name, d)| (d.last_seen_ns, (*name).clone()))
-        .map(|(name, _)| name.clone());
-    if let Some(name) = oldest {
-        device.destinations.remove(&name);
-        dirty.remove(mac, &name);
-        removed.insert(mac, &name);
+        .map(|(name, d)| (d.last_seen_ns, name))
+        .collect();
+    if n < by_age.len() {
+        by_age.select_nth_unstable(n);
     }
+    let oldest: Vec<String> = by_age
+        .into_iter()
+        .take(n)
+        .map(|(_, name)| name.clone())
+        .collect();
+    for name in &oldest {
+        device.destinations.remove(name);
+        dirty.remove(mac, name);
+        removed.insert(mac, name);
+    }
+    oldest.len() as u64
 }
 
 #[cfg(test)]

@@ -626,7 +626,18 @@ fn release(inner: &mut Inner, domain: &str) {
             add_retired(inner, folded, &t);
         }
     }
+    fold_novelty(&mut inner.new_destinations, domain);
+    fold_novelty(&mut inner.flagged_flows, domain);
     inner.released.insert(domain.to_owned());
+}
+
+/// Moves the baseline event counts of a released domain under `other`.
+fn fold_novelty(counts: &mut HashMap<NoveltyLabels, u64>, domain: &str) {
+    let gone: Vec<NoveltyLabels> = counts.keys().filter(|k| k.1 == domain).cloned().collect();
+    for key in gone {
+        let n = counts.remove(&key).unwrap_or(0);
+        *counts.entry((key.0, OTHER.to_owned(), key.2)).or_default() += n;
+    }
 }
 
 /// Adds finished totals under `labels`, indexing a new label set by domain.
