@@ -425,7 +425,7 @@ pub fn render(shared: &Shared) -> String {
         vec![(vec![], Stats::get(&stats.packets))],
     );
     if shared.baseline.is_some() {
-        baseline_families(shared, &mut b);
+        baseline_families(shared, &snap, &mut b);
     }
     b.gauge(
         BUILD_INFO,
@@ -445,17 +445,19 @@ pub fn render(shared: &Shared) -> String {
 
 /// The baseline's families: novelty events, new destinations with their
 /// first-seen time, states, drops, and the store's size.
-fn baseline_families(shared: &Shared, b: &mut Builder<'_>) {
+fn baseline_families(shared: &Shared, snap: &crate::state::Snapshot, b: &mut Builder<'_>) {
     let Some(handle) = &shared.baseline else {
         return;
     };
-    let (new, flagged) = shared.novelty_counts();
-    let rows = |v: crate::state::NoveltyCounts| {
-        sum_by(
-            v.into_iter()
-                .map(|((d, dom, p), n)| (vec![d, dom, p.to_owned()], n)),
-        )
+    let rows = |v: &crate::state::NoveltyCounts| {
+        sum_by(v.iter().map(|((d, dom, p), n)| {
+            (
+                vec![d.clone(), Shared::domain_label(snap, dom), (*p).to_owned()],
+                *n,
+            )
+        }))
     };
+    let (new, flagged) = (&snap.new_destinations, &snap.flagged_flows);
     b.counter(
         NEW_DESTINATIONS,
         "Destinations first seen by a device after it finished learning, neither in its baseline nor expected by its profile.",
@@ -490,7 +492,11 @@ fn baseline_families(shared: &Shared, b: &mut Builder<'_>) {
     };
     let mut first_seen: HashMap<Vec<String>, i64> = HashMap::new();
     for (mac, site, purpose, secs) in pending {
-        let key = vec![shared.device_name(mac), shared.domain_label(&site), purpose];
+        let key = vec![
+            shared.device_name(mac),
+            Shared::domain_label(snap, &site),
+            purpose,
+        ];
         first_seen
             .entry(key)
             .and_modify(|t| *t = (*t).min(secs))

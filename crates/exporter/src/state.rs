@@ -282,20 +282,11 @@ impl Shared {
         &self.token
     }
 
-    /// Destinations that became new, and flows to flagged destinations, per
-    /// (device, domain, purpose).
-    pub fn novelty_counts(&self) -> (NoveltyCounts, NoveltyCounts) {
-        let inner = self.lock();
-        let list =
-            |m: &HashMap<NoveltyLabels, u64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        (list(&inner.new_destinations), list(&inner.flagged_flows))
-    }
-
-    /// The `domain` label a destination's series carry: itself while it
-    /// holds a place in the bounded label set, else `other`.
-    pub fn domain_label(&self, domain: &str) -> String {
+    /// The `domain` label a destination's series carry in a scrape: itself
+    /// while it holds a place in the snapshot's label set, else `other`.
+    pub fn domain_label(snapshot: &Snapshot, domain: &str) -> String {
         let domain = sanitize(domain);
-        if is_reserved(&domain) || self.lock().domains.contains_key(&domain) {
+        if is_reserved(&domain) || snapshot.admitted.contains(&domain) {
             domain
         } else {
             OTHER.to_owned()
@@ -607,12 +598,17 @@ impl Shared {
             .iter()
             .map(|mac| self.device_label(Some(*mac)))
             .collect();
+        let list =
+            |m: &HashMap<NoveltyLabels, u64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect();
         Snapshot {
             totals,
             active,
             overflow: inner.overflow,
             private_dns,
             released: std::mem::take(&mut inner.released),
+            new_destinations: list(&inner.new_destinations),
+            flagged_flows: list(&inner.flagged_flows),
+            admitted: inner.domains.keys().cloned().collect(),
         }
     }
 
@@ -931,6 +927,13 @@ pub struct Snapshot {
     pub private_dns: HashSet<String>,
     /// `domain` values that gave their place back since the last scrape.
     pub released: HashSet<String>,
+    /// Destinations that became new, per (device, domain, purpose).
+    pub new_destinations: NoveltyCounts,
+    /// Flows to flagged destinations, per (device, domain, purpose).
+    pub flagged_flows: NoveltyCounts,
+    /// `domain` values admitted at this snapshot: baseline series outside
+    /// it say `other`, so one exposition never holds more than the budget.
+    pub admitted: HashSet<String>,
 }
 
 /// Makes a label value safe: control characters and quotes removed, length
