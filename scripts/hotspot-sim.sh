@@ -158,6 +158,7 @@ up() {
 
 # The same names as NetworkManager's dnsmasq serves them: the seed hosts and
 # the XTRA CNAME chain, nothing forwarded.
+# shellcheck disable=SC2054  # commas inside dnsmasq options
 DNS_NAMES=(
   --no-resolv --addn-hosts="$DIR/hosts"
   --cname=xtrapath3.izatcloud.net,xtrapath3.qcomgeo2.com

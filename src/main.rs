@@ -7,6 +7,7 @@
 mod catalog;
 mod cli;
 mod demo;
+mod hotspot;
 mod privileges;
 mod read;
 mod run;

@@ -171,9 +171,16 @@ fn unix_nanos() -> u64 {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let args = apply_config(args)?;
-    let interface = match &args.interface {
-        Some(i) => i.clone(),
-        None => find_hotspot()?,
+    // No interface named: NetworkManager's shared connection, else 10.42.0.1.
+    let nm_hotspot = args
+        .interface
+        .is_none()
+        .then(crate::hotspot::from_networkmanager)
+        .flatten();
+    let interface = match (&args.interface, &nm_hotspot) {
+        (Some(i), _) => i.clone(),
+        (None, Some(h)) => h.interface.clone(),
+        (None, None) => find_hotspot()?,
     };
     let listen = args.listen.unwrap_or(DEFAULT_LISTEN);
     if !listen.ip().is_loopback() {
@@ -240,6 +247,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             })?
     };
     crate::privileges::drop_all();
+    if let Some(h) = nm_hotspot {
+        crate::hotspot::watch(h, shared.clone());
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
