@@ -10,5 +10,6 @@ mod hardening;
 mod hotspot;
 mod monitoring;
 mod networkmanager;
+mod package;
 mod read;
 mod truth;
