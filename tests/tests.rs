@@ -12,4 +12,5 @@ mod monitoring;
 mod networkmanager;
 mod package;
 mod read;
+mod scale_out;
 mod truth;
