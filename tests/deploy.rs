@@ -38,7 +38,9 @@ fn tool(program: &str, args: &[&str], dir: &Path) -> Option<String> {
 #[test]
 fn prometheus_config_and_rules_pass_promtool() {
     let dir = root().join("deploy/prometheus");
-    tool("promtool", &["check", "config", "prometheus.yml"], &dir);
+    for config in ["prometheus.yml", "agent.yml", "central.yml"] {
+        tool("promtool", &["check", "config", config], &dir);
+    }
     tool(
         "promtool",
         &["check", "rules", "rules/tetherscope.yml"],

@@ -121,6 +121,11 @@ fn debian_package_contents_scripts_and_dependencies() {
         ("/usr/share/doc/tetherscope/README.md", "-rw-r--r--"),
         ("/usr/share/doc/tetherscope/copyright", "-rw-r--r--"),
         ("/usr/share/tetherscope/compose.yaml", "-rw-r--r--"),
+        ("/usr/share/tetherscope/prometheus/agent.yml", "-rw-r--r--"),
+        (
+            "/usr/share/tetherscope/prometheus/central.yml",
+            "-rw-r--r--",
+        ),
         (
             "/usr/share/tetherscope/prometheus/prometheus.yml",
             "-rw-r--r--",
