@@ -22,6 +22,9 @@ pub enum Command {
     Read(ReadArgs),
     /// Watch the hotspot interface live and serve metrics to Prometheus.
     Run(RunArgs),
+    /// Feed a capture file through the live monitor (exporter, API, flow log)
+    /// at the capture's own clock, then keep serving until SIGINT/SIGTERM.
+    Replay(ReplayArgs),
     /// Run the live monitor on a simulated hotspot (needs root; no phone needed).
     Demo(DemoArgs),
     /// Inspect the domain catalog.
@@ -105,7 +108,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
     /// A TOML config file (keys: interface, listen, catalog, profile,
-    /// max_flows, max_domains, flow_log, buffer_mib, filter, leases).
+    /// max_flows, max_domains, domain_label, label_idle, flow_log, buffer_mib,
+    /// filter, leases).
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -113,9 +117,20 @@ pub struct RunArgs {
     /// Most flows tracked at once.
     #[arg(long, default_value_t = 262_144)]
     pub max_flows: usize,
-    /// Most distinct `domain` label values; the rest become "other".
+    /// Most distinct `domain` label values (besides "unnamed" and "other");
+    /// past it, a new domain is "other" unless an idle value gives its place
+    /// back or it is unexpected and takes the place of the least recently
+    /// active expected one.
     #[arg(long, default_value_t = 500)]
     pub max_domains: usize,
+    /// What `domain` holds: the registrable domain (izatcloud.net) or the
+    /// full name (xtrapath3.izatcloud.net).
+    #[arg(long, value_enum, default_value = "registrable")]
+    pub domain_label: DomainLabelArg,
+    /// Packet time without traffic after which a `domain` value gives its
+    /// place back (its totals count under "other" from then on): 90s, 30m, 24h, 7d.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub label_idle: std::time::Duration,
     /// Append one JSON line per finished flow to FILE ("-" for stdout).
     #[arg(long, value_name = "FILE")]
     pub flow_log: Option<PathBuf>,
@@ -128,6 +143,61 @@ pub struct RunArgs {
     /// dnsmasq lease file naming devices (default: NetworkManager's for the interface).
     #[arg(long)]
     pub leases: Option<PathBuf>,
+}
+
+/// Arguments of `replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The capture file (pcap, pcapng, optionally gzip).
+    pub capture: PathBuf,
+    /// Playback speed in capture time per wall time: 1 = real time, 3600 =
+    /// an hour a second. Default: as fast as it can be read.
+    #[arg(long, value_parser = parse_speed)]
+    pub speed: Option<f64>,
+    /// The same options as `run` (`--interface`, `--buffer-mib` and `--filter`
+    /// have no effect on a file).
+    #[command(flatten)]
+    pub monitor: RunArgs,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive speed (1 = real time)")),
+    }
+}
+
+/// What the `domain` label holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainLabelArg {
+    /// The registrable domain (eTLD+1).
+    Registrable,
+    /// The full name.
+    Fqdn,
+}
+
+/// Parses `90s`, `30m`, `24h`, `7d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 90s, 30m, 24h or 7d)"))?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use s, m, h or d)"
+            ))
+        }
+    };
+    n.checked_mul(unit_secs)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 /// Arguments of `demo`.

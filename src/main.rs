@@ -8,8 +8,10 @@ mod catalog;
 mod cli;
 mod demo;
 mod hotspot;
+mod monitor;
 mod privileges;
 mod read;
+mod replay;
 mod run;
 
 use std::process::ExitCode;
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Read(args) => read::run(&args),
         cli::Command::Catalog(cmd) => catalog::run(&cmd),
         cli::Command::Run(args) => run::run(args),
+        cli::Command::Replay(args) => replay::run(args),
         cli::Command::Demo(args) => demo::run(&args),
     };
     match result {
