@@ -170,7 +170,7 @@ say "central Prometheus holds both sensors' series"
 # UnexpectedDestination (the unlisted tracker) fires for a device on each sensor.
 alerting=""
 for _ in $(seq 1 60); do
-  n=$(central_query 'count by (sensor, device) (ALERTS{alertname="UnexpectedDestination",alertstate="firing",device=~"phone-.*"})' |
+  n=$(central_query 'count by (sensor, device) (ALERTS{alertname="UnexpectedDestination",alertstate="firing",sensor=~"sensor-.*",device=~"phone-.*"})' |
     count_results 2>/dev/null || echo 0)
   [ "$n" = "${#SENSORS[@]}" ] && { alerting=1; break; }
   sleep 1

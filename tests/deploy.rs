@@ -212,6 +212,30 @@ fn dashboards_are_complete_and_consistent() {
             assert!(t["expr"].as_str().unwrap().contains("device=~\"$device\""));
         }
     }
+    // Every dashboard has a sensor variable, all sensors by default (also
+    // matching series without a sensor label, on a single laptop), and every
+    // query filters by it.
+    for (path, d) in &all {
+        let vars = d["templating"]["list"].as_array().unwrap();
+        let sensor = vars
+            .iter()
+            .find(|v| v["name"] == "sensor")
+            .unwrap_or_else(|| panic!("{}: no sensor variable", path.display()));
+        assert_eq!(sensor["includeAll"], true);
+        assert_eq!(sensor["allValue"], ".*");
+        assert_eq!(sensor["current"]["value"][0], "$__all");
+        for p in d["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap_or_default();
+                assert!(
+                    expr.matches("sensor=~\"$sensor\"").count()
+                        >= expr.matches("tetherscope_").count(),
+                    "{}: {expr}",
+                    path.display()
+                );
+            }
+        }
+    }
     // Provisioning points at where compose mounts the dashboards.
     let prov =
         std::fs::read_to_string(root().join("grafana/provisioning/dashboards/tetherscope.yaml"))
