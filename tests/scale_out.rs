@@ -27,6 +27,7 @@ fn two_sensors_one_central_prometheus_survive_an_outage() {
         out.status.success(),
         "scale-out demo failed:\n{stdout}\n{stderr}"
     );
+    eprintln!("{stderr}{stdout}");
     let last = stdout.lines().last().unwrap_or_default();
     // scale-out: N sensors, M series, gap-free: yes|no, alerts: K
     let fields: Vec<&str> = last.trim_start_matches("scale-out: ").split(", ").collect();
