@@ -261,7 +261,9 @@ impl Shared {
     /// destination takes the place of the least recently active value that
     /// never saw an unexpected flow (or, when there is none, of the least
     /// recently active value): a new unexpected destination is never the one
-    /// folded. An expected newcomer is folded.
+    /// folded. An expected newcomer takes the place of the least recently
+    /// active value only if that one has been quiet for a 24th of the idle
+    /// time (an hour by default); otherwise it is folded.
     fn admit(
         &self,
         inner: &mut Inner,
@@ -282,15 +284,28 @@ impl Shared {
         if inner.domains.len() >= self.labels.max_domains {
             self.release_idle(inner, false);
         }
-        if inner.domains.len() >= self.labels.max_domains && unexpected {
-            // The least recently active expected value, else (every place
-            // holds an unexpected one, each already reported) the least
-            // recently active of all.
-            let victim = inner
-                .domains
-                .iter()
-                .min_by_key(|(d, slot)| (slot.unexpected, slot.last_active_ns, d.as_str()))
-                .map(|(d, _)| d.clone());
+        if inner.domains.len() >= self.labels.max_domains {
+            let now = inner.now_ns;
+            let victim = if unexpected {
+                // The least recently active expected value, else (every
+                // place holds an unexpected one, each already reported) the
+                // least recently active of all.
+                inner
+                    .domains
+                    .iter()
+                    .min_by_key(|(d, slot)| (slot.unexpected, slot.last_active_ns, d.as_str()))
+            } else {
+                // An expected newcomer only takes a place quiet for a while,
+                // so labels follow what the phone does now without churning.
+                inner
+                    .domains
+                    .iter()
+                    .min_by_key(|(d, slot)| (slot.last_active_ns, d.as_str()))
+                    .filter(|(_, slot)| {
+                        now.saturating_sub(slot.last_active_ns) > self.labels.idle_ns / 24
+                    })
+            }
+            .map(|(d, _)| d.clone());
             if let Some(d) = victim {
                 release(inner, &d);
             }
@@ -873,5 +888,27 @@ mod tests {
         assert!(now.contains("other-tracker.net"), "{now:?}");
         assert!(!now.contains("example.com"), "{now:?}");
         assert_eq!(flows_sum(&text), 6.0);
+    }
+
+    #[test]
+    fn an_expected_newcomer_takes_only_a_place_quiet_for_a_while() {
+        let s = shared(1);
+        let second = 1_000_000_000;
+        s.retire(&tls_flow("beacon.tracker.example.com", 0));
+        // The idle time is an hour: a place quiet for 150 s can be taken.
+        s.retire(&tls_flow("release.calyxinstitute.org", 60 * second));
+        let now = domains(&crate::metrics::render(&s));
+        assert!(
+            now.contains("example.com") && !now.contains("calyxinstitute.org"),
+            "{now:?}"
+        );
+        s.retire(&tls_flow("connectivitycheck.gstatic.com", 200 * second));
+        let text = crate::metrics::render(&s);
+        let now = domains(&text);
+        assert!(
+            now.contains("gstatic.com") && !now.contains("example.com"),
+            "{now:?}"
+        );
+        assert_eq!(flows_sum(&text), 3.0);
     }
 }
