@@ -8,8 +8,8 @@
 #                                                                             remote-write receiver, rules)
 #
 # Plays traffic on both hotspots, checks that the central Prometheus holds
-# both sensors' series and that UnexpectedDestination fires for a device on
-# each sensor, then stops the central Prometheus for OUTAGE seconds while both
+# both sensors' series, that UnexpectedDestination fires for a device on
+# each sensor and that every dashboard query answers for each sensor, then stops the central Prometheus for OUTAGE seconds while both
 # sensors see traffic and checks that the agents' write-ahead logs leave no gap
 # in the central data. Exits 0 only if all of that holds; the last line is
 #
@@ -182,6 +182,29 @@ else
   say "UnexpectedDestination did not fire for a device on each sensor"
 fi
 
+# Every dashboard query, with the sensor variable set to one sensor, answers
+# from the central Prometheus.
+dashboards_ok=1
+for k in "${SENSORS[@]}"; do
+  answered=$(python3 - "$ROOT/grafana/dashboards" "sensor-$k" "phone-$k" <<'PY' | while read -r expr; do
+import json, pathlib, sys
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
+    for panel in json.loads(path.read_text())["panels"]:
+        for target in panel.get("targets", []):
+            expr = target.get("expr", "")
+            for var, value in (("$__rate_interval", "30s"), ("$__range", "5m"), ("$__interval", "2s"),
+                               ("$sensor", sys.argv[2]), ("$device", sys.argv[3])):
+                expr = expr.replace(var, value)
+            print(expr)
+PY
+      n=$(central_query "$expr" | count_results 2>/dev/null || echo 0)
+      [ "$n" -gt 0 ] && echo yes || echo "no: $expr" >&2
+    done | grep -c yes)
+  total=$(python3 -c 'import json,pathlib,sys; print(sum(len(p.get("targets",[])) for f in pathlib.Path(sys.argv[1]).glob("*.json") for p in json.loads(f.read_text())["panels"]))' "$ROOT/grafana/dashboards")
+  say "sensor-$k: $answered of $total dashboard queries answer centrally"
+  [ "$answered" = "$total" ] || dashboards_ok=""
+done
+
 # The outage: the central Prometheus is away while the sensors keep working.
 sleep $((INTERVAL * 2))
 outage_start=$(date +%s)
@@ -244,4 +267,4 @@ print(r[0]["value"][1] if r else 0)')
 done
 
 echo "scale-out: ${#SENSORS[@]} sensors, $series series, gap-free: $gap_free, alerts: $alerts"
-[ -n "$both" ] && [ -n "$alerting" ] && [ "$gap_free" = yes ]
+[ -n "$both" ] && [ -n "$alerting" ] && [ -n "$dashboards_ok" ] && [ "$gap_free" = yes ]
