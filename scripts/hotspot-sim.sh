@@ -38,11 +38,13 @@ PHONE_NAME="${TS_SIM_PHONE_NAME:-pixel-7a}"
 HOTSPOT_CIDR="${TS_SIM_HOTSPOT_ADDR:-10.42.0.1/24}"
 GW="${HOTSPOT_CIDR%/*}"
 HOTSPOT_NET="${GW%.*}.0/24"
+AUTO_MODE=""
 if [ -z "${TS_SIM_HOTSPOT:-}" ]; then
-  if [ -f "$DIR/hotspot-mode" ]; then
+  if [ "${1:-}" != up ] && [ -f "$DIR/hotspot-mode" ]; then
     TS_SIM_HOTSPOT=$(cat "$DIR/hotspot-mode")
   elif command -v NetworkManager >/dev/null && command -v nmcli >/dev/null; then
     TS_SIM_HOTSPOT=networkmanager
+    AUTO_MODE=1
   else
     TS_SIM_HOTSPOT=dnsmasq
   fi
@@ -149,7 +151,20 @@ up() {
   printf '%s\n' "$HOSTS" > "$DIR/hosts"
   echo "$MODE" > "$DIR/hotspot-mode"
   if [ "$MODE" = networkmanager ]; then
-    nm_hotspot
+    set +e
+    (set -e; nm_hotspot)
+    local rc=$?
+    set -e
+    if [ "$rc" -ne 0 ]; then
+      # Chosen because it is installed, not asked for: say so, and use the
+      # hand-started dnsmasq (the tests report the fallback loudly).
+      [ -n "$AUTO_MODE" ] && [ "$HOTSPOT_CIDR" = 10.42.0.1/24 ] || exit 1
+      echo "hotspot-sim: NetworkManager did not bring the hotspot up; falling back to a hand-started dnsmasq" >&2
+      nm_stop
+      MODE=dnsmasq
+      echo "$MODE" > "$DIR/hotspot-mode"
+      dnsmasq_hotspot
+    fi
   else
     dnsmasq_hotspot
   fi
@@ -195,6 +210,18 @@ nm_hotspot() {
   nmx --wait 30 connection up Hotspot >/dev/null
   ln -sf nm/lib/dnsmasq-ap0.leases "$DIR/dnsmasq-ap0.leases"
   laptopx ip addr add fd42:42::1/64 dev ap0 nodad
+}
+
+# Stops the laptop's NetworkManager and what it started, leaving ap0 bare.
+nm_stop() {
+  if [ -f "$DIR/nm-holder.pid" ]; then kill "$(cat "$DIR/nm-holder.pid")" 2>/dev/null || true; fi
+  for _ in $(seq 1 50); do
+    [ -f "$DIR/nm-holder.pid" ] && kill -0 "$(cat "$DIR/nm-holder.pid")" 2>/dev/null || break
+    sleep 0.1
+  done
+  ip netns pids "$LAPTOP" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  rm -rf "$DIR/nm" "$DIR/nm-holder.pid" "$DIR/dnsmasq-ap0.leases"
+  nsx "$LAPTOP" ip addr flush dev ap0
 }
 
 # A hand-started dnsmasq, where NetworkManager is not installed.
