@@ -35,6 +35,9 @@ fn networkmanager_shared_connection_discovery_and_dispatcher() {
     if skip_without_root("networkmanager") {
         return;
     }
+    if !Sim::networkmanager_expected("networkmanager") {
+        return;
+    }
     let id = format!("n{}", std::process::id() % 10_000);
     let mut sim = Sim::up_with(&id, &[("TS_SIM_HOTSPOT_ADDR", "192.168.44.1/24")]);
     if !sim.networkmanager() {

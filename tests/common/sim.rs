@@ -86,6 +86,30 @@ impl Sim {
             .is_ok_and(|m| m.trim() == "networkmanager")
     }
 
+    /// Whether the harness will try the real NetworkManager: installed, and
+    /// not turned off with `TS_SIM_HOTSPOT=dnsmasq`. Says so loudly when not,
+    /// and under CI that is a failure.
+    pub fn networkmanager_expected(test: &str) -> bool {
+        let installed = std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|d| d.join("NetworkManager").is_file())
+        }) || std::path::Path::new("/usr/sbin/NetworkManager").is_file();
+        let forced_off = std::env::var("TS_SIM_HOTSPOT").as_deref() == Ok("dnsmasq");
+        if installed && !forced_off {
+            return true;
+        }
+        let msg = format!(
+            "{test} test NOT RUN: NetworkManager {} (scripts/setup.sh --test installs it)",
+            if forced_off {
+                "turned off by TS_SIM_HOTSPOT=dnsmasq"
+            } else {
+                "is not installed"
+            }
+        );
+        eprintln!("\n!!! {msg} !!!\n");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        false
+    }
+
     fn require_networkmanager(&self) {
         if self.networkmanager() {
             return;
