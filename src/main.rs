@@ -8,6 +8,7 @@ mod baseline;
 mod catalog;
 mod cli;
 mod demo;
+mod hotspot;
 mod monitor;
 mod privileges;
 mod read;
