@@ -120,8 +120,11 @@ for k in "${SENSORS[@]}"; do
   ip netns exec "$CENTRAL_NS" ip link set "c$k" up
   ip netns exec "$ns" ip route add "${CENTRAL%:*}/32" via "198.51.100.$((200 + k * 4 - 2))"
 
+  # Its own state store, and no learning: the unlisted tracker is a new
+  # destination at once (the dashboards' new-destination panel has data).
   ip netns exec "$ns" timeout 900 "$BIN" run --interface ap0 \
-    --leases "$DIR/sensor$k/sim/dnsmasq-ap0.leases" > "$DIR/sensor$k/tetherscope.log" 2>&1 &
+    --leases "$DIR/sensor$k/sim/dnsmasq-ap0.leases" \
+    --state "$DIR/sensor$k/state.db" --learn-for 0 > "$DIR/sensor$k/tetherscope.log" 2>&1 &
   pids+=($!)
 
   # The shipped agent config: this sensor's name, the central URL, faster scrapes.
