@@ -225,7 +225,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;
     eprintln!(
-        "tetherscope: watching {interface}; metrics on http://{0}/metrics, flows on http://{0}/api/flows",
+        "tetherscope: watching {interface}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen
     );
 
@@ -246,7 +246,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) })?;
-    let app = tetherscope_exporter::router(shared.clone());
+    let app = tetherscope_exporter::server::router_on(shared.clone(), listen);
     runtime.block_on(async {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
