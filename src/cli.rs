@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Read a capture file (pcap, pcapng, optionally gzip) and list its flows.
     Read(ReadArgs),
+    /// Write a self-contained HTML report of a capture file.
+    Report(ReportArgs),
     /// Watch the hotspot interface live and serve metrics to Prometheus.
     Run(RunArgs),
     /// Run the live monitor on a simulated hotspot (needs root; no phone needed).
@@ -89,6 +91,24 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub catalog: CatalogArgs,
     /// No summary or progress on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The capture file.
+    pub capture: PathBuf,
+    /// Where to write the report [default: the capture's name with .html].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Most flows tracked at once; the least recently active are evicted.
+    #[arg(long, default_value_t = 262_144)]
+    pub max_flows: usize,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// No progress or summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -9,6 +9,7 @@ mod cli;
 mod demo;
 mod privileges;
 mod read;
+mod report;
 mod run;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         cli::Command::Read(args) => read::run(&args),
+        cli::Command::Report(args) => report::run(&args),
         cli::Command::Catalog(cmd) => catalog::run(&cmd),
         cli::Command::Run(args) => run::run(args),
         cli::Command::Demo(args) => demo::run(&args),

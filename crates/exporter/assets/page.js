@@ -91,7 +91,8 @@ const DEST_COLUMNS = ['Destination', 'Purpose', 'Owner / service', 'Verdict', 'N
 function devices(view) {
   if (!view.devices.length) return [el('p', { class: 'empty' }, 'No device seen yet.')];
   return view.devices.map(dev => {
-    const h = el('h3', { class: 'device' }, shown(dev.device) + ' ', el('span', { class: 'mac' }, dev.mac));
+    const h = el('h3', { class: 'device' }, shown(dev.device));
+    if (dev.dhcp_name) h.append(' ', el('span', { class: 'mac' }, dev.mac));
     if (dev.randomised) h.append(' ', el('span', { class: 'badge' }, 'randomised'));
     h.append(el('span', { class: 'meta' }, ` ${dev.flows} flows, ${bytes(dev.bytes)}`));
     const art = el('article', { class: 'device', 'data-mac': dev.mac }, h,

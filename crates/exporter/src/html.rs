@@ -307,12 +307,10 @@ pub fn destinations_table(out: &mut String, list: &[&Destination], caption: &str
 
 /// A device's heading: name, MAC, "randomised".
 pub fn device_heading(out: &mut String, d: &DeviceView, level: u8) {
-    let _ = write!(
-        out,
-        r#"<h{level} class="device">{} <span class="mac">{}</span>"#,
-        text(&d.device),
-        text(&d.mac)
-    );
+    let _ = write!(out, r#"<h{level} class="device">{}"#, text(&d.device));
+    if d.dhcp_name.is_some() {
+        let _ = write!(out, r#" <span class="mac">{}</span>"#, text(&d.mac));
+    }
     if d.randomised {
         out.push_str(r#" <span class="badge">randomised</span>"#);
     }
@@ -363,7 +361,7 @@ pub fn devices(view: &View, by_purpose: bool) -> String {
 /// Blind spots by reason.
 pub fn blind_spots(view: &View) -> String {
     let mut out = String::from(
-        r#"<table><caption>Traffic tetherscope could not name or read</caption><thead><tr><th scope="col">Reason</th><th scope="col">What it means</th><th scope="col">Flows</th><th scope="col">Bytes</th></tr></thead><tbody>"#,
+        r#"<div class="scroll"><table><caption>Traffic tetherscope could not name or read</caption><thead><tr><th scope="col">Reason</th><th scope="col">What it means</th><th scope="col">Flows</th><th scope="col">Bytes</th></tr></thead><tbody>"#,
     );
     for b in &view.blind_spots {
         let _ = write!(
@@ -375,7 +373,7 @@ pub fn blind_spots(view: &View) -> String {
             text(&bytes(b.count.bytes))
         );
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
     out
 }
 
