@@ -4,7 +4,9 @@
 #
 #   setup.sh          build and run (and the demo)
 #   setup.sh --test   also what the test suite runs against: Prometheus,
-#                     promtool, Alertmanager and amtool
+#                     promtool, Alertmanager and amtool; Chromium, Node.js and
+#                     playwright-core (tests/browser) for the page's browser
+#                     tests; pdftotext for the printed report
 set -euo pipefail
 
 packages=(
@@ -14,7 +16,11 @@ packages=(
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(prometheus prometheus-alertmanager  # rules, dashboards and alert delivery tests
-             time)                                # peak memory of the flood test
+             time                                 # peak memory of the flood test
+             chromium poppler-utils fonts-dejavu-core)  # browser tests of the page and report
+  # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's).
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()
@@ -28,6 +34,14 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  browser="$(dirname "$0")/../tests/browser"
+  if [ ! -f "$browser/node_modules/playwright-core/package.json" ]; then
+    echo "setup: installing playwright-core for the browser tests" >&2
+    npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error >/dev/null
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -9,5 +9,6 @@ mod fuzz_regressions;
 mod hardening;
 mod hotspot;
 mod monitoring;
+mod page;
 mod read;
 mod truth;

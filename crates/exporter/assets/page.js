@@ -82,13 +82,13 @@ function destinationRow(d, mac) {
     clear,
     el('td', { class: 'num' }, `${bytes(d.bytes_up)} / ${bytes(d.bytes_down)}`),
     el('td', { class: 'num' }, d.flows),
-    el('td', {}, time(d.first_seen), el('br'), time(d.last_seen)));
+    el('td', { class: 'when' }, time(d.first_seen), el('br'), time(d.last_seen)));
 }
 
 const DEST_COLUMNS = ['Destination', 'Purpose', 'Owner / service', 'Verdict', 'Novelty', 'Cleartext',
   'Bytes up / down', 'Flows', 'First / last seen'];
 
-function devices(view) {
+function deviceList(view) {
   if (!view.devices.length) return [el('p', { class: 'empty' }, 'No device seen yet.')];
   return view.devices.map(dev => {
     const h = el('h3', { class: 'device' }, shown(dev.device));
@@ -102,17 +102,18 @@ function devices(view) {
   });
 }
 
-function active(view) {
+function activeTable(view) {
   const rows = view.active.map(a => el('tr', {},
-    el('td', {}, shown(a.device)), el('th', { scope: 'row' }, shown(a.destination)), el('td', {}, shown(a.name || '-')),
+    el('td', { class: 'name' }, shown(a.device)), el('th', { scope: 'row', class: 'dest' }, shown(a.destination)),
+    el('td', { class: 'name' }, shown(a.name || '-')),
     el('td', {}, a.server), el('td', {}, a.protocol + (a.cleartext ? ' (cleartext)' : '')), el('td', {}, a.purpose),
-    el('td', { class: 'num' }, bytes(a.bytes)), el('td', {}, time(a.last_seen))));
+    el('td', { class: 'num' }, bytes(a.bytes)), el('td', { class: 'when' }, time(a.last_seen))));
   const out = [table('Connections active now', ['Device', 'Destination', 'Name', 'Server', 'Protocol', 'Purpose', 'Bytes', 'Last packet'], rows)];
   if (!rows.length) out.push(el('p', { class: 'empty' }, 'No connection is active.'));
   return out;
 }
 
-function timeline(t) {
+function timelineChart(t) {
   const [w, h, left, bottom] = [640, 220, 56, 24];
   const svg = el('svg:svg', { class: 'chart', viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': 'Bytes by purpose over time' });
   const totals = t.bytes.map(b => b.reduce((x, y) => x + y, 0));
@@ -140,7 +141,7 @@ function timeline(t) {
   return [svg, legend];
 }
 
-function top(view) {
+function topChart(view) {
   const rows = view.top_destinations;
   const [w, row, labelW] = [640, 22, 220];
   const h = Math.max(1, rows.length) * row + 4;
@@ -157,7 +158,7 @@ function top(view) {
   return [svg];
 }
 
-function blind(view) {
+function blindTable(view) {
   return [table('Traffic tetherscope could not name or read', ['Reason', 'What it means', 'Flows', 'Bytes'],
     view.blind_spots.map(b => el('tr', {}, el('th', { scope: 'row' }, b.reason), el('td', {}, b.explanation),
       el('td', { class: 'num' }, b.flows), el('td', { class: 'num' }, bytes(b.bytes)))))];
@@ -179,7 +180,7 @@ async function triageAction(action, entry, buttons) {
   await refresh();
 }
 
-function triage(entries) {
+function triageTable(entries) {
   const fresh = entries.filter(e => e.state === 'new');
   if (!fresh.length) return [el('p', { class: 'empty' }, 'No new destination awaits triage.')];
   const rows = fresh.map(e => {
@@ -190,8 +191,8 @@ function triage(entries) {
     flag.addEventListener('click', () => triageAction('flag', e, buttons));
     if (!token) buttons.forEach(b => { b.disabled = true; });
     return el('tr', { 'data-destination': e.destination },
-      el('td', {}, shown(e.device)), el('th', { scope: 'row' }, shown(e.destination)), el('td', {}, e.purpose),
-      el('td', {}, shown(e.owner || '-')), el('td', {}, time(e.first_seen)), el('td', { class: 'num' }, e.flows),
+      el('td', { class: 'name' }, shown(e.device)), el('th', { scope: 'row', class: 'dest' }, shown(e.destination)), el('td', {}, e.purpose),
+      el('td', {}, shown(e.owner || '-')), el('td', { class: 'when' }, time(e.first_seen)), el('td', { class: 'num' }, e.flows),
       el('td', {}, accept, flag));
   });
   return [table('Destinations first seen after learning, not yet accepted or flagged',
@@ -208,17 +209,17 @@ async function refresh() {
   try {
     const baseline = await getJson('/api/baseline');
     novelty = new Map(baseline.map(e => [`${e.mac}|${e.destination}`, e.state]));
-    replace('triage-body', ...triage(baseline));
+    replace('triage-body', ...triageTable(baseline));
   } catch (e) {
     replace('triage-body', el('p', { class: 'empty' }, 'No baseline store is available to this monitor.'));
   }
   try {
     const view = await getJson('/api/view');
-    replace('active-body', ...active(view));
-    replace('timeline-body', ...timeline(view.timeline));
-    replace('top-body', ...top(view));
-    replace('devices-body', ...devices(view));
-    replace('blind-body', ...blind(view));
+    replace('active-body', ...activeTable(view));
+    replace('timeline-body', ...timelineChart(view.timeline));
+    replace('top-body', ...topChart(view));
+    replace('devices-body', ...deviceList(view));
+    replace('blind-body', ...blindTable(view));
     document.getElementById('status').textContent = `${view.flows} flows · ${view.devices.length} devices · updated ${time(Date.now() / 1000)}`;
     document.body.dataset.updated = String(Date.now());
   } catch (e) {

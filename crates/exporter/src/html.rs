@@ -279,7 +279,7 @@ fn destination_row(out: &mut String, d: &Destination, novelty: &str) {
     }
     let _ = write!(
         out,
-        r#"<td class="num">{} / {}</td><td class="num">{}</td><td>{}<br>{}</td></tr>"#,
+        r#"<td class="num">{} / {}</td><td class="num">{}</td><td class="when">{}<br>{}</td></tr>"#,
         text(&bytes(d.bytes_up)),
         text(&bytes(d.bytes_down)),
         d.flows,
@@ -385,7 +385,7 @@ pub fn active(view: &View) -> String {
     for a in &view.active {
         let _ = write!(
             out,
-            r#"<tr><td>{}</td><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td class="num">{}</td><td>{}</td></tr>"#,
+            r#"<tr><td class="name">{}</td><th scope="row" class="dest">{}</th><td class="name">{}</td><td>{}</td><td>{}{}</td><td>{}</td><td class="num">{}</td><td class="when">{}</td></tr>"#,
             text(&a.device),
             text(&a.destination),
             text(a.name.as_deref().unwrap_or("-")),

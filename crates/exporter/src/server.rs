@@ -39,6 +39,7 @@ fn with_policy(shared: Arc<Shared>, policy: HostPolicy) -> Router {
         .route("/assets/page.css", get(page::css))
         .route("/assets/page.js", get(page::js))
         .route("/api/view", get(page::view_json))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/metrics", get(metrics))
         .route("/api/flows", get(flows))
         .route("/api/devices", get(devices))

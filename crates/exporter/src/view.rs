@@ -337,15 +337,24 @@ impl Timeline {
         }
         let mut purposes: Vec<(&str, u64)> = totals.into_iter().collect();
         purposes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let origin = self.origin.unwrap_or(0);
+        // A live chart always spans its whole window, newest on the right.
+        let pad = if self.sliding && !self.buckets.is_empty() {
+            self.len - self.buckets.len()
+        } else {
+            0
+        };
+        let origin = self
+            .origin
+            .unwrap_or(0)
+            .saturating_sub(pad as u64 * self.width_ns);
+        let empty = BTreeMap::new();
         TimelineView {
             bucket_seconds: secs(self.width_ns),
-            starts: (0..self.buckets.len())
+            starts: (0..pad + self.buckets.len())
                 .map(|i| secs(origin + i as u64 * self.width_ns))
                 .collect(),
-            bytes: self
-                .buckets
-                .iter()
+            bytes: std::iter::repeat_n(&empty, pad)
+                .chain(self.buckets.iter())
                 .map(|b| {
                     purposes
                         .iter()
@@ -716,6 +725,11 @@ mod tests {
         assert_eq!(v.starts, vec![secs(110), secs(120), secs(130)]);
         assert_eq!(v.purposes, vec!["dns", "push"]);
         assert_eq!(v.bytes, vec![vec![0, 2], vec![0, 0], vec![4, 0]]);
+        let mut young = Timeline::sliding(10, 3);
+        young.add(100, "dns", 1);
+        let v = young.view();
+        assert_eq!(v.starts, vec![secs(80), secs(90), secs(100)], "padded to the window");
+        assert_eq!(v.bytes, vec![vec![0], vec![0], vec![1]]);
     }
 
     #[test]
