@@ -125,7 +125,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
     /// A TOML config file (keys: interface, listen, catalog, profile,
-    /// max_flows, max_domains, flow_log, buffer_mib, filter, leases).
+    /// max_flows, max_domains, domain_label, label_idle, flow_log, buffer_mib,
+    /// filter, leases).
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -133,9 +134,20 @@ pub struct RunArgs {
     /// Most flows tracked at once.
     #[arg(long, default_value_t = 262_144)]
     pub max_flows: usize,
-    /// Most distinct `domain` label values; the rest become "other".
+    /// Most distinct `domain` label values (besides "unnamed" and "other");
+    /// past it, a new domain is "other" unless an idle value gives its place
+    /// back or it is unexpected and takes the place of the least recently
+    /// active expected one.
     #[arg(long, default_value_t = 500)]
     pub max_domains: usize,
+    /// What `domain` holds: the registrable domain (izatcloud.net) or the
+    /// full name (xtrapath3.izatcloud.net).
+    #[arg(long, value_enum, default_value = "registrable")]
+    pub domain_label: DomainLabelArg,
+    /// Packet time without traffic after which a `domain` value gives its
+    /// place back (its totals count under "other" from then on): 90s, 30m, 24h, 7d.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub label_idle: std::time::Duration,
     /// Append one JSON line per finished flow to FILE ("-" for stdout).
     #[arg(long, value_name = "FILE")]
     pub flow_log: Option<PathBuf>,
@@ -148,6 +160,35 @@ pub struct RunArgs {
     /// dnsmasq lease file naming devices (default: NetworkManager's for the interface).
     #[arg(long)]
     pub leases: Option<PathBuf>,
+}
+
+/// What the `domain` label holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainLabelArg {
+    /// The registrable domain (eTLD+1).
+    Registrable,
+    /// The full name.
+    Fqdn,
+}
+
+/// Parses `90s`, `30m`, `24h`, `7d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 90s, 30m, 24h or 7d)"))?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown duration unit {other:?} (use s, m, h or d)")),
+    };
+    n.checked_mul(unit_secs)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 /// Arguments of `demo`.

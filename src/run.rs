@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use tetherscope_capture::live::{LiveOptions, LiveSource, Poll};
+use tetherscope_exporter::state::{DomainLabel, LabelPolicy};
 use tetherscope_exporter::Shared;
 use tetherscope_flow::{Pipeline, PipelineConfig};
 
@@ -39,6 +40,8 @@ struct ConfigFile {
     profile: Option<String>,
     max_flows: Option<usize>,
     max_domains: Option<usize>,
+    domain_label: Option<crate::cli::DomainLabelArg>,
+    label_idle: Option<String>,
     flow_log: Option<PathBuf>,
     buffer_mib: Option<u32>,
     filter: Option<String>,
@@ -90,6 +93,13 @@ fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
     }
     if args.max_domains == defaults.max_domains {
         args.max_domains = cfg.max_domains.unwrap_or(args.max_domains);
+    }
+    if args.domain_label == defaults.domain_label {
+        args.domain_label = cfg.domain_label.unwrap_or(args.domain_label);
+    }
+    if let (true, Some(idle)) = (args.label_idle == defaults.label_idle, cfg.label_idle) {
+        args.label_idle = crate::cli::parse_duration(&idle)
+            .map_err(|e| UsageError(format!("{}: label_idle: {e}", path.display())))?;
     }
     args.flow_log = args.flow_log.or(cfg.flow_log);
     if args.buffer_mib == defaults.buffer_mib {
@@ -187,7 +197,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..PipelineConfig::default()
     };
     let pipeline = Pipeline::new(&config);
-    let shared = Arc::new(Shared::new(&pipeline, catalog, args.max_domains));
+    let shared = Arc::new(Shared::with_labels(&pipeline, catalog, label_policy(&args)));
     *shared
         .capture
         .interface
@@ -258,6 +268,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("capture thread panicked"))?;
     eprintln!("tetherscope: stopped; {summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `domain` label policy the options ask for.
+fn label_policy(args: &RunArgs) -> LabelPolicy {
+    LabelPolicy {
+        max_domains: args.max_domains,
+        idle_ns: u64::try_from(args.label_idle.as_nanos()).unwrap_or(u64::MAX),
+        domain: match args.domain_label {
+            crate::cli::DomainLabelArg::Registrable => DomainLabel::Registrable,
+            crate::cli::DomainLabelArg::Fqdn => DomainLabel::Fqdn,
+        },
+    }
 }
 
 /// Whether the effective user is root.

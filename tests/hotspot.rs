@@ -41,31 +41,51 @@ fn live_hotspot_end_to_end() {
     .expect("metrics never showed the harness traffic");
 
     let phone = [("device", "pixel-7a")];
-    // Seed domains with their purpose, bytes and flows, labelled by the DHCP name.
-    for (site, purpose) in [
-        ("CalyxOS updates", "os-update"),
-        ("Qualcomm XTRA", "gnss-assistance"),
-        ("Android connectivity check", "connectivity-check"),
-        ("Google push (microG)", "push"),
-        ("Android time", "time-sync"),
+    // Seed destinations with their purpose, bytes and flows, labelled by
+    // the DHCP name: `domain` is the registrable domain, `service` the
+    // catalog's name for it.
+    for (domain, service, purpose) in [
+        ("calyxinstitute.org", "CalyxOS updates", "os-update"),
+        ("izatcloud.net", "Qualcomm XTRA", "gnss-assistance"),
+        (
+            "gstatic.com",
+            "Android connectivity check",
+            "connectivity-check",
+        ),
+        ("google.com", "Google push (microG)", "push"),
+        ("android.com", "Android time", "time-sync"),
     ] {
-        let labels = [phone[0], ("domain", site), ("purpose", purpose)];
+        let labels = [
+            phone[0],
+            ("domain", domain),
+            ("service", service),
+            ("purpose", purpose),
+        ];
         assert!(
             value(&metrics, "tetherscope_flows_total", &labels) >= 2.0,
-            "{site}: flows"
+            "{domain}: flows"
         );
         assert!(
             value(&metrics, "tetherscope_bytes_total", &labels) > 0.0,
-            "{site}: bytes"
+            "{domain}: bytes"
         );
         assert_eq!(
             value(&metrics, "tetherscope_unexpected_flows_total", &labels),
             0.0,
-            "{site}: expected"
+            "{domain}: expected"
+        );
+        // The phone asked its resolver for each of them.
+        assert!(
+            value(
+                &metrics,
+                "tetherscope_dns_queries_total",
+                &[phone[0], ("domain", domain), ("rcode", "noerror")]
+            ) >= 2.0,
+            "{domain}: DNS questions"
         );
     }
     // The XTRA download is cleartext (and known to be).
-    let xtra = [phone[0], ("domain", "Qualcomm XTRA")];
+    let xtra = [phone[0], ("domain", "izatcloud.net")];
     assert!(value(&metrics, "tetherscope_cleartext_bytes_total", &xtra) > 16_000.0);
     assert_eq!(
         value(&metrics, "tetherscope_unknown_cleartext_bytes_total", &xtra),

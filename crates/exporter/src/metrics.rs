@@ -10,7 +10,7 @@ use prometheus::core::Collector;
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use tetherscope_flow::Stats;
 
-use crate::state::Shared;
+use crate::state::{FlowLabels, Shared};
 
 /// Flows by device, domain, purpose and verdict.
 pub const FLOWS: &str = "tetherscope_flows_total";
@@ -50,6 +50,8 @@ pub const HANDSHAKE_BYTES: &str = "tetherscope_handshake_buffer_bytes";
 pub const DNS_CACHE_EVICTIONS: &str = "tetherscope_dns_cache_evictions_total";
 /// Flows whose domain label was folded into `other`.
 pub const LABEL_OVERFLOW: &str = "tetherscope_label_overflow_total";
+/// Distinct `domain` label values in use.
+pub const DOMAIN_LABELS: &str = "tetherscope_domain_labels";
 /// Build information.
 pub const BUILD_INFO: &str = "tetherscope_build_info";
 
@@ -59,6 +61,9 @@ struct Builder<'a> {
     registry: Registry,
     previous: &'a Reported,
     next: Reported,
+    /// `domain` values that gave their place back: their series are gone,
+    /// their totals count under `other`.
+    released: &'a std::collections::HashSet<String>,
 }
 
 impl Builder<'_> {
@@ -70,16 +75,29 @@ impl Builder<'_> {
         rows: Vec<(Vec<String>, u64)>,
     ) {
         let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+        let domain_at = labels.iter().position(|l| *l == "domain");
+        let released = |values: &[String]| {
+            domain_at.is_some_and(|i| values.get(i).is_some_and(|d| self.released.contains(d)))
+        };
         for (values, v) in rows {
             let key = (name, values);
-            let v = self.previous.get(&key).copied().unwrap_or(0).max(v);
+            let before = if released(&key.1) {
+                0
+            } else {
+                self.previous.get(&key).copied().unwrap_or(0)
+            };
+            let v = before.max(v);
             let refs: Vec<&str> = key.1.iter().map(String::as_str).collect();
             vec.with_label_values(&refs).inc_by(v);
             self.next.insert(key, v);
         }
-        // Series seen before but gone now (folded, evicted) keep their value.
+        // Series seen before but gone now (device renamed, verdict changed)
+        // keep their value; those of released domains leave.
         for ((metric, values), v) in self.previous {
-            if *metric == name && !self.next.contains_key(&(name, values.clone())) {
+            if *metric == name
+                && !released(values)
+                && !self.next.contains_key(&(name, values.clone()))
+            {
                 let refs: Vec<&str> = values.iter().map(String::as_str).collect();
                 vec.with_label_values(&refs).inc_by(*v);
                 self.next.insert((name, values.clone()), *v);
@@ -128,76 +146,62 @@ pub fn render(shared: &Shared) -> String {
         registry: Registry::new(),
         previous: &reported,
         next: HashMap::new(),
+        released: &snap.released,
     };
     let t = &snap.totals;
     let s = |x: &str| x.to_owned();
 
+    // device, domain, service, purpose: the common label prefix.
+    let dsp = |l: &FlowLabels| vec![s(&l.device), s(&l.domain), s(&l.service), s(l.purpose)];
+    let with = |mut v: Vec<String>, last: &str| {
+        v.push(s(last));
+        v
+    };
     b.counter(
         FLOWS,
-        "Flows, by device, domain (site), purpose and verdict.",
-        &["device", "domain", "purpose", "verdict"],
-        sum_by(t.iter().map(|(l, v)| {
-            (
-                vec![s(&l.device), s(&l.domain), s(l.purpose), s(l.verdict)],
-                v.flows,
-            )
-        })),
+        "Flows, by device, domain (DNS name), service (catalog name), purpose and verdict.",
+        &["device", "domain", "service", "purpose", "verdict"],
+        sum_by(t.iter().map(|(l, v)| (with(dsp(l), l.verdict), v.flows))),
     );
     b.counter(
         BYTES,
-        "Wire bytes, by device, domain, purpose and direction (up = from the phone).",
-        &["device", "domain", "purpose", "direction"],
+        "Wire bytes, by device, domain, service, purpose and direction (up = from the phone).",
+        &["device", "domain", "service", "purpose", "direction"],
         sum_by(t.iter().flat_map(|(l, v)| {
             [
-                (
-                    vec![s(&l.device), s(&l.domain), s(l.purpose), s("up")],
-                    v.bytes_up,
-                ),
-                (
-                    vec![s(&l.device), s(&l.domain), s(l.purpose), s("down")],
-                    v.bytes_down,
-                ),
+                (with(dsp(l), "up"), v.bytes_up),
+                (with(dsp(l), "down"), v.bytes_down),
             ]
         })),
     );
     b.counter(
         CLEARTEXT_BYTES,
         "Bytes of unencrypted flows (HTTP, DNS, NTP, ...).",
-        &["device", "domain", "purpose"],
+        &["device", "domain", "service", "purpose"],
         sum_by(
             t.iter()
                 .filter(|(_, v)| v.cleartext_bytes > 0)
-                .map(|(l, v)| {
-                    (
-                        vec![s(&l.device), s(&l.domain), s(l.purpose)],
-                        v.cleartext_bytes,
-                    )
-                }),
+                .map(|(l, v)| (dsp(l), v.cleartext_bytes)),
         ),
     );
     b.counter(
         UNKNOWN_CLEARTEXT_BYTES,
         "Bytes of unencrypted flows the catalog does not document as cleartext.",
-        &["device", "domain", "purpose"],
+        &["device", "domain", "service", "purpose"],
         sum_by(
             t.iter()
                 .filter(|(_, v)| v.unknown_cleartext_bytes > 0)
-                .map(|(l, v)| {
-                    (
-                        vec![s(&l.device), s(&l.domain), s(l.purpose)],
-                        v.unknown_cleartext_bytes,
-                    )
-                }),
+                .map(|(l, v)| (dsp(l), v.unknown_cleartext_bytes)),
         ),
     );
     b.counter(
         UNEXPECTED_FLOWS,
         "Flows the active profile does not expect.",
-        &["device", "domain", "purpose"],
+        &["device", "domain", "service", "purpose"],
         sum_by(
             t.iter()
                 .filter(|(l, _)| l.verdict == "unexpected")
-                .map(|(l, v)| (vec![s(&l.device), s(&l.domain), s(l.purpose)], v.flows)),
+                .map(|(l, v)| (dsp(l), v.flows)),
         ),
     );
     let mut first_seen: HashMap<Vec<String>, i64> = HashMap::new();
@@ -207,7 +211,7 @@ pub fn render(shared: &Shared) -> String {
     {
         let secs = (v.first_seen_ns / 1_000_000_000) as i64;
         first_seen
-            .entry(vec![s(&l.device), s(&l.domain), s(l.purpose)])
+            .entry(dsp(l))
             .and_modify(|t| *t = (*t).min(secs))
             .or_insert(secs);
     }
@@ -215,18 +219,19 @@ pub fn render(shared: &Shared) -> String {
     first_seen.sort();
     b.gauge(
         UNEXPECTED_FIRST_SEEN,
-        "Capture time (Unix seconds) of the first unexpected flow per device, domain and purpose.",
-        &["device", "domain", "purpose"],
+        "Capture time (Unix seconds) of the first unexpected flow per device, domain, service and purpose.",
+        &["device", "domain", "service", "purpose"],
         first_seen,
     );
     b.counter(
         DNS_QUERIES,
-        "DNS flows with a question, by device and the question's domain (site).",
-        &["device", "domain"],
+        "DNS questions, by device, the queried name's domain and the response code \
+         (noerror, nxdomain, servfail, refused, other; none: no answer seen).",
+        &["device", "domain", "rcode"],
         sum_by(
             t.iter()
                 .filter(|(_, v)| v.dns_queries > 0)
-                .map(|(l, v)| (vec![s(&l.device), s(&l.domain)], v.dns_queries)),
+                .map(|(l, v)| (vec![s(&l.device), s(&l.domain), s(l.rcode)], v.dns_queries)),
         ),
     );
     b.counter(
@@ -343,6 +348,12 @@ pub fn render(shared: &Shared) -> String {
         "Flows whose domain label was folded into \"other\".",
         &[],
         vec![(vec![], snap.overflow)],
+    );
+    b.gauge(
+        DOMAIN_LABELS,
+        "Distinct domain label values in use (at most --max-domains, besides unnamed and other).",
+        &[],
+        vec![(vec![], shared.domain_values() as i64)],
     );
     b.counter(
         "tetherscope_pipeline_packets_total",

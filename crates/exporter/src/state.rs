@@ -8,6 +8,7 @@
 //! the capture thread moving a flow from active to finished.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,8 +18,58 @@ use tetherscope_flow::{DeviceTable, Flow, FlowTable, Pipeline, Stats};
 use crate::facts;
 use crate::record::FlowRecord;
 
-/// Label value for domains past the cap.
+/// Label value for domains past the cap, or whose place was given back.
 pub const OTHER: &str = "other";
+/// Label value for flows nothing names.
+pub const UNNAMED: &str = "unnamed";
+/// How long a `domain` value may see no traffic before it gives its place
+/// back: a day of packet time.
+pub const DEFAULT_LABEL_IDLE_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// What the `domain` label holds for a named flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DomainLabel {
+    /// The registrable domain (eTLD+1) of the flow's name: `izatcloud.net`.
+    #[default]
+    Registrable,
+    /// The full name: `xtrapath3.izatcloud.net`.
+    Fqdn,
+}
+
+impl FromStr for DomainLabel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "registrable" => Ok(DomainLabel::Registrable),
+            "fqdn" => Ok(DomainLabel::Fqdn),
+            other => Err(format!(
+                "domain label must be registrable or fqdn, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// How the `domain` label set is kept bounded over months.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelPolicy {
+    /// Most distinct `domain` values besides `unnamed` and `other`.
+    pub max_domains: usize,
+    /// Packet time without traffic after which a value gives its place back.
+    pub idle_ns: u64,
+    /// Registrable domain or full name.
+    pub domain: DomainLabel,
+}
+
+impl LabelPolicy {
+    /// `max_domains` values, a day of idleness, registrable domains.
+    pub fn new(max_domains: usize) -> Self {
+        LabelPolicy {
+            max_domains,
+            idle_ns: DEFAULT_LABEL_IDLE_NS,
+            domain: DomainLabel::Registrable,
+        }
+    }
+}
 /// Label value for flows without a known device.
 pub const UNKNOWN_DEVICE: &str = "unknown";
 
@@ -27,12 +78,17 @@ pub const UNKNOWN_DEVICE: &str = "unknown";
 pub struct FlowLabels {
     /// DHCP name or MAC.
     pub device: String,
-    /// The bounded site label.
+    /// The bounded DNS-name label: registrable domain (or full name) of
+    /// what the flow was attributed to, `unnamed` or `other`.
     pub domain: String,
+    /// The catalog's display name of the matching rule ("" when none).
+    pub service: String,
     /// Purpose.
     pub purpose: &'static str,
     /// Expected or not.
     pub verdict: &'static str,
+    /// DNS flows: the response code of the first answer ("" for others).
+    pub rcode: &'static str,
 }
 
 /// Per-label-set totals.
@@ -50,8 +106,10 @@ pub struct Totals {
     pub unknown_cleartext_bytes: u64,
     /// Bytes of flows nothing could name.
     pub unnamed_bytes: u64,
-    /// DNS flows with a question.
+    /// DNS questions asked.
     pub dns_queries: u64,
+    /// Capture time of the latest packet, Unix nanoseconds.
+    pub last_seen_ns: u64,
     /// Capture time of the earliest flow, Unix nanoseconds (0: none).
     pub first_seen_ns: u64,
 }
@@ -65,6 +123,7 @@ impl Totals {
         self.unknown_cleartext_bytes += o.unknown_cleartext_bytes;
         self.unnamed_bytes += o.unnamed_bytes;
         self.dns_queries += o.dns_queries;
+        self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
         self.first_seen_ns = match (self.first_seen_ns, o.first_seen_ns) {
             (0, t) | (t, 0) => t,
             (a, b) => a.min(b),
@@ -103,8 +162,8 @@ pub struct Shared {
     pub catalog: Arc<Catalog>,
     /// Capture status.
     pub capture: CaptureStatus,
-    /// Most distinct `domain` label values.
-    pub max_domains: usize,
+    /// How the `domain` label set stays bounded.
+    pub labels: LabelPolicy,
     inner: Mutex<Inner>,
     /// Serialises scrapes and holds what the last one reported per series,
     /// so counters never go backwards.
@@ -116,9 +175,26 @@ pub struct Shared {
 #[derive(Default)]
 struct Inner {
     retired: HashMap<FlowLabels, Totals>,
-    domains: HashSet<String>,
+    /// Admitted `domain` values.
+    domains: HashMap<String, DomainSlot>,
+    /// Values that gave their place back since the last scrape: their
+    /// series leave the exposition, their totals now count under `other`.
+    released: HashSet<String>,
+    /// Latest packet time seen by the label set.
+    now_ns: u64,
+    /// Packet time of the last scan for idle values.
+    idle_scan_ns: u64,
     overflow: u64,
     recent: VecDeque<FlowRecord>,
+}
+
+/// What the label budget knows of one admitted `domain` value.
+#[derive(Debug, Clone, Copy, Default)]
+struct DomainSlot {
+    /// Packet time of its latest traffic.
+    last_active_ns: u64,
+    /// Some flow under it was unexpected: it is never the one folded.
+    unexpected: bool,
 }
 
 /// Finished flows kept for `/api/flows`.
@@ -127,13 +203,18 @@ const RECENT: usize = 1000;
 impl Shared {
     /// Shares a pipeline's tables with the exporter.
     pub fn new(pipeline: &Pipeline, catalog: Arc<Catalog>, max_domains: usize) -> Self {
+        Self::with_labels(pipeline, catalog, LabelPolicy::new(max_domains))
+    }
+
+    /// Shares a pipeline's tables, with a label policy.
+    pub fn with_labels(pipeline: &Pipeline, catalog: Arc<Catalog>, labels: LabelPolicy) -> Self {
         Shared {
             table: pipeline.table.clone(),
             devices: pipeline.devices.clone(),
             stats: pipeline.stats.clone(),
             catalog,
             capture: CaptureStatus::default(),
-            max_domains,
+            labels,
             inner: Mutex::new(Inner::default()),
             reported: Mutex::new(HashMap::new()),
             view: Mutex::new(crate::view::Aggregate::live()),
@@ -170,29 +251,91 @@ impl Shared {
     /// Labels (domain not yet folded) and totals of one flow.
     fn measure(&self, flow: &Flow) -> (FlowLabels, Totals) {
         let class = facts::classify(&self.catalog, flow);
-        let (domain, purpose, verdict) = class_labels(&class);
+        let (domain, service, purpose, verdict) = class_labels(&class, flow, self.labels.domain);
         let labels = FlowLabels {
             device: self.device_label(flow.client_mac),
             domain,
+            service,
             purpose,
             verdict,
+            rcode: rcode_label(flow),
         };
         (labels, totals(flow, class.purpose, class.cleartext_known))
     }
 
-    /// Folds the domain label into `other` once `max_domains` values exist.
-    fn admit(&self, inner: &mut Inner, mut labels: FlowLabels, count_overflow: bool) -> FlowLabels {
-        if !inner.domains.contains(&labels.domain) {
-            if inner.domains.len() < self.max_domains {
-                inner.domains.insert(labels.domain.clone());
-            } else {
-                if count_overflow {
-                    inner.overflow += 1;
-                }
-                labels.domain = OTHER.to_owned();
+    /// Gives the flow's `domain` value a place in the bounded label set, or
+    /// folds it into `other`. `active_ns` is the packet time of the flow's
+    /// latest traffic.
+    ///
+    /// A full set first gives back the places of values idle for longer
+    /// than the policy allows; if it is still full, an unexpected
+    /// destination takes the place of the least recently active value that
+    /// never saw an unexpected flow. Everything else is folded.
+    fn admit(
+        &self,
+        inner: &mut Inner,
+        mut labels: FlowLabels,
+        active_ns: u64,
+        count_overflow: bool,
+    ) -> FlowLabels {
+        if is_reserved(&labels.domain) {
+            return labels;
+        }
+        inner.now_ns = inner.now_ns.max(active_ns);
+        let unexpected = labels.verdict == "unexpected";
+        if let Some(slot) = inner.domains.get_mut(&labels.domain) {
+            slot.last_active_ns = slot.last_active_ns.max(active_ns);
+            slot.unexpected |= unexpected;
+            return labels;
+        }
+        if inner.domains.len() >= self.labels.max_domains {
+            self.release_idle(inner, false);
+        }
+        if inner.domains.len() >= self.labels.max_domains && unexpected {
+            let lru_expected = inner
+                .domains
+                .iter()
+                .filter(|(_, slot)| !slot.unexpected)
+                .min_by_key(|(d, slot)| (slot.last_active_ns, d.as_str()))
+                .map(|(d, _)| d.clone());
+            if let Some(d) = lru_expected {
+                release(inner, &d);
             }
         }
+        if inner.domains.len() < self.labels.max_domains {
+            inner.domains.insert(
+                labels.domain.clone(),
+                DomainSlot {
+                    last_active_ns: active_ns,
+                    unexpected,
+                },
+            );
+        } else {
+            if count_overflow {
+                inner.overflow += 1;
+            }
+            labels.domain = OTHER.to_owned();
+        }
         labels
+    }
+
+    /// Gives back the places of values without traffic for the policy's
+    /// idle time. Scans at most once a second of packet time unless forced.
+    fn release_idle(&self, inner: &mut Inner, force: bool) {
+        let now = inner.now_ns;
+        if !force && now < inner.idle_scan_ns.saturating_add(1_000_000_000) {
+            return;
+        }
+        inner.idle_scan_ns = now;
+        let idle: Vec<String> = inner
+            .domains
+            .iter()
+            .filter(|(_, slot)| now.saturating_sub(slot.last_active_ns) > self.labels.idle_ns)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in idle {
+            release(inner, &d);
+        }
     }
 
     /// Folds a finished flow into the retired totals and the recent list;
@@ -202,7 +345,7 @@ impl Shared {
         let record = FlowRecord::new(flow, facts::verdict_fields(&class));
         let (labels, totals) = self.measure(flow);
         let mut inner = self.lock();
-        let labels = self.admit(&mut inner, labels, true);
+        let labels = self.admit(&mut inner, labels, flow.last_seen, true);
         inner.retired.entry(labels).or_default().add(&totals);
         if inner.recent.len() >= RECENT {
             inner.recent.pop_front();
@@ -234,10 +377,12 @@ impl Shared {
     /// flow, and aggregates per label set.
     pub fn snapshot(&self) -> Snapshot {
         let mut memo = {
-            let inner = self.lock();
+            let mut inner = self.lock();
+            self.release_idle(&mut inner, true);
             ClassMemo {
-                full: inner.domains.len() >= self.max_domains,
-                admitted: inner.domains.clone(),
+                full: inner.domains.len() >= self.labels.max_domains,
+                admitted: inner.domains.keys().cloned().collect(),
+                domain_label: self.labels.domain,
                 ..ClassMemo::default()
             }
         };
@@ -250,24 +395,40 @@ impl Shared {
             entry.0.add(&totals(f, purpose, known));
             entry.1 += 1;
         });
+        // Admit the most recently active first: when places are short, the
+        // destinations seen last are the ones kept.
+        let mut per_key: Vec<_> = per_key.into_iter().collect();
+        per_key.sort_by_key(|(_, (t, _))| std::cmp::Reverse(t.last_seen_ns));
         let mut devices: HashMap<Option<[u8; 6]>, String> = HashMap::new();
         let mut inner = self.lock();
-        let mut totals = inner.retired.clone();
-        let mut active: HashMap<String, u64> = HashMap::new();
+        let mut admitted = Vec::with_capacity(per_key.len());
         for ((mac, label), (t, flows)) in per_key {
             let device = devices
                 .entry(mac)
                 .or_insert_with(|| self.device_label(mac))
                 .clone();
-            let (domain, purpose, verdict) = memo.labels[label as usize].clone();
+            let l = &memo.labels[label as usize];
             let labels = FlowLabels {
                 device,
-                domain,
-                purpose,
-                verdict,
+                domain: l.domain.clone(),
+                service: l.service.clone(),
+                purpose: l.purpose,
+                verdict: l.verdict,
+                rcode: l.rcode,
             };
             // Overflow is counted once per flow, when it finishes.
-            let labels = self.admit(&mut inner, labels, false);
+            let labels = self.admit(&mut inner, labels, t.last_seen_ns, false);
+            admitted.push((labels, t, flows));
+        }
+        // Admission may have folded retired totals: copy them after it.
+        let mut totals = inner.retired.clone();
+        let mut active: HashMap<String, u64> = HashMap::new();
+        for (mut labels, t, flows) in admitted {
+            // A value admitted earlier in this pass may have given its
+            // place to an unexpected one since.
+            if !is_reserved(&labels.domain) && !inner.domains.contains_key(&labels.domain) {
+                labels.domain = OTHER.to_owned();
+            }
             *active.entry(labels.device.clone()).or_default() += flows;
             totals.entry(labels).or_default().add(&t);
         }
@@ -275,15 +436,56 @@ impl Shared {
             totals,
             active,
             overflow: inner.overflow,
+            released: std::mem::take(&mut inner.released),
         }
     }
+
+    /// Distinct `domain` values admitted now (without `unnamed`/`other`).
+    pub fn domain_values(&self) -> usize {
+        self.lock().domains.len()
+    }
+}
+
+/// `unnamed` and `other`: the two values that are not DNS names and take
+/// no place in the budget.
+fn is_reserved(domain: &str) -> bool {
+    domain == UNNAMED || domain == OTHER
+}
+
+/// Gives `domain`'s place back: its finished totals move to `other` (so
+/// sums never go backwards) and its series leave the exposition.
+fn release(inner: &mut Inner, domain: &str) {
+    inner.domains.remove(domain);
+    let moved: Vec<FlowLabels> = inner
+        .retired
+        .keys()
+        .filter(|l| l.domain == domain)
+        .cloned()
+        .collect();
+    for labels in moved {
+        if let Some(t) = inner.retired.remove(&labels) {
+            let folded = FlowLabels {
+                domain: OTHER.to_owned(),
+                ..labels
+            };
+            inner.retired.entry(folded).or_default().add(&t);
+        }
+    }
+    inner.released.insert(domain.to_owned());
 }
 
 /// Active flows are summed by client MAC and label id.
 type ActiveKey = (Option<[u8; 6]>, u32);
 
-/// Domain, purpose and verdict labels.
-type ClassLabels = (String, &'static str, &'static str);
+/// The labels a classification gives, besides the device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClassLabels {
+    domain: String,
+    service: String,
+    purpose: &'static str,
+    verdict: &'static str,
+    rcode: &'static str,
+}
 
 /// The totals one flow contributes.
 fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
@@ -295,6 +497,7 @@ fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
             purpose,
             Purpose::LocalNetwork | Purpose::Dns | Purpose::EncryptedDns
         );
+    let names = flow.names.as_deref();
     Totals {
         flows: 1,
         bytes_up: flow.bytes_up,
@@ -306,15 +509,65 @@ fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
             0
         },
         unnamed_bytes: if unnamed { bytes } else { 0 },
-        dns_queries: u64::from(flow.names.as_deref().is_some_and(|n| n.dns_query.is_some())),
+        dns_queries: names.map_or(0, |n| {
+            if n.dns_query.is_some() {
+                u64::from(n.dns_questions.max(1))
+            } else {
+                0
+            }
+        }),
+        last_seen_ns: flow.last_seen,
         first_seen_ns: flow.first_seen,
     }
 }
 
-/// The domain, purpose and verdict labels of a classification.
-fn class_labels(class: &Classification<'_>) -> ClassLabels {
+/// The name the `domain` label is made of: the flow's domain, or for a DNS
+/// flow the name it asked about.
+fn label_name(flow: &Flow) -> Option<&str> {
+    flow.domain().map(|(d, _)| d).or_else(|| {
+        flow.names
+            .as_deref()
+            .and_then(|n| n.dns_query.as_deref())
+            .filter(|q| !q.is_empty())
+    })
+}
+
+/// The `domain` label of a name: its registrable domain or the full name,
+/// made safe as a label value.
+pub fn domain_label(name: Option<&str>, mode: DomainLabel) -> String {
+    match name {
+        None => UNNAMED.to_owned(),
+        Some(n) => sanitize(match mode {
+            DomainLabel::Registrable => tetherscope_classify::registrable_domain(n),
+            DomainLabel::Fqdn => n,
+        }),
+    }
+}
+
+/// The `rcode` of a DNS flow: the first answer's response code, `none`
+/// when no answer was seen; "" for flows that are not DNS.
+fn rcode_label(flow: &Flow) -> &'static str {
+    let Some(names) = flow.names.as_deref().filter(|n| n.dns_query.is_some()) else {
+        return "";
+    };
+    match names.dns_rcode {
+        None => "none",
+        Some(0) => "noerror",
+        Some(2) => "servfail",
+        Some(3) => "nxdomain",
+        Some(5) => "refused",
+        Some(_) => "other",
+    }
+}
+
+/// The labels of a classified flow.
+fn class_labels(class: &Classification<'_>, flow: &Flow, mode: DomainLabel) -> ClassLabelsTuple {
     (
-        sanitize(&class.site),
+        domain_label(label_name(flow), mode),
+        class
+            .rule
+            .map(|r| sanitize_or_empty(r.display.as_deref().unwrap_or(&r.name)))
+            .unwrap_or_default(),
         class.purpose.as_str(),
         match class.verdict {
             ClassVerdict::Expected => "expected",
@@ -323,17 +576,22 @@ fn class_labels(class: &Classification<'_>) -> ClassLabels {
     )
 }
 
-/// What classification reads from a flow, owned, to recognise repeats.
+/// Domain, service, purpose and verdict.
+type ClassLabelsTuple = (String, String, &'static str, &'static str);
+
+/// What classification and labelling read from a flow, owned, to recognise
+/// repeats.
 #[derive(PartialEq, Eq)]
 struct ClassInputs {
     transport: tetherscope_flow::Transport,
     server_port: u16,
     server_is_local: bool,
     app: Option<&'static str>,
-    domain: Option<Box<str>>,
+    name: Option<Box<str>>,
     /// Identity of the shared DNS answer (its CNAME chain matters too).
     resolution: Option<*const tetherscope_flow::dns_cache::Resolution>,
     http_path: Option<Box<str>>,
+    rcode: &'static str,
 }
 
 /// Classifications of one scrape, by the inputs that decide them.
@@ -341,9 +599,9 @@ struct ClassInputs {
 /// Ids whose inputs share a hash are chained through `next`, so a new
 /// destination costs one push per vector rather than an allocation of its
 /// own. Classifications that end in the same labels share a label id, and
-/// once the `domain` label set is full a domain outside it is `other` from
-/// the start: a flood of distinct names aggregates into a handful of label
-/// sets during the pass over the table, not after it.
+/// once the `domain` label set is full an expected domain outside it is
+/// `other` from the start: a flood of distinct names aggregates into a
+/// handful of label sets during the pass over the table, not after it.
 #[derive(Default)]
 struct ClassMemo {
     /// First classification id per input hash.
@@ -356,9 +614,10 @@ struct ClassMemo {
     labels: Vec<ClassLabels>,
     label_ids: ahash::HashMap<ClassLabels, u32>,
     /// `domain` label values admitted when the scrape began, and whether
-    /// the set was full then (it never shrinks, so it stays full).
+    /// the set was full then.
     admitted: HashSet<String>,
     full: bool,
+    domain_label: DomainLabel,
     hasher: ahash::RandomState,
 }
 
@@ -368,30 +627,33 @@ const NO_CLASS: u32 = u32::MAX;
 impl ClassMemo {
     fn class_of(&mut self, catalog: &Catalog, f: &Flow) -> u32 {
         let names = f.names.as_deref();
-        let domain = f.domain().map(|(d, _)| d);
+        let name = label_name(f);
         let resolution = names
             .and_then(|n| n.resolution.as_ref())
             .map(std::sync::Arc::as_ptr);
         let http_path = names.and_then(|n| n.http_path.as_deref());
         let server_is_local = facts::is_local(f.server.ip());
         let app = f.app.name();
+        let rcode = rcode_label(f);
         let hash = self.hasher.hash_one((
             f.transport,
             f.server.port(),
             server_is_local,
             app,
-            domain,
+            name,
             resolution,
             http_path,
+            rcode,
         ));
         let same = |k: &ClassInputs| {
             k.transport == f.transport
                 && k.server_port == f.server.port()
                 && k.server_is_local == server_is_local
                 && k.app == app
-                && k.domain.as_deref() == domain
+                && k.name.as_deref() == name
                 && k.resolution == resolution
                 && k.http_path.as_deref() == http_path
+                && k.rcode == rcode
         };
         let head = self.by_hash.get(&hash).copied().unwrap_or(NO_CLASS);
         let mut at = head;
@@ -404,10 +666,22 @@ impl ClassMemo {
         }
         let class = facts::classify(catalog, f);
         let id = self.classes.len() as u32;
-        let mut labels = class_labels(&class);
-        if self.full && !self.admitted.contains(&labels.0) {
-            labels.0 = OTHER.to_owned();
+        let (mut domain, service, purpose, verdict) = class_labels(&class, f, self.domain_label);
+        // An unexpected destination may still take a place: admission decides.
+        if self.full
+            && verdict != "unexpected"
+            && domain != UNNAMED
+            && !self.admitted.contains(&domain)
+        {
+            domain = OTHER.to_owned();
         }
+        let labels = ClassLabels {
+            domain,
+            service,
+            purpose,
+            verdict,
+            rcode,
+        };
         let label = match self.label_ids.get(&labels) {
             Some(&label) => label,
             None => {
@@ -425,9 +699,10 @@ impl ClassMemo {
                 server_port: f.server.port(),
                 server_is_local,
                 app,
-                domain: domain.map(Into::into),
+                name: name.map(Into::into),
                 resolution,
                 http_path: http_path.map(Into::into),
+                rcode,
             },
             head,
         ));
@@ -444,20 +719,149 @@ pub struct Snapshot {
     pub active: HashMap<String, u64>,
     /// Flows whose domain was folded into `other`.
     pub overflow: u64,
+    /// `domain` values that gave their place back since the last scrape.
+    pub released: HashSet<String>,
 }
 
 /// Makes a label value safe: control characters and quotes removed, length
 /// capped. (The Prometheus text encoder escapes too; this keeps values short
 /// and readable.)
 pub fn sanitize(s: &str) -> String {
-    let clean: String = s
-        .chars()
-        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-        .take(128)
-        .collect();
+    let clean = sanitize_or_empty(s);
     if clean.is_empty() {
-        "unnamed".to_owned()
+        UNNAMED.to_owned()
     } else {
         clean
+    }
+}
+
+/// [`sanitize`], but an empty result stays empty.
+fn sanitize_or_empty(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .take(128)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tetherscope_flow::{AppProto, Names, PipelineConfig, Transport};
+
+    const HOUR: u64 = 3600 * 1_000_000_000;
+
+    fn shared(max_domains: usize) -> Shared {
+        let pipeline = Pipeline::new(&PipelineConfig::default());
+        Shared::with_labels(
+            &pipeline,
+            Arc::new(Catalog::builtin()),
+            LabelPolicy {
+                max_domains,
+                idle_ns: HOUR,
+                domain: DomainLabel::Registrable,
+            },
+        )
+    }
+
+    /// A finished TLS flow to `sni` whose last packet was at `at`.
+    fn tls_flow(sni: &str, at: u64) -> Flow {
+        let mut f = Flow::new(
+            Transport::Tcp,
+            "10.42.0.23:40000".parse().unwrap(),
+            "203.0.113.9:443".parse().unwrap(),
+            at,
+        );
+        f.app = AppProto::Tls;
+        f.bytes_up = 100;
+        f.names = Some(Box::new(Names {
+            sni: Some(sni.into()),
+            ..Names::default()
+        }));
+        f
+    }
+
+    fn domains(text: &str) -> HashSet<String> {
+        text.lines()
+            .filter(|l| l.starts_with("tetherscope_flows_total{"))
+            .filter_map(|l| Some(l.split("domain=\"").nth(1)?.split('"').next()?.to_owned()))
+            .collect()
+    }
+
+    fn flows_sum(text: &str) -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("tetherscope_flows_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
+    fn verdict(s: &Shared, sni: &str) -> &'static str {
+        s.measure(&tls_flow(sni, 0)).0.verdict
+    }
+
+    #[test]
+    fn domain_label_is_the_registrable_domain_and_the_display_name_is_the_service() {
+        let s = shared(10);
+        let (labels, _) = s.measure(&tls_flow("xtrapath3.izatcloud.net", 0));
+        assert_eq!(labels.domain, "izatcloud.net");
+        assert_eq!(labels.service, "Qualcomm XTRA");
+        let fqdn = Shared {
+            labels: LabelPolicy {
+                domain: DomainLabel::Fqdn,
+                ..s.labels
+            },
+            ..shared(10)
+        };
+        let (labels, _) = fqdn.measure(&tls_flow("xtrapath3.izatcloud.net", 0));
+        assert_eq!(labels.domain, "xtrapath3.izatcloud.net");
+        let (labels, _) = s.measure(&tls_flow("beacon.tracker.example.com", 0));
+        assert_eq!((labels.domain.as_str(), labels.service.as_str()), ("example.com", ""));
+    }
+
+    #[test]
+    fn idle_domains_give_their_place_back_and_their_totals_fold_into_other() {
+        let s = shared(3);
+        for (i, d) in ["alpha", "bravo", "charlie"].iter().enumerate() {
+            s.retire(&tls_flow(&format!("www.{d}.org"), i as u64));
+        }
+        let before = crate::metrics::render(&s);
+        assert_eq!(domains(&before).len(), 3, "{before}");
+        // Two hours later, in packet time: the three are idle.
+        s.retire(&tls_flow("www.delta.org", 2 * HOUR));
+        let after = crate::metrics::render(&s);
+        let now = domains(&after);
+        assert!(now.contains("delta.org") && now.contains("other"), "{now:?}");
+        assert!(!now.contains("alpha.org"), "{after}");
+        assert_eq!(flows_sum(&after), 4.0, "{after}");
+        assert!(flows_sum(&after) >= flows_sum(&before));
+        assert_eq!(s.domain_values(), 1);
+    }
+
+    #[test]
+    fn an_unexpected_destination_takes_the_place_of_the_least_recent_expected_one() {
+        let s = shared(2);
+        let (old, recent) = ("release.calyxinstitute.org", "connectivitycheck.gstatic.com");
+        assert_eq!(verdict(&s, old), "expected");
+        assert_eq!(verdict(&s, recent), "expected");
+        assert_eq!(verdict(&s, "beacon.tracker.example.com"), "unexpected");
+        s.retire(&tls_flow(old, 1));
+        s.retire(&tls_flow(recent, 2));
+        s.retire(&tls_flow("beacon.tracker.example.com", 3));
+        // An expected newcomer finds no place and is folded.
+        s.retire(&tls_flow("mtalk.google.com", 4));
+        let text = crate::metrics::render(&s);
+        let now = domains(&text);
+        assert!(now.contains("example.com"), "{now:?}");
+        assert!(now.contains("gstatic.com"), "{now:?}");
+        assert!(!now.contains("calyxinstitute.org"), "{now:?}");
+        assert!(!now.contains("google.com"), "{now:?}");
+        assert_eq!(flows_sum(&text), 4.0);
+        // Unexpected values are never the ones folded: with only unexpected
+        // values left, a further unexpected newcomer is folded instead.
+        s.retire(&tls_flow("ads.other-tracker.net", 5));
+        s.retire(&tls_flow("x.third-tracker.net", 6));
+        let text = crate::metrics::render(&s);
+        let now = domains(&text);
+        assert!(now.contains("example.com") && now.contains("other-tracker.net"), "{now:?}");
+        assert!(!now.contains("third-tracker.net"), "{now:?}");
     }
 }

@@ -592,6 +592,11 @@ fn dns_message(flow: &mut Flow, bytes: &[u8], client_ip: IpAddr, ctx: &mut Conte
     if names.dns_query.is_none() {
         names.dns_query = Some(normalise_name(question.name.as_bytes()));
     }
+    if msg.is_response() {
+        names.dns_rcode.get_or_insert(msg.rcode());
+    } else {
+        names.dns_questions = names.dns_questions.saturating_add(1);
+    }
     if !msg.is_response() || msg.answer_count() == 0 {
         return;
     }

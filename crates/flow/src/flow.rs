@@ -115,6 +115,10 @@ pub struct Names {
     pub http_path: Option<Box<str>>,
     /// First question of a DNS flow.
     pub dns_query: Option<Box<str>>,
+    /// DNS flows: queries the client sent.
+    pub dns_questions: u16,
+    /// DNS flows: the response code of the first response seen.
+    pub dns_rcode: Option<u8>,
     /// What the client's resolver said about the server address.
     pub resolution: Option<Arc<Resolution>>,
 }
