@@ -200,4 +200,12 @@ pub struct DemoArgs {
     /// Seconds between rounds.
     #[arg(long, default_value_t = 10)]
     pub interval: u64,
+    /// The host's loopback port for the page and metrics (0: any free one;
+    /// a free one is also taken when this one is busy).
+    #[arg(long, default_value_t = 9433)]
+    pub port: u16,
+    /// Suffix of the simulated hotspot's namespace names (ts<ID>-laptop, ...),
+    /// to run several demos at once.
+    #[arg(long, hide = true)]
+    pub sim_id: Option<String>,
 }

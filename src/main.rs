@@ -9,6 +9,7 @@ mod cli;
 mod demo;
 mod privileges;
 mod read;
+mod relay;
 mod report;
 mod run;
 

@@ -331,3 +331,65 @@ fn live_page_on_simulated_hotspot() {
         .is_some_and(|m| m.contains("tetherscope_")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `demo` prints the page's address first and serves the page and metrics
+/// on the host's loopback, relayed into the simulated laptop.
+#[test]
+fn demo_serves_the_page_on_host_loopback() {
+    if skip_without_root("demo_serves_the_page_on_host_loopback") {
+        return;
+    }
+    use std::io::BufRead;
+    let id = format!("dm{}", std::process::id() % 100_000);
+    let mut demo = Command::new(common::bin())
+        .args(["demo", "--rounds", "3", "--interval", "2", "--port", "0", "--sim-id", &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = demo.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    let url = first
+        .strip_prefix("demo: open ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("first line does not give the page: {first:?}"))
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
+    let curl = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-sf", "-m", "5", &format!("{url}{path}")])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let page = wait_for(Duration::from_secs(40), || {
+        curl("").filter(|p| p.contains("izatcloud.net"))
+    });
+    let metrics = curl("metrics");
+    // Stop the demo (as Ctrl-C does) and let it remove its namespaces.
+    let _ = Command::new("kill")
+        .args(["-INT", &demo.id().to_string()])
+        .status();
+    let ended = wait_for(Duration::from_secs(30), || demo.try_wait().ok().flatten());
+    if ended.is_none() {
+        let _ = demo.kill();
+        let _ = demo.wait();
+    }
+    let page = page.expect("the page never showed the phone's XTRA download");
+    assert!(page.contains("gnss-assistance"));
+    assert!(metrics.is_some_and(|m| m.contains("tetherscope_flows_total")));
+    assert!(ended.is_some(), "demo did not stop on SIGINT");
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&netns.stdout).contains(&format!("ts{id}-")),
+        "demo left its namespaces"
+    );
+}
