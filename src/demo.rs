@@ -70,7 +70,8 @@ fn write_scripts(dir: &Path) -> std::io::Result<()> {
 
 fn laptop(id: &str, cmd: &[&str]) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", &format!("ts{id}-laptop")]).args(cmd);
+    c.args(["netns", "exec", &format!("ts{id}-laptop")])
+        .args(cmd);
     c
 }
 

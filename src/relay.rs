@@ -45,10 +45,7 @@ impl Relay {
                     return;
                 }
                 for reply in asked {
-                    let _ = reply.send(TcpStream::connect_timeout(
-                        &target,
-                        Duration::from_secs(5),
-                    ));
+                    let _ = reply.send(TcpStream::connect_timeout(&target, Duration::from_secs(5)));
                 }
             })?;
         ready_rx

@@ -62,10 +62,10 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(!args.quiet && io::stderr().is_terminal());
     let mut aggregate: Option<Aggregate> = None;
     let mut facts = CaptureFacts {
-        file: args
-            .capture
-            .file_name()
-            .map_or_else(|| args.capture.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        file: args.capture.file_name().map_or_else(
+            || args.capture.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
         bytes: std::fs::metadata(&args.capture).ok().map(|m| m.len()),
         first_packet: 0,
         last_packet: 0,
@@ -91,11 +91,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
                     // The timeline starts at the first packet.
                     aggregate = Some(Aggregate::new(
                         Limits::default(),
-                        Timeline::growing(
-                            p.ts_nanos,
-                            tetherscope_flow::SECOND,
-                            TIMELINE_BUCKETS,
-                        ),
+                        Timeline::growing(p.ts_nanos, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
                     ));
                 }
                 facts.last_packet = facts.last_packet.max(p.ts_nanos);
@@ -139,7 +135,10 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             output.display(),
             view.flows,
             view.devices.len(),
-            view.devices.iter().map(|d| d.destinations.len()).sum::<usize>()
+            view.devices
+                .iter()
+                .map(|d| d.destinations.len())
+                .sum::<usize>()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -111,7 +111,11 @@ fn assert_hostile_shown_as_text(page: &Value) {
     ] {
         assert!(text.contains(literal), "{literal:?} not shown as text");
     }
-    assert!(page["pwned"].is_null(), "injected script ran: {}", page["pwned"]);
+    assert!(
+        page["pwned"].is_null(),
+        "injected script ran: {}",
+        page["pwned"]
+    );
     assert_eq!(page["csp"], serde_json::json!([]), "CSP violations");
     assert!(
         !text.contains('\u{1b}') && !text.contains('\u{7}'),
@@ -130,12 +134,21 @@ fn report_prints_to_pdf_with_its_destinations() {
     assert!(!doc.contains("src=\"http") && !doc.contains("href=\"http"));
     assert!(doc.contains("Content-Security-Policy"));
 
-    let page = dom(None, &format!("file://{}", html.display()), &dir.join("seed.json"), &[]);
+    let page = dom(
+        None,
+        &format!("file://{}", html.display()),
+        &dir.join("seed.json"),
+        &[],
+    );
     assert_eq!(page["scripts"], 0);
     let pdf = dir.join("seed.pdf");
     drive(
         None,
-        &[OsStr::new("pdf"), OsStr::new(&format!("file://{}", html.display())), pdf.as_os_str()],
+        &[
+            OsStr::new("pdf"),
+            OsStr::new(&format!("file://{}", html.display())),
+            pdf.as_os_str(),
+        ],
     );
     let out = Command::new("pdftotext")
         .arg(&pdf)
@@ -180,11 +193,20 @@ fn report_shows_hostile_names_as_text() {
         None,
         &format!("file://{}", html.display()),
         &dir.join("hostile.json"),
-        &["--phone", artifacts().join("report-hostile-phone.png").to_str().unwrap()],
+        &[
+            "--phone",
+            artifacts()
+                .join("report-hostile-phone.png")
+                .to_str()
+                .unwrap(),
+        ],
     );
     assert_hostile_shown_as_text(&page);
     assert_eq!(page["scripts"], 0);
-    assert_eq!(page["phoneOverflow"], false, "the report scrolls sideways on a phone");
+    assert_eq!(
+        page["phoneOverflow"], false,
+        "the report scrolls sideways on a phone"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -203,7 +225,11 @@ fn live_page_on_simulated_hotspot() {
     let url = "http://127.0.0.1:9433/";
 
     let out = sim.script(&["traffic", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let named = wait_for(Duration::from_secs(20), || {
         sim.get("/api/view").filter(|v| v.contains("izatcloud.net"))
     });
@@ -227,8 +253,14 @@ fn live_page_on_simulated_hotspot() {
     let text = text_of(&page);
     assert_eq!(page["status"], 200);
     // The script ran (CSP allows it) and redrew from /api/view.
-    assert!(!page["updated"].is_null(), "the page's script never redrew it");
-    assert_eq!(page["scriptSources"], serde_json::json!(["/assets/page.js"]));
+    assert!(
+        !page["updated"].is_null(),
+        "the page's script never redrew it"
+    );
+    assert_eq!(
+        page["scriptSources"],
+        serde_json::json!(["/assets/page.js"])
+    );
     // Until this build has a baseline store, the page's request for it is
     // answered 404 (the only error allowed).
     let baseline = sim.get("/api/baseline").is_some();
@@ -254,7 +286,10 @@ fn live_page_on_simulated_hotspot() {
         "GET xtrapath3.izatcloud.net/xtra3grc.bin",
         "CNAME → xtrapath3.qcomgeo2.com → xp3.gpsonextra.net → d3nj9ptoklgw8o.cloudfront.net",
     ] {
-        assert!(xtra.contains(expected), "{expected:?} not in the XTRA row: {xtra:?}");
+        assert!(
+            xtra.contains(expected),
+            "{expected:?} not in the XTRA row: {xtra:?}"
+        );
     }
     // The unlisted tracker is there, unexpected.
     let tracker = row(&page, "devices", "example.com");
@@ -262,15 +297,36 @@ fn live_page_on_simulated_hotspot() {
         tracker.contains("beacon.tracker.example.com") && tracker.contains("unexpected"),
         "tracker row: {tracker:?}"
     );
-    for expected in ["randomised", "Bytes by purpose over time", "Blind spots", "Active now"] {
-        assert!(text.contains(expected), "{expected:?} not on the page:\n{text}");
+    for expected in [
+        "randomised",
+        "Bytes by purpose over time",
+        "Blind spots",
+        "Active now",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} not on the page:\n{text}"
+        );
     }
-    assert_eq!(page["phoneOverflow"], false, "the page scrolls sideways on a phone");
-    assert_eq!(page["firstTab"], "Skip to devices", "keyboard: first Tab stop");
+    assert_eq!(
+        page["phoneOverflow"], false,
+        "the page scrolls sideways on a phone"
+    );
+    assert_eq!(
+        page["firstTab"], "Skip to devices",
+        "keyboard: first Tab stop"
+    );
 
     // Hostile names, as if the phone sent them: shown as text, never run.
     let injected = Command::new("ip")
-        .args(["netns", "exec", &sim.ns("phone"), "timeout", "20", "python3"])
+        .args([
+            "netns",
+            "exec",
+            &sim.ns("phone"),
+            "timeout",
+            "20",
+            "python3",
+        ])
         .arg(common::support("inject.py"))
         .arg("wlan0")
         .arg(common::fixture("hostile-names.pcap"))
@@ -299,7 +355,10 @@ fn live_page_on_simulated_hotspot() {
         ],
     );
     assert_hostile_shown_as_text(&hostile);
-    assert_eq!(hostile["phoneOverflow"], false, "hostile names widen the page");
+    assert_eq!(
+        hostile["phoneOverflow"], false,
+        "hostile names widen the page"
+    );
 
     // DNS rebinding: a name that resolves to 127.0.0.1 is still refused.
     let rebind = dom(
@@ -342,7 +401,17 @@ fn demo_serves_the_page_on_host_loopback() {
     use std::io::BufRead;
     let id = format!("dm{}", std::process::id() % 100_000);
     let mut demo = Command::new(common::bin())
-        .args(["demo", "--rounds", "3", "--interval", "2", "--port", "0", "--sim-id", &id])
+        .args([
+            "demo",
+            "--rounds",
+            "3",
+            "--interval",
+            "2",
+            "--port",
+            "0",
+            "--sim-id",
+            &id,
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -350,7 +419,10 @@ fn demo_serves_the_page_on_host_loopback() {
     let stderr = demo.stderr.take().unwrap();
     let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -360,7 +432,10 @@ fn demo_serves_the_page_on_host_loopback() {
         .and_then(|r| r.split_whitespace().next())
         .unwrap_or_else(|| panic!("first line does not give the page: {first:?}"))
         .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
     let curl = |path: &str| {
         let out = Command::new("curl")
             .args(["-sf", "-m", "5", &format!("{url}{path}")])

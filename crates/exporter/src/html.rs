@@ -330,10 +330,15 @@ pub fn devices(view: &View, by_purpose: bool) -> String {
         out.push_str(r#"<p class="empty">No device seen yet.</p>"#);
     }
     for d in &view.devices {
-        let _ = write!(out, r#"<article class="device" data-mac="{}">"#, attr(&d.mac));
+        let _ = write!(
+            out,
+            r#"<article class="device" data-mac="{}">"#,
+            attr(&d.mac)
+        );
         device_heading(&mut out, d, 3);
         if by_purpose {
-            let mut purposes: Vec<&str> = d.destinations.iter().map(|x| x.purpose.as_str()).collect();
+            let mut purposes: Vec<&str> =
+                d.destinations.iter().map(|x| x.purpose.as_str()).collect();
             purposes.sort_unstable();
             purposes.dedup();
             for p in purposes {

@@ -100,7 +100,10 @@ pub async fn guard(State(policy): State<HostPolicy>, req: Request, next: Next) -
 }
 
 fn secure(h: &mut HeaderMap) {
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -225,7 +228,12 @@ mod tests {
         let p = HostPolicy {
             listen: Some("127.0.0.1:9433".parse().unwrap()),
         };
-        for ok in ["127.0.0.1:9433", "localhost:9433", "[::1]:9433", "LOCALHOST:9433"] {
+        for ok in [
+            "127.0.0.1:9433",
+            "localhost:9433",
+            "[::1]:9433",
+            "LOCALHOST:9433",
+        ] {
             assert!(p.allows(ok), "{ok}");
         }
         for bad in [

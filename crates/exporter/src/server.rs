@@ -1,8 +1,8 @@
 //! The HTTP side: the page (`/`), `/metrics`, `/api/flows`, `/api/devices`,
 //! `/api/view`, `/healthz`.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use axum::extract::State;

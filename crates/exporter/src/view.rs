@@ -141,7 +141,11 @@ impl Destination {
         if r.cleartext == Some(true) {
             self.cleartext_bytes += r.bytes_up + r.bytes_down;
         }
-        push_unique(&mut self.protocols, r.app_protocol.unwrap_or(r.transport), 8);
+        push_unique(
+            &mut self.protocols,
+            r.app_protocol.unwrap_or(r.transport),
+            8,
+        );
         if let Some(src) = r.name_source {
             push_unique(&mut self.name_sources, src, 8);
         }
@@ -287,9 +291,7 @@ impl Timeline {
 
     /// Adds `bytes` of `purpose` at `at`.
     pub fn add(&mut self, at: u64, purpose: &str, bytes: u64) {
-        let origin = *self
-            .origin
-            .get_or_insert(at - at % self.width_ns);
+        let origin = *self.origin.get_or_insert(at - at % self.width_ns);
         // Late arrivals before the window count in its first bucket.
         let mut index = (at.saturating_sub(origin) / self.width_ns) as usize;
         if index >= self.len {
@@ -615,8 +617,7 @@ impl Aggregate {
             .iter()
             .map(|(mac, d)| {
                 let (device, mac_text, dhcp_name) = display(*mac);
-                let mut destinations: Vec<Destination> =
-                    d.destinations.values().cloned().collect();
+                let mut destinations: Vec<Destination> = d.destinations.values().cloned().collect();
                 destinations.sort_by(|a, b| {
                     (b.bytes_up + b.bytes_down)
                         .cmp(&(a.bytes_up + a.bytes_down))
@@ -686,7 +687,11 @@ impl Aggregate {
         active_list.truncate(ACTIVE_SHOWN);
 
         let mut dns: Vec<DnsAnswer> = agg.dns.values().cloned().collect();
-        dns.sort_by(|a, b| b.asked.cmp(&a.asked).then_with(|| a.question.cmp(&b.question)));
+        dns.sort_by(|a, b| {
+            b.asked
+                .cmp(&a.asked)
+                .then_with(|| a.question.cmp(&b.question))
+        });
 
         View {
             flows: agg.flows,
@@ -728,7 +733,11 @@ mod tests {
         let mut young = Timeline::sliding(10, 3);
         young.add(100, "dns", 1);
         let v = young.view();
-        assert_eq!(v.starts, vec![secs(80), secs(90), secs(100)], "padded to the window");
+        assert_eq!(
+            v.starts,
+            vec![secs(80), secs(90), secs(100)],
+            "padded to the window"
+        );
         assert_eq!(v.bytes, vec![vec![0], vec![0], vec![1]]);
     }
 

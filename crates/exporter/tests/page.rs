@@ -151,7 +151,13 @@ async fn view_json_folds_finished_and_active_flows() {
 #[tokio::test]
 async fn foreign_host_is_refused_everywhere() {
     let (_p, shared) = shared("seed-domains.pcap");
-    for path in ["/", "/metrics", "/api/flows", "/api/view", "/assets/page.js"] {
+    for path in [
+        "/",
+        "/metrics",
+        "/api/flows",
+        "/api/view",
+        "/assets/page.js",
+    ] {
         for host in [
             "rebind.example:9433",
             "127.0.0.1:9434",
@@ -178,8 +184,12 @@ async fn hostile_names_are_escaped_in_page_and_json() {
     for raw in ["<script>window", "<img src", "<svg onload", "<b>phone"] {
         assert!(!r.body.contains(raw), "{raw:?} reached the page unescaped");
     }
-    assert!(r.body.contains("&lt;script&gt;window.__pwned=3&lt;/script&gt;&#39;"));
-    assert!(r.body.contains("&quot;&gt;&lt;img src=x onerror=window.__pwned=2&gt;"));
+    assert!(r
+        .body
+        .contains("&lt;script&gt;window.__pwned=3&lt;/script&gt;&#39;"));
+    assert!(r
+        .body
+        .contains("&quot;&gt;&lt;img src=x onerror=window.__pwned=2&gt;"));
     assert!(!r.body.contains('\u{1b}') && !r.body.contains('\u{7}'));
     // JSON is served as JSON, which the page's script reads as data.
     let j = get(&shared, "/api/view", LISTEN).await;
@@ -191,7 +201,10 @@ async fn hostile_names_are_escaped_in_page_and_json() {
 async fn assets_are_served_from_the_binary() {
     let (_p, shared) = shared("seed-domains.pcap");
     let js = get(&shared, "/assets/page.js", LISTEN).await;
-    assert_eq!(js.headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(
+        js.headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
     // Data from the wire is only ever set as text.
     assert!(!js.body.contains("innerHTML") && !js.body.contains("insertAdjacentHTML"));
     // No address but the SVG namespace name (an identifier, never fetched).
