@@ -55,6 +55,7 @@ function replace(id, ...nodes) {
 }
 
 let novelty = new Map(); // "mac|destination" -> baseline state
+let lastTriage = null; // the new destinations last drawn, as JSON
 
 function destinationRow(d, mac) {
   const first = el('th', { scope: 'row' }, el('span', { class: 'dest' }, shown(d.destination)));
@@ -209,8 +210,14 @@ async function refresh() {
   try {
     const baseline = await getJson('/api/baseline');
     novelty = new Map(baseline.map(e => [`${e.mac}|${e.destination}`, e.state]));
-    replace('triage-body', ...triageTable(baseline));
+    // Redrawn only when it changed, so keyboard focus on a button stays put.
+    const seen = JSON.stringify(baseline.filter(e => e.state === 'new'));
+    if (seen !== lastTriage) {
+      lastTriage = seen;
+      replace('triage-body', ...triageTable(baseline));
+    }
   } catch (e) {
+    lastTriage = null;
     replace('triage-body', el('p', { class: 'empty' }, 'No baseline store is available to this monitor.'));
   }
   try {
