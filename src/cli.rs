@@ -24,6 +24,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Watch the hotspot interface live and serve metrics to Prometheus.
     Run(RunArgs),
+    /// Feed a capture file through the live monitor (exporter, API, flow log)
+    /// at the capture's own clock, then keep serving until SIGINT/SIGTERM.
+    Replay(ReplayArgs),
     /// Run the live monitor on a simulated hotspot (needs root; no phone needed).
     Demo(DemoArgs),
     /// Inspect the domain catalog.
@@ -162,6 +165,28 @@ pub struct RunArgs {
     pub leases: Option<PathBuf>,
 }
 
+/// Arguments of `replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The capture file (pcap, pcapng, optionally gzip).
+    pub capture: PathBuf,
+    /// Playback speed in capture time per wall time: 1 = real time, 3600 =
+    /// an hour a second. Default: as fast as it can be read.
+    #[arg(long, value_parser = parse_speed)]
+    pub speed: Option<f64>,
+    /// The same options as `run` (`--interface`, `--buffer-mib` and `--filter`
+    /// have no effect on a file).
+    #[command(flatten)]
+    pub monitor: RunArgs,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive speed (1 = real time)")),
+    }
+}
+
 /// What the `domain` label holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -184,7 +209,11 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        other => return Err(format!("unknown duration unit {other:?} (use s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use s, m, h or d)"
+            ))
+        }
     };
     n.checked_mul(unit_secs)
         .map(std::time::Duration::from_secs)

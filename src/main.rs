@@ -7,9 +7,11 @@
 mod catalog;
 mod cli;
 mod demo;
+mod monitor;
 mod privileges;
 mod read;
 mod relay;
+mod replay;
 mod report;
 mod run;
 
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         cli::Command::Report(args) => report::run(&args),
         cli::Command::Catalog(cmd) => catalog::run(&cmd),
         cli::Command::Run(args) => run::run(args),
+        cli::Command::Replay(args) => replay::run(args),
         cli::Command::Demo(args) => demo::run(&args),
     };
     match result {

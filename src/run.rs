@@ -5,28 +5,28 @@
 //! finished flows folded into the exporter's totals and the flow log. It
 //! never waits on the exporter: the exporter only reads shared tables.
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tetherscope_capture::live::{LiveOptions, LiveSource, Poll};
+use tetherscope_capture::live::{LiveOptions, LiveSource, LiveStats, Poll};
 use tetherscope_exporter::state::{DomainLabel, LabelPolicy};
 use tetherscope_exporter::Shared;
 use tetherscope_flow::{Pipeline, PipelineConfig};
 
 use crate::cli::RunArgs;
+use crate::monitor::{self, Event};
 use crate::UsageError;
 
 /// NetworkManager's address for the hotspot side of a shared connection.
 const HOTSPOT_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 42, 0, 1));
 
 /// The exporter's address unless `--listen` says otherwise: loopback only.
-const DEFAULT_LISTEN: std::net::SocketAddr =
+pub const DEFAULT_LISTEN: std::net::SocketAddr =
     std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9433);
 
 /// Settings a config file may hold.
@@ -48,7 +48,7 @@ struct ConfigFile {
     leases: Option<PathBuf>,
 }
 
-fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
+pub fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
     let Some(path) = args.config.clone() else {
         return Ok(args);
     };
@@ -173,12 +173,6 @@ fn open_capture(opts: &LiveOptions) -> anyhow::Result<LiveSource> {
     })
 }
 
-fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let args = apply_config(args)?;
     let interface = match &args.interface {
@@ -186,34 +180,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => find_hotspot()?,
     };
     let listen = args.listen.unwrap_or(DEFAULT_LISTEN);
-    if !listen.ip().is_loopback() {
-        tracing::warn!(
-            "exporter listens on {listen}: anyone who can reach it (phones on the hotspot included) can read what your devices do",
-        );
-    }
-    let catalog = Arc::new(crate::catalog::load(&args.catalog)?);
-    let config = PipelineConfig {
-        max_flows: args.max_flows,
-        ..PipelineConfig::default()
-    };
-    let pipeline = Pipeline::new(&config);
-    let shared = Arc::new(Shared::with_labels(&pipeline, catalog, label_policy(&args)));
+    let (pipeline, shared) = build(&args)?;
     *shared
         .capture
         .interface
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = interface.clone();
-    let flow_log: Option<Box<dyn Write + Send>> = match &args.flow_log {
-        None => None,
-        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stdout())),
-        Some(p) => Some(Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| UsageError(format!("flow log {}: {e}", p.display())))?,
-        )),
-    };
+    let flow_log = monitor::open_flow_log(args.flow_log.as_ref())?;
     let leases = args.leases.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "/var/lib/NetworkManager/dnsmasq-{interface}.leases"
@@ -231,9 +204,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Everything that needs a privilege happens first: the capture handle and
     // the listening socket. Then only the capture thread keeps capabilities.
     let first = open_capture(&opts)?;
-    let listener = std::net::TcpListener::bind(listen)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;
+    shared.capture.attached.store(true, Relaxed);
+    shared.capture.attachments.store(1, Relaxed);
+    let listener = monitor::bind(listen)?;
     eprintln!(
         "tetherscope: watching {interface}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen
@@ -246,28 +219,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .name("capture".into())
             .spawn(move || {
                 crate::privileges::keep_capture_only();
-                capture_loop(pipeline, &shared, first, &opts, &leases, flow_log, &stop)
+                let mut feed = LiveFeed::new(first, opts, leases);
+                monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
             })?
     };
     crate::privileges::drop_all();
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) })?;
-    let app = tetherscope_exporter::server::router_on(shared.clone(), listen);
-    runtime.block_on(async {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-    })?;
-    stop.store(true, Relaxed);
-    let summary = capture
-        .join()
-        .map_err(|_| anyhow::anyhow!("capture thread panicked"))?;
+    let summary = monitor::serve(shared, listener, stop, capture)?;
     eprintln!("tetherscope: stopped; {summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pipeline and the exporter's view of it, as the options ask.
+pub fn build(args: &RunArgs) -> anyhow::Result<(Pipeline, Arc<Shared>)> {
+    let catalog = Arc::new(crate::catalog::load(&args.catalog)?);
+    let config = PipelineConfig {
+        max_flows: args.max_flows,
+        ..PipelineConfig::default()
+    };
+    let pipeline = Pipeline::new(&config);
+    let shared = Arc::new(Shared::with_labels(&pipeline, catalog, label_policy(args)));
+    Ok((pipeline, shared))
 }
 
 /// The `domain` label policy the options ask for.
@@ -294,25 +265,6 @@ pub fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
-
 /// Reads NetworkManager's dnsmasq lease file: `expiry mac ip hostname id`.
 fn read_leases(path: &Path, shared: &Shared) {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -334,115 +286,129 @@ fn read_leases(path: &Path, shared: &Shared) {
     }
 }
 
-fn capture_loop(
-    mut pipeline: Pipeline,
-    shared: &Shared,
-    first: LiveSource,
-    opts: &LiveOptions,
-    leases: &Path,
-    mut flow_log: Option<Box<dyn Write + Send>>,
-    stop: &AtomicBool,
-) -> String {
-    let cap = &shared.capture;
-    let finish = |pipeline: &mut Pipeline, log: &mut Option<Box<dyn Write + Send>>| {
-        for (flow, _) in pipeline.take_finished() {
-            let record = shared.retire(&flow);
-            if let Some(w) = log.as_mut() {
-                let written = serde_json::to_writer(&mut *w, &record).map_err(std::io::Error::from);
-                if written.and_then(|()| w.write_all(b"\n")).is_err() {
-                    tracing::warn!("flow log write failed; disabling it");
-                    *log = None;
-                }
+/// libpcap on the hotspot interface, re-attached when the interface comes
+/// back after vanishing (hotspot switched off and on).
+struct LiveFeed {
+    opts: LiveOptions,
+    leases: PathBuf,
+    source: Option<LiveSource>,
+    /// The last poll failed: detach before the next one.
+    failed: Option<String>,
+    /// libpcap's counters restart with each handle: totals of the closed ones.
+    base: LiveStats,
+    /// The open handle's counters at the last look.
+    last: LiveStats,
+    reported_missing: bool,
+    /// While detached: when to try opening the interface again.
+    retry_at: Option<Instant>,
+}
+
+impl LiveFeed {
+    fn new(first: LiveSource, opts: LiveOptions, leases: PathBuf) -> Self {
+        LiveFeed {
+            opts,
+            leases,
+            source: Some(first),
+            failed: None,
+            base: LiveStats::default(),
+            last: LiveStats::default(),
+            reported_missing: false,
+            retry_at: None,
+        }
+    }
+
+    fn attached(&mut self, shared: &Shared) {
+        if self.reported_missing {
+            tracing::warn!("capture on {} resumed", self.opts.interface);
+        }
+        self.reported_missing = false;
+        shared.capture.attached.store(true, Relaxed);
+        shared.capture.attachments.fetch_add(1, Relaxed);
+    }
+
+    /// Closes the handle, keeping its counters.
+    fn detach(&mut self, shared: &Shared) {
+        if let Some(mut source) = self.source.take() {
+            if let Ok(s) = source.stats() {
+                self.last = s;
             }
         }
-    };
-    let mut last_housekeeping = Instant::now() - Duration::from_secs(60);
-    let mut reported_missing = false;
-    // libpcap counters restart with each handle: keep a base.
-    let (mut base_recv, mut base_kernel, mut base_iface) = (0u64, 0u64, 0u64);
-    let mut first = Some(first);
-    while !stop.load(Relaxed) {
-        let opened = first.take().map_or_else(|| LiveSource::open(opts), Ok);
-        let mut source = match opened {
-            Ok(s) => s,
-            Err(e) => {
-                if !reported_missing {
-                    tracing::warn!(
-                        "cannot capture on {}: {e}; retrying every second",
-                        opts.interface
-                    );
-                    reported_missing = true;
-                }
-                cap.attached.store(false, Relaxed);
-                std::thread::sleep(Duration::from_secs(1));
-                pipeline.tick(unix_nanos());
-                finish(&mut pipeline, &mut flow_log);
-                continue;
-            }
-        };
-        if reported_missing {
-            tracing::warn!("capture on {} resumed", opts.interface);
+        self.base.received += self.last.received;
+        self.base.dropped_kernel += self.last.dropped_kernel;
+        self.base.dropped_interface += self.last.dropped_interface;
+        self.last = LiveStats::default();
+        self.publish(shared);
+        shared.capture.attached.store(false, Relaxed);
+    }
+
+    fn publish(&self, shared: &Shared) {
+        let cap = &shared.capture;
+        cap.packets
+            .store(self.base.received + self.last.received, Relaxed);
+        cap.dropped_kernel
+            .store(self.base.dropped_kernel + self.last.dropped_kernel, Relaxed);
+        cap.dropped_interface.store(
+            self.base.dropped_interface + self.last.dropped_interface,
+            Relaxed,
+        );
+    }
+}
+
+impl monitor::Feed for LiveFeed {
+    fn next(&mut self, shared: &Shared) -> Event<'_> {
+        if let Some(e) = self.failed.take() {
+            tracing::warn!(
+                "capture on {} stopped: {e}; waiting for the interface to return",
+                self.opts.interface
+            );
+            self.detach(shared);
+            std::thread::sleep(Duration::from_millis(100));
+            return Event::Idle(Some(monitor::unix_nanos()));
         }
-        reported_missing = false;
-        cap.attached.store(true, Relaxed);
-        cap.attachments.fetch_add(1, Relaxed);
-        let mut last = tetherscope_capture::live::LiveStats::default();
-        loop {
-            if stop.load(Relaxed) {
-                break;
+        if self.source.is_none() {
+            if self.retry_at.is_some_and(|at| Instant::now() < at) {
+                // Short naps: shutdown is noticed within a tenth of a second.
+                std::thread::sleep(Duration::from_millis(100));
+                return Event::Idle(Some(monitor::unix_nanos()));
             }
-            match source.poll() {
-                Ok(Poll::Packet(p)) => {
-                    pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data);
-                    cap.last_packet_unix_ns.store(unix_nanos(), Relaxed);
+            self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+            match LiveSource::open(&self.opts) {
+                Ok(s) => {
+                    self.source = Some(s);
+                    self.attached(shared);
                 }
-                Ok(Poll::Idle) => pipeline.tick(unix_nanos()),
                 Err(e) => {
-                    tracing::warn!(
-                        "capture on {} stopped: {e}; waiting for the interface to return",
-                        opts.interface
-                    );
-                    break;
-                }
-            }
-            finish(&mut pipeline, &mut flow_log);
-            if last_housekeeping.elapsed() >= Duration::from_secs(1) {
-                last_housekeeping = Instant::now();
-                if let Ok(s) = source.stats() {
-                    last = s;
-                    cap.packets.store(base_recv + s.received, Relaxed);
-                    cap.dropped_kernel
-                        .store(base_kernel + s.dropped_kernel, Relaxed);
-                    cap.dropped_interface
-                        .store(base_iface + s.dropped_interface, Relaxed);
-                }
-                read_leases(leases, shared);
-                if let Some(w) = flow_log.as_mut() {
-                    let _ = w.flush();
+                    if !self.reported_missing {
+                        tracing::warn!(
+                            "cannot capture on {}: {e}; retrying every second",
+                            self.opts.interface
+                        );
+                        self.reported_missing = true;
+                    }
+                    shared.capture.attached.store(false, Relaxed);
+                    return Event::Idle(Some(monitor::unix_nanos()));
                 }
             }
         }
-        if let Ok(s) = source.stats() {
-            last = s;
-        }
-        base_recv += last.received;
-        base_kernel += last.dropped_kernel;
-        base_iface += last.dropped_interface;
-        cap.packets.store(base_recv, Relaxed);
-        cap.attached.store(false, Relaxed);
-        if !stop.load(Relaxed) {
-            std::thread::sleep(Duration::from_millis(500));
+        let Some(source) = self.source.as_mut() else {
+            return Event::Idle(None);
+        };
+        match source.poll() {
+            Ok(Poll::Packet(p)) => Event::Packet(p),
+            // A quiet link: idle flows expire by the wall clock.
+            Ok(Poll::Idle) => Event::Idle(Some(monitor::unix_nanos())),
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                Event::Idle(None)
+            }
         }
     }
-    // Drain: every active flow is finished and logged.
-    pipeline.finish();
-    finish(&mut pipeline, &mut flow_log);
-    if let Some(w) = flow_log.as_mut() {
-        let _ = w.flush();
+
+    fn housekeeping(&mut self, shared: &Shared) {
+        if let Some(Ok(s)) = self.source.as_mut().map(LiveSource::stats) {
+            self.last = s;
+        }
+        self.publish(shared);
+        read_leases(&self.leases, shared);
     }
-    format!(
-        "{} packets, {} flows",
-        tetherscope_flow::Stats::get(&pipeline.stats.packets),
-        tetherscope_flow::Stats::get(&pipeline.stats.flows_created)
-    )
 }

@@ -94,6 +94,31 @@ fn row(page: &Value, section: &str, destination: &str) -> String {
         .to_owned()
 }
 
+/// The XTRA destination with purpose, cleartext path and CNAME chain, and
+/// the unlisted tracker marked unexpected.
+fn assert_xtra_and_tracker(page: &Value) {
+    // The XTRA destination: purpose, cleartext with its path, CNAME chain.
+    let xtra = row(page, "devices", "izatcloud.net");
+    for expected in [
+        "gnss-assistance",
+        "Qualcomm",
+        "cleartext",
+        "GET xtrapath3.izatcloud.net/xtra3grc.bin",
+        "CNAME → xtrapath3.qcomgeo2.com → xp3.gpsonextra.net → d3nj9ptoklgw8o.cloudfront.net",
+    ] {
+        assert!(
+            xtra.contains(expected),
+            "{expected:?} not in the XTRA row: {xtra:?}"
+        );
+    }
+    // The unlisted tracker is there, unexpected.
+    let tracker = row(page, "devices", "example.com");
+    assert!(
+        tracker.contains("beacon.tracker.example.com") && tracker.contains("unexpected"),
+        "tracker row: {tracker:?}"
+    );
+}
+
 fn text_of(page: &Value) -> &str {
     page["text"].as_str().unwrap_or_default()
 }
@@ -277,26 +302,7 @@ fn live_page_on_simulated_hotspot() {
         .is_some_and(|c| c.contains("frame-ancestors 'none'") && c.contains("script-src 'self'")));
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["referrer-policy"], "no-referrer");
-    // The XTRA destination: purpose, cleartext with its path, CNAME chain.
-    let xtra = row(&page, "devices", "izatcloud.net");
-    for expected in [
-        "gnss-assistance",
-        "Qualcomm",
-        "cleartext",
-        "GET xtrapath3.izatcloud.net/xtra3grc.bin",
-        "CNAME → xtrapath3.qcomgeo2.com → xp3.gpsonextra.net → d3nj9ptoklgw8o.cloudfront.net",
-    ] {
-        assert!(
-            xtra.contains(expected),
-            "{expected:?} not in the XTRA row: {xtra:?}"
-        );
-    }
-    // The unlisted tracker is there, unexpected.
-    let tracker = row(&page, "devices", "example.com");
-    assert!(
-        tracker.contains("beacon.tracker.example.com") && tracker.contains("unexpected"),
-        "tracker row: {tracker:?}"
-    );
+    assert_xtra_and_tracker(&page);
     for expected in [
         "randomised",
         "Bytes by purpose over time",
@@ -467,4 +473,63 @@ fn demo_serves_the_page_on_host_loopback() {
         !String::from_utf8_lossy(&netns.stdout).contains(&format!("ts{id}-")),
         "demo left its namespaces"
     );
+}
+
+/// `replay` of a fixture serves the same page (no root needed): the seed
+/// capture's destinations, then the hostile one's names as text.
+#[test]
+fn page_on_replay_of_fixtures() {
+    let dir = scratch("replay");
+    for (fixture, wait) in [
+        ("seed-domains.pcap", "izatcloud.net"),
+        ("hostile-names.pcap", "evil.example"),
+    ] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut replay = Command::new(common::bin())
+            .args(["replay", "--listen", &listen])
+            .arg(common::fixture(fixture))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://{listen}/");
+        let served = wait_for(Duration::from_secs(20), || {
+            let out = Command::new("curl")
+                .args(["-sf", "-m", "5", &format!("{url}api/view")])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .contains(wait)
+                .then_some(())
+        });
+        let page = served.map(|()| {
+            dom(
+                None,
+                &url,
+                &dir.join(format!("{fixture}.json")),
+                &["--wait", wait],
+            )
+        });
+        let _ = replay.kill();
+        let _ = replay.wait();
+        let page = page.unwrap_or_else(|| panic!("replay of {fixture} never served its flows"));
+        assert_eq!(page["status"], 200);
+        assert!(
+            !page["updated"].is_null(),
+            "the page's script never redrew it"
+        );
+        if fixture == "seed-domains.pcap" {
+            assert_xtra_and_tracker(&page);
+            let direct = row(&page, "devices", "203.0.113.50");
+            assert!(direct.contains("named by nothing"), "{direct:?}");
+        } else {
+            assert_hostile_shown_as_text(&page);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,8 @@ mod fuzz_regressions;
 mod hardening;
 mod hotspot;
 mod monitoring;
+mod month;
 mod page;
 mod read;
+mod silent;
 mod truth;

@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end tests.
 
+pub mod frames;
 pub mod sim;
 
 use std::path::{Path, PathBuf};

@@ -2,8 +2,15 @@
 //!
 //! Batched delivery (the kernel wakes the reader per ring block, not per
 //! packet) and a large kernel buffer (default
-//! 32 MiB; small buffers are a known cause of loss in monitors), with a short
-//! read timeout so the caller can notice shutdown and a vanished interface.
+//! 32 MiB; small buffers are a known cause of loss in monitors).
+//!
+//! The handle is non-blocking and [`LiveSource::poll`] waits on its file
+//! descriptor with a timeout of its own. libpcap's read timeout alone is not
+//! enough: on Linux it only starts once a first packet arrives, so a read on a
+//! silent interface (a phone asleep on the hotspot at night) would block
+//! forever, and with it shutdown, idle expiry and the capture counters.
+
+use std::os::unix::io::AsRawFd;
 
 use crate::{CaptureError, Packet};
 
@@ -50,6 +57,9 @@ pub struct LiveStats {
 pub struct LiveSource {
     cap: pcap::Capture<pcap::Active>,
     link_type: u32,
+    timeout_ms: i32,
+    /// The last read found the ring empty: wait before reading again.
+    drained: bool,
 }
 
 /// What one poll of a live source produced.
@@ -57,7 +67,7 @@ pub struct LiveSource {
 pub enum Poll<'a> {
     /// A packet.
     Packet(Packet<'a>),
-    /// The read timeout passed with no packet.
+    /// The timeout passed with no packet.
     Idle,
 }
 
@@ -73,18 +83,29 @@ impl LiveSource {
             .snaplen(opts.snaplen)
             .promisc(false)
             .timeout(opts.timeout_ms)
-            .open()?;
+            .open()?
+            .setnonblock()?;
         if let Some(f) = &opts.filter {
             cap.filter(f, true)?;
         }
         let link_type = cap.get_datalink().0 as u32 & 0x03FF_FFFF;
-        Ok(LiveSource { cap, link_type })
+        Ok(LiveSource {
+            cap,
+            link_type,
+            timeout_ms: opts.timeout_ms.max(1),
+            drained: false,
+        })
     }
 
-    /// Waits up to the read timeout for the next packet.
+    /// The next packet, waiting up to the timeout when none is ready. Never
+    /// blocks longer than that, whether or not packets arrive.
     pub fn poll(&mut self) -> Result<Poll<'_>, CaptureError> {
+        if self.drained {
+            wait_readable(&self.cap, self.timeout_ms)?;
+        }
         match self.cap.next_packet() {
             Ok(p) => {
+                self.drained = false;
                 let ts = &p.header.ts;
                 let ts_nanos =
                     (ts.tv_sec.max(0) as u64) * 1_000_000_000 + (ts.tv_usec.max(0) as u64) * 1000;
@@ -95,7 +116,11 @@ impl LiveSource {
                     data: p.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(Poll::Idle),
+            // Non-blocking: nothing in the ring right now.
+            Err(pcap::Error::TimeoutExpired) => {
+                self.drained = true;
+                Ok(Poll::Idle)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -109,4 +134,24 @@ impl LiveSource {
             dropped_interface: u64::from(s.if_dropped),
         })
     }
+}
+
+/// Waits until the capture's descriptor is readable (or in error, which the
+/// next read reports), at most `timeout_ms`.
+fn wait_readable(fd: &impl AsRawFd, timeout_ms: i32) -> Result<(), CaptureError> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, owned by this frame, for the whole call.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if n < 0 {
+        let err = std::io::Error::last_os_error();
+        // A signal is not a failure: the caller simply polls again.
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err.into());
+        }
+    }
+    Ok(())
 }

@@ -175,6 +175,9 @@ pub struct Shared {
 #[derive(Default)]
 struct Inner {
     retired: HashMap<FlowLabels, Totals>,
+    /// The keys of `retired` by `domain`, so a value's place is given back
+    /// without a pass over every label set.
+    retired_keys: HashMap<String, Vec<FlowLabels>>,
     /// Admitted `domain` values.
     domains: HashMap<String, DomainSlot>,
     /// Values that gave their place back since the last scrape: their
@@ -270,7 +273,11 @@ impl Shared {
     /// A full set first gives back the places of values idle for longer
     /// than the policy allows; if it is still full, an unexpected
     /// destination takes the place of the least recently active value that
-    /// never saw an unexpected flow. Everything else is folded.
+    /// never saw an unexpected flow (or, when there is none, of the least
+    /// recently active value): a new unexpected destination is never the one
+    /// folded. An expected newcomer takes the place of the least recently
+    /// active value only if that one has been quiet for a 24th of the idle
+    /// time (an hour by default); otherwise it is folded.
     fn admit(
         &self,
         inner: &mut Inner,
@@ -291,14 +298,29 @@ impl Shared {
         if inner.domains.len() >= self.labels.max_domains {
             self.release_idle(inner, false);
         }
-        if inner.domains.len() >= self.labels.max_domains && unexpected {
-            let lru_expected = inner
-                .domains
-                .iter()
-                .filter(|(_, slot)| !slot.unexpected)
-                .min_by_key(|(d, slot)| (slot.last_active_ns, d.as_str()))
-                .map(|(d, _)| d.clone());
-            if let Some(d) = lru_expected {
+        if inner.domains.len() >= self.labels.max_domains {
+            let now = inner.now_ns;
+            let victim = if unexpected {
+                // The least recently active expected value, else (every
+                // place holds an unexpected one, each already reported) the
+                // least recently active of all.
+                inner
+                    .domains
+                    .iter()
+                    .min_by_key(|(d, slot)| (slot.unexpected, slot.last_active_ns, d.as_str()))
+            } else {
+                // An expected newcomer only takes a place quiet for a while,
+                // so labels follow what the phone does now without churning.
+                inner
+                    .domains
+                    .iter()
+                    .min_by_key(|(d, slot)| (slot.last_active_ns, d.as_str()))
+                    .filter(|(_, slot)| {
+                        now.saturating_sub(slot.last_active_ns) > self.labels.idle_ns / 24
+                    })
+            }
+            .map(|(d, _)| d.clone());
+            if let Some(d) = victim {
                 release(inner, &d);
             }
         }
@@ -346,7 +368,7 @@ impl Shared {
         let (labels, totals) = self.measure(flow);
         let mut inner = self.lock();
         let labels = self.admit(&mut inner, labels, flow.last_seen, true);
-        inner.retired.entry(labels).or_default().add(&totals);
+        add_retired(&mut inner, labels, &totals);
         if inner.recent.len() >= RECENT {
             inner.recent.pop_front();
         }
@@ -456,22 +478,31 @@ fn is_reserved(domain: &str) -> bool {
 /// sums never go backwards) and its series leave the exposition.
 fn release(inner: &mut Inner, domain: &str) {
     inner.domains.remove(domain);
-    let moved: Vec<FlowLabels> = inner
-        .retired
-        .keys()
-        .filter(|l| l.domain == domain)
-        .cloned()
-        .collect();
-    for labels in moved {
+    for labels in inner.retired_keys.remove(domain).unwrap_or_default() {
         if let Some(t) = inner.retired.remove(&labels) {
             let folded = FlowLabels {
                 domain: OTHER.to_owned(),
                 ..labels
             };
-            inner.retired.entry(folded).or_default().add(&t);
+            add_retired(inner, folded, &t);
         }
     }
     inner.released.insert(domain.to_owned());
+}
+
+/// Adds finished totals under `labels`, indexing a new label set by domain.
+fn add_retired(inner: &mut Inner, labels: FlowLabels, totals: &Totals) {
+    match inner.retired.get_mut(&labels) {
+        Some(t) => t.add(totals),
+        None => {
+            inner
+                .retired_keys
+                .entry(labels.domain.clone())
+                .or_default()
+                .push(labels.clone());
+            inner.retired.insert(labels, *totals);
+        }
+    }
 }
 
 /// Active flows are summed by client MAC and label id.
@@ -814,7 +845,10 @@ mod tests {
         let (labels, _) = fqdn.measure(&tls_flow("xtrapath3.izatcloud.net", 0));
         assert_eq!(labels.domain, "xtrapath3.izatcloud.net");
         let (labels, _) = s.measure(&tls_flow("beacon.tracker.example.com", 0));
-        assert_eq!((labels.domain.as_str(), labels.service.as_str()), ("example.com", ""));
+        assert_eq!(
+            (labels.domain.as_str(), labels.service.as_str()),
+            ("example.com", "")
+        );
     }
 
     #[test]
@@ -829,7 +863,10 @@ mod tests {
         s.retire(&tls_flow("www.delta.org", 2 * HOUR));
         let after = crate::metrics::render(&s);
         let now = domains(&after);
-        assert!(now.contains("delta.org") && now.contains("other"), "{now:?}");
+        assert!(
+            now.contains("delta.org") && now.contains("other"),
+            "{now:?}"
+        );
         assert!(!now.contains("alpha.org"), "{after}");
         assert_eq!(flows_sum(&after), 4.0, "{after}");
         assert!(flows_sum(&after) >= flows_sum(&before));
@@ -839,7 +876,10 @@ mod tests {
     #[test]
     fn an_unexpected_destination_takes_the_place_of_the_least_recent_expected_one() {
         let s = shared(2);
-        let (old, recent) = ("release.calyxinstitute.org", "connectivitycheck.gstatic.com");
+        let (old, recent) = (
+            "release.calyxinstitute.org",
+            "connectivitycheck.gstatic.com",
+        );
         assert_eq!(verdict(&s, old), "expected");
         assert_eq!(verdict(&s, recent), "expected");
         assert_eq!(verdict(&s, "beacon.tracker.example.com"), "unexpected");
@@ -855,13 +895,37 @@ mod tests {
         assert!(!now.contains("calyxinstitute.org"), "{now:?}");
         assert!(!now.contains("google.com"), "{now:?}");
         assert_eq!(flows_sum(&text), 4.0);
-        // Unexpected values are never the ones folded: with only unexpected
-        // values left, a further unexpected newcomer is folded instead.
+        // A new unexpected destination is never the one folded: with only
+        // unexpected values left, it takes the least recent one's place.
         s.retire(&tls_flow("ads.other-tracker.net", 5));
         s.retire(&tls_flow("x.third-tracker.net", 6));
         let text = crate::metrics::render(&s);
         let now = domains(&text);
-        assert!(now.contains("example.com") && now.contains("other-tracker.net"), "{now:?}");
-        assert!(!now.contains("third-tracker.net"), "{now:?}");
+        assert!(now.contains("third-tracker.net"), "{now:?}");
+        assert!(now.contains("other-tracker.net"), "{now:?}");
+        assert!(!now.contains("example.com"), "{now:?}");
+        assert_eq!(flows_sum(&text), 6.0);
+    }
+
+    #[test]
+    fn an_expected_newcomer_takes_only_a_place_quiet_for_a_while() {
+        let s = shared(1);
+        let second = 1_000_000_000;
+        s.retire(&tls_flow("beacon.tracker.example.com", 0));
+        // The idle time is an hour: a place quiet for 150 s can be taken.
+        s.retire(&tls_flow("release.calyxinstitute.org", 60 * second));
+        let now = domains(&crate::metrics::render(&s));
+        assert!(
+            now.contains("example.com") && !now.contains("calyxinstitute.org"),
+            "{now:?}"
+        );
+        s.retire(&tls_flow("connectivitycheck.gstatic.com", 200 * second));
+        let text = crate::metrics::render(&s);
+        let now = domains(&text);
+        assert!(
+            now.contains("gstatic.com") && !now.contains("example.com"),
+            "{now:?}"
+        );
+        assert_eq!(flows_sum(&text), 3.0);
     }
 }

@@ -1,0 +1,207 @@
+//! The live path shared by `run` and `replay`: a packet feed → the same
+//! `Pipeline::ingest` as `read` → finished flows folded into the exporter's
+//! totals and the flow log, with the exporter serving on its listener until
+//! SIGINT/SIGTERM. Only the feed differs between the two commands.
+//!
+//! main thread: tokio runtime serving HTTP.
+//! capture thread: the feed and the pipeline. It never waits on the
+//! exporter (which only reads shared tables) nor on disk (the flow log is
+//! buffered and flushed once a second).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tetherscope_capture::Packet;
+use tetherscope_exporter::Shared;
+use tetherscope_flow::Pipeline;
+
+use crate::UsageError;
+
+/// What a feed produced.
+pub enum Event<'a> {
+    /// A packet.
+    Packet(Packet<'a>),
+    /// No packet for a while. With a time, flows idle at that time (in the
+    /// feed's clock) may be expired.
+    Idle(Option<u64>),
+    /// The feed has nothing more, but the monitor keeps serving.
+    Ended,
+}
+
+/// Where the capture thread's packets come from.
+pub trait Feed: Send {
+    /// The next event; waits at most about a tenth of a second.
+    fn next(&mut self, shared: &Shared) -> Event<'_>;
+    /// Once a second: publish counters and the like.
+    fn housekeeping(&mut self, _shared: &Shared) {}
+}
+
+/// Buffer of the flow log: lines leave it once a second, at shutdown, or
+/// when it is full.
+const FLOW_LOG_BUFFER: usize = 64 << 10;
+
+/// Opens the flow log (`-`: stdout), buffered.
+pub fn open_flow_log(path: Option<&PathBuf>) -> anyhow::Result<Option<Box<dyn Write + Send>>> {
+    let Some(p) = path else { return Ok(None) };
+    let sink: Box<dyn Write + Send> = if p.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| UsageError(format!("flow log {}: {e}", p.display())))?,
+        )
+    };
+    Ok(Some(Box::new(std::io::BufWriter::with_capacity(
+        FLOW_LOG_BUFFER,
+        sink,
+    ))))
+}
+
+/// Wall-clock time, Unix nanoseconds.
+pub fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Serves the exporter on `listener` while `capture` (already spawned,
+/// watching `stop`) runs; on SIGINT/SIGTERM stops it and waits for its
+/// summary.
+pub fn serve(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    stop: Arc<AtomicBool>,
+    capture: std::thread::JoinHandle<String>,
+) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // Requests must name this listener (Host check against DNS rebinding).
+    let listen = listener.local_addr()?;
+    let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) })?;
+    let app = tetherscope_exporter::server::router_on(shared, listen);
+    runtime.block_on(async {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    })?;
+    stop.store(true, Relaxed);
+    capture
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture thread panicked"))
+}
+
+/// Binds the exporter's listener (before privileges are dropped).
+pub fn bind(listen: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    if !listen.ip().is_loopback() {
+        tracing::warn!(
+            "exporter listens on {listen}: anyone who can reach it (phones on the hotspot included) can read what your devices do",
+        );
+    }
+    Ok(std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Events between two looks at the clock on a busy feed.
+const CLOCK_EVERY: u32 = 256;
+
+/// The capture thread: feed → pipeline → exporter totals and flow log, until
+/// `stop`; then every active flow is finished and logged, and the log
+/// flushed. Returns a one-line summary.
+pub fn capture_loop(
+    mut pipeline: Pipeline,
+    shared: &Shared,
+    feed: &mut dyn Feed,
+    mut flow_log: Option<Box<dyn Write + Send>>,
+    stop: &AtomicBool,
+) -> String {
+    let finish = |pipeline: &mut Pipeline, log: &mut Option<Box<dyn Write + Send>>| {
+        for (flow, _) in pipeline.take_finished() {
+            let record = shared.retire(&flow);
+            if let Some(w) = log.as_mut() {
+                let written = serde_json::to_writer(&mut *w, &record).map_err(std::io::Error::from);
+                if written.and_then(|()| w.write_all(b"\n")).is_err() {
+                    tracing::warn!("flow log write failed; disabling it");
+                    *log = None;
+                }
+            }
+        }
+    };
+    let mut last_housekeeping = Instant::now() - Duration::from_secs(60);
+    let mut since_clock = 0u32;
+    let mut seen_packet = false;
+    while !stop.load(Relaxed) {
+        let busy = match feed.next(shared) {
+            Event::Packet(p) => {
+                pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data);
+                seen_packet = true;
+                true
+            }
+            Event::Idle(now) => {
+                if let Some(now) = now {
+                    pipeline.tick(now);
+                }
+                false
+            }
+            Event::Ended => false,
+        };
+        finish(&mut pipeline, &mut flow_log);
+        since_clock += 1;
+        if busy && since_clock < CLOCK_EVERY {
+            continue;
+        }
+        since_clock = 0;
+        if std::mem::take(&mut seen_packet) {
+            shared
+                .capture
+                .last_packet_unix_ns
+                .store(unix_nanos(), Relaxed);
+        }
+        if last_housekeeping.elapsed() >= Duration::from_secs(1) {
+            last_housekeeping = Instant::now();
+            feed.housekeeping(shared);
+            if let Some(w) = flow_log.as_mut() {
+                let _ = w.flush();
+            }
+        }
+    }
+    // Drain: every active flow is finished and logged.
+    feed.housekeeping(shared);
+    pipeline.finish();
+    finish(&mut pipeline, &mut flow_log);
+    if let Some(w) = flow_log.as_mut() {
+        let _ = w.flush();
+    }
+    format!(
+        "{} packets, {} flows",
+        tetherscope_flow::Stats::get(&pipeline.stats.packets),
+        tetherscope_flow::Stats::get(&pipeline.stats.flows_created)
+    )
+}

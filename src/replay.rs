@@ -1,0 +1,202 @@
+//! `tetherscope replay`: a capture file through the live path.
+//!
+//! Exactly what `run` does (pipeline, exporter, API, flow log), with the
+//! file as the packet source instead of libpcap: as fast as it can be read,
+//! or paced at the capture's own clock with `--speed`. At the end of the
+//! file the monitor keeps serving its final state until SIGINT/SIGTERM.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tetherscope_capture::file::FileSource;
+use tetherscope_capture::{CaptureError, Packet};
+use tetherscope_exporter::Shared;
+
+use crate::cli::ReplayArgs;
+use crate::monitor::{self, Event};
+
+pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let source = match FileSource::open(&args.capture) {
+        Ok(s) => s,
+        Err(CaptureError::NotACapture) => anyhow::bail!(
+            "{}: not a capture file (expected pcap or pcapng, optionally gzip-compressed)",
+            args.capture.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
+    };
+    let opts = crate::run::apply_config(args.monitor)?;
+    let listen = opts.listen.unwrap_or(crate::run::DEFAULT_LISTEN);
+    let (pipeline, shared) = crate::run::build(&opts)?;
+    let name = args.capture.display().to_string();
+    *shared
+        .capture
+        .interface
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = name.clone();
+    shared.capture.attached.store(true, Relaxed);
+    shared.capture.attachments.store(1, Relaxed);
+    let flow_log = monitor::open_flow_log(opts.flow_log.as_ref())?;
+    let listener = monitor::bind(listen)?;
+    eprintln!(
+        "tetherscope: replaying {name}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
+        listen
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let capture = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || {
+                let mut feed = FileFeed::new(source, args.speed, name);
+                monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
+            })?
+    };
+    let summary = monitor::serve(shared, listener, stop, capture)?;
+    eprintln!("tetherscope: stopped; {summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A capture file as a feed: packets as fast as they can be read, or at
+/// `speed` times the capture's own pace.
+struct FileFeed {
+    source: FileSource,
+    speed: Option<f64>,
+    name: String,
+    /// Wall time and capture time of the first packet (paced playback).
+    clock: Option<(Instant, u64)>,
+    /// A paced packet read before it was due: (timestamp, link type, wire
+    /// length), its bytes in `held_data`.
+    held: Option<(u64, u32, u32)>,
+    held_data: Vec<u8>,
+    ended: bool,
+    /// Why reading stopped before the end, said once with the summary.
+    warning: Option<CaptureError>,
+    announced: bool,
+    started: Instant,
+    packets: u64,
+}
+
+impl FileFeed {
+    fn new(source: FileSource, speed: Option<f64>, name: String) -> Self {
+        FileFeed {
+            source,
+            speed,
+            name,
+            clock: None,
+            held: None,
+            held_data: Vec::new(),
+            ended: false,
+            warning: None,
+            announced: false,
+            started: Instant::now(),
+            packets: 0,
+        }
+    }
+
+    /// Says once that the file (or what could be read of it) is done.
+    fn announce_end(&mut self) {
+        self.announced = true;
+        if std::io::stderr().is_terminal() {
+            eprintln!();
+        }
+        if let Some(e) = self.warning.take() {
+            eprintln!(
+                "tetherscope: warning: {}: {e}; the state covers what was read before it",
+                self.name
+            );
+        }
+        eprintln!(
+            "tetherscope: {} read: {} packets in {:.1} s; serving the final state until SIGINT/SIGTERM",
+            self.name,
+            self.packets,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+impl monitor::Feed for FileFeed {
+    fn next(&mut self, _shared: &Shared) -> Event<'_> {
+        if self.ended {
+            if !self.announced {
+                self.announce_end();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            return Event::Ended;
+        }
+        let Some(speed) = self.speed else {
+            return match self.source.next_packet() {
+                Ok(Some(p)) => {
+                    self.packets += 1;
+                    Event::Packet(p)
+                }
+                Ok(None) => {
+                    self.ended = true;
+                    Event::Idle(None)
+                }
+                Err(e) => {
+                    (self.ended, self.warning) = (true, Some(e));
+                    Event::Idle(None)
+                }
+            };
+        };
+        if self.held.is_none() {
+            match self.source.next_packet() {
+                Ok(Some(p)) => {
+                    self.held_data.clear();
+                    self.held_data.extend_from_slice(p.data);
+                    self.held = Some((p.ts_nanos, p.link_type, p.wire_len));
+                }
+                Ok(None) => {
+                    self.ended = true;
+                    return Event::Idle(None);
+                }
+                Err(e) => {
+                    (self.ended, self.warning) = (true, Some(e));
+                    return Event::Idle(None);
+                }
+            }
+        }
+        let Some((ts, link_type, wire_len)) = self.held else {
+            return Event::Idle(None);
+        };
+        let (start, first) = *self.clock.get_or_insert((Instant::now(), ts));
+        let due = start + Duration::from_secs_f64(ts.saturating_sub(first) as f64 / 1e9 / speed);
+        let now = Instant::now();
+        if now < due {
+            std::thread::sleep((due - now).min(Duration::from_millis(100)));
+            if Instant::now() < due {
+                // Between packets: the capture's clock goes on, idle flows expire.
+                let elapsed = start.elapsed().as_secs_f64() * speed;
+                return Event::Idle(Some(first + (elapsed * 1e9) as u64));
+            }
+        }
+        self.held = None;
+        self.packets += 1;
+        Event::Packet(Packet {
+            ts_nanos: ts,
+            link_type,
+            wire_len,
+            data: &self.held_data,
+        })
+    }
+
+    fn housekeeping(&mut self, shared: &Shared) {
+        shared.capture.packets.store(self.packets, Relaxed);
+        if !self.ended && std::io::stderr().is_terminal() {
+            let (done, total) = self.source.progress();
+            if let Some(total) = total.filter(|t| *t > 0) {
+                eprint!(
+                    "\r{}: {:.0}% ({} packets)",
+                    self.name,
+                    100.0 * done as f64 / total as f64,
+                    self.packets
+                );
+            }
+        }
+    }
+}
