@@ -152,7 +152,7 @@ function topChart(view) {
     const y = i * row + 2;
     const bw = Math.max(1, (w - labelW - 80) * r.bytes / max);
     const name = shown(r.destination);
-    svg.append(el('svg:text', { x: labelW - 6, y: y + 15, 'text-anchor': 'end', class: 'label' }, name.length > 32 ? name.slice(0, 31) + '…' : name),
+    svg.append(el('svg:text', { x: labelW - 6, y: y + 15, 'text-anchor': 'end', class: 'label' }, name.length > 28 ? name.slice(0, 27) + '…' : name),
       el('svg:rect', { x: labelW, y, width: bw.toFixed(1), height: row - 6, fill: colour(r.purpose) }, el('svg:title', {}, r.purpose)),
       el('svg:text', { x: (labelW + bw + 4).toFixed(1), y: y + 15, class: 'axis' }, bytes(r.bytes)));
   });

@@ -175,7 +175,7 @@ pub fn top_svg(view: &View) -> String {
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end" class="label">{}</text><rect x="{label_w}" y="{y:.1}" width="{bw:.1}" height="{:.1}" fill="{}"><title>{}</title></rect><text x="{:.1}" y="{:.1}" class="axis">{}</text>"#,
             label_w - 6.0,
             y + 15.0,
-            text(&shorten(&r.destination, 32)),
+            text(&shorten(&r.destination, 28)),
             row - 6.0,
             colour(&r.purpose),
             text(&r.purpose),
