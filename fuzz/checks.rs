@@ -14,6 +14,7 @@ use tetherscope_wire::link::NetProto;
 use tetherscope_wire::link::{decode, LinkType};
 use tetherscope_wire::quic;
 use tetherscope_wire::tls;
+use tetherscope_wire::{ech, hpack, http2, tunnel};
 
 /// The check for a target, by its name.
 pub fn by_name(target: &str) -> Option<fn(&[u8])> {
@@ -27,11 +28,14 @@ pub fn by_name(target: &str) -> Option<fn(&[u8])> {
         "tcp_reassembly" => tcp_reassembly,
         "pipeline" => pipeline,
         "capture_file" => capture_file,
+        "tunnel" => tunnel,
+        "h2c" => h2c,
+        "ech_config" => ech_config,
         _ => return None,
     })
 }
 
-const TYPES: [u32; 9] = [1, 113, 276, 101, 12, 14, 0, 108, 9];
+const TYPES: [u32; 10] = [1, 113, 276, 101, 12, 14, 0, 108, 9, 104];
 
 /// Link-layer decoding under every supported link type (the first byte
 /// picks it). Invariant: the network payload lies inside the frame.
@@ -230,5 +234,60 @@ pub fn capture_file(data: &[u8]) {
     while let Ok(Some(p)) = source.next_packet() {
         assert!(p.data.len() <= MAX_RECORD);
         assert!(gzipped || p.data.len() <= data.len());
+    }
+}
+
+/// Whether `part` lies inside `whole`.
+fn within(part: &[u8], whole: &[u8]) -> bool {
+    let (start, p) = (whole.as_ptr() as usize, part.as_ptr() as usize);
+    p >= start && p + part.len() <= start + whole.len()
+}
+
+/// VXLAN, Geneve, GRE and Teredo headers. Invariant: what a tunnel carries
+/// lies inside the packet.
+pub fn tunnel(data: &[u8]) {
+    for parse in [tunnel::vxlan, tunnel::geneve, tunnel::gre, tunnel::teredo] {
+        if let Ok(inner) = parse(data) {
+            let bytes = match inner {
+                tunnel::Inner::Ip(_, b) | tunnel::Inner::Ethernet(b) | tunnel::Inner::Ppp(b) => b,
+            };
+            assert!(within(bytes, data));
+        }
+    }
+}
+
+/// h2c client streams, HPACK header blocks and Huffman strings (the first
+/// byte picks which). Invariant: no panic, bounded output.
+pub fn h2c(data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    match pick % 3 {
+        0 => {
+            let mut stream = http2::PREFACE.to_vec();
+            stream.extend_from_slice(rest);
+            let _ = http2::parse_client_stream(&stream);
+        }
+        1 => {
+            let mut decoder = hpack::Decoder::default();
+            let mut total = 0usize;
+            let _ = decoder.decode(rest, |n, v| total += n.len() + v.len());
+        }
+        _ => {
+            let mut out = Vec::new();
+            let _ = hpack::huffman_decode(rest, &mut out);
+            assert!(out.len() <= 8 * rest.len() / 5 + 1);
+        }
+    }
+}
+
+/// ECHConfigLists and the SvcParams around them. Invariant: every public
+/// name lies inside the input.
+pub fn ech_config(data: &[u8]) {
+    for name in ech::public_names(data).flatten() {
+        assert!(within(name, data) && !name.is_empty());
+    }
+    if let Some(list) = ech::service_ech_param(data) {
+        assert!(within(list, data));
     }
 }

@@ -7,11 +7,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tetherscope_capture::file::FileSource;
 use tetherscope_capture::CaptureError;
+use tetherscope_classify::Purpose;
 use tetherscope_exporter::facts;
 use tetherscope_exporter::record::FlowRecord;
-use tetherscope_flow::{Flow, Pipeline, PipelineConfig, Stats};
+use tetherscope_flow::{BlindSpot, Flow, Pipeline, PipelineConfig, Stats};
 
 use crate::cli::{Format, ReadArgs};
+
+/// A flow's client MAC, when the link layer had one.
+type ClientMac = Option<[u8; 6]>;
 
 /// Totals for the summary line.
 #[derive(Default)]
@@ -20,6 +24,27 @@ struct Summary {
     named: u64,
     bytes: u64,
     named_bytes: u64,
+    /// Unnamed flows and bytes by (client MAC, reason); `no_dns_seen` of
+    /// devices seen using private DNS is reported as `encrypted_dns`.
+    blind: std::collections::BTreeMap<(ClientMac, BlindSpot), (u64, u64)>,
+    private_dns: std::collections::HashSet<ClientMac>,
+}
+
+impl Summary {
+    /// Unnamed flows and bytes per reason, in label order.
+    fn blind_spots(&self) -> Vec<(BlindSpot, u64, u64)> {
+        let mut by_reason: std::collections::BTreeMap<BlindSpot, (u64, u64)> = Default::default();
+        for ((mac, reason), (flows, bytes)) in &self.blind {
+            let reason = match reason {
+                BlindSpot::NoDnsSeen if self.private_dns.contains(mac) => BlindSpot::EncryptedDns,
+                r => *r,
+            };
+            let e = by_reason.entry(reason).or_default();
+            e.0 += flows;
+            e.1 += bytes;
+        }
+        by_reason.into_iter().map(|(r, (f, b))| (r, f, b)).collect()
+    }
 }
 
 pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
@@ -64,6 +89,14 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
             summary.named_bytes += bytes;
         }
         let class = facts::classify(&catalog, &flow);
+        if class.purpose == Purpose::EncryptedDns {
+            summary.private_dns.insert(flow.client_mac);
+        }
+        if let Some(reason) = facts::blind_spot(&flow, class.purpose) {
+            let e = summary.blind.entry((flow.client_mac, reason)).or_default();
+            e.0 += 1;
+            e.1 += bytes;
+        }
         let record = FlowRecord::new(&flow, facts::verdict_fields(&class));
         match format {
             Format::Jsonl => {
@@ -162,6 +195,14 @@ fn print_summary(stats: &Stats, s: &Summary) {
             evicted.join(" ")
         },
     );
+    let blind: Vec<String> = s
+        .blind_spots()
+        .into_iter()
+        .map(|(reason, flows, bytes)| format!("{}={flows} ({bytes} bytes)", reason.name()))
+        .collect();
+    if !blind.is_empty() {
+        eprintln!("unnamed flows by reason: {}", blind.join(" "));
+    }
 }
 
 fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {

@@ -81,7 +81,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
                 Timeline::growing(flow.first_seen, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
             )
         });
-        agg.add(&Seen::of(flow), &record);
+        agg.add(&Seen::of(flow, class.purpose), &record);
     };
     loop {
         match source.next_packet() {

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `tetherscope` binary. One test binary, a module
 //! per feature (see tests/fixtures/README.md for where fixtures come from).
 
+mod blind_spots;
 mod common;
 mod conformance;
 mod deploy;
@@ -12,5 +13,6 @@ mod monitoring;
 mod month;
 mod page;
 mod read;
+mod replay;
 mod silent;
 mod truth;

@@ -2,9 +2,9 @@
 
 use std::net::IpAddr;
 
-use tetherscope_classify::{Catalog, Classification, FlowFacts, Transport};
+use tetherscope_classify::{Catalog, Classification, FlowFacts, Purpose, Transport};
 use tetherscope_flow::flow::NameSource;
-use tetherscope_flow::Flow;
+use tetherscope_flow::{BlindSpot, Flow};
 
 use crate::record::Verdict;
 
@@ -55,6 +55,20 @@ pub fn classify<'c>(catalog: &'c Catalog, flow: &Flow) -> Classification<'c> {
         http_path: flow.names.as_deref().and_then(|n| n.http_path.as_deref()),
     };
     catalog.classify(&facts)
+}
+
+/// Why nothing names a flow that should have a name, before refining
+/// `no_dns_seen` for devices that use private DNS; `None` for named flows
+/// and for flows that need no name (DNS itself, encrypted DNS, the local
+/// network).
+pub fn blind_spot(flow: &Flow, purpose: Purpose) -> Option<BlindSpot> {
+    if matches!(
+        purpose,
+        Purpose::LocalNetwork | Purpose::Dns | Purpose::EncryptedDns
+    ) {
+        return None;
+    }
+    flow.blind_spot()
 }
 
 /// The record fields of a classification.

@@ -10,7 +10,9 @@ use prometheus::core::Collector;
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use tetherscope_flow::Stats;
 
-use crate::state::{FlowLabels, Shared};
+use tetherscope_flow::BlindSpot;
+
+use crate::state::{sanitize, FlowLabels, Shared, Snapshot, Totals, BLIND_SPOTS};
 
 /// Flows by device, domain, purpose and verdict.
 pub const FLOWS: &str = "tetherscope_flows_total";
@@ -28,8 +30,12 @@ pub const UNEXPECTED_FIRST_SEEN: &str = "tetherscope_unexpected_first_seen_times
 pub const DNS_QUERIES: &str = "tetherscope_dns_queries_total";
 /// Active flows per device.
 pub const ACTIVE_FLOWS: &str = "tetherscope_active_flows";
-/// Bytes that could not be attributed to a name.
+/// Bytes of flows nothing could name, by device and reason.
 pub const UNNAMED_BYTES: &str = "tetherscope_unnamed_bytes_total";
+/// Flows nothing could name, by device and reason.
+pub const UNNAMED_FLOWS: &str = "tetherscope_unnamed_flows_total";
+/// Whether a device resolves over DoT, DoQ or DoH.
+pub const PRIVATE_DNS: &str = "tetherscope_device_private_dns";
 /// Packets captured.
 pub const CAPTURE_PACKETS: &str = "tetherscope_capture_packets_total";
 /// Packets dropped, by where.
@@ -138,6 +144,55 @@ fn sum_by<K: Ord + Clone + std::hash::Hash>(rows: impl Iterator<Item = (K, u64)>
     v
 }
 
+/// What a passive monitor cannot see, and why: unnamed flows and bytes by
+/// device and reason, and which devices hide their lookups.
+fn blind_spots(b: &mut Builder<'_>, snap: &Snapshot, shared: &Shared) {
+    let by_reason = |pick: fn(&Totals) -> &[u64; BLIND_SPOTS]| {
+        sum_by(snap.totals.iter().flat_map(|(l, v)| {
+            let private_dns = snap.private_dns.contains(&l.device);
+            BlindSpot::ALL
+                .iter()
+                .zip(pick(v))
+                .filter(|(_, n)| **n > 0)
+                .map(|(r, n)| {
+                    let r = match r {
+                        BlindSpot::NoDnsSeen if private_dns => BlindSpot::EncryptedDns,
+                        r => *r,
+                    };
+                    (vec![l.device.clone(), r.name().to_owned()], *n)
+                })
+                .collect::<Vec<_>>()
+        }))
+    };
+    b.counter(
+        UNNAMED_FLOWS,
+        "Flows nothing could name, by device and reason (ech, encrypted_dns, no_dns_seen, no_handshake_seen, malformed).",
+        &["device", "reason"],
+        by_reason(|t| &t.blind_flows),
+    );
+    b.counter(
+        UNNAMED_BYTES,
+        "Bytes of flows nothing could name, by device and reason.",
+        &["device", "reason"],
+        by_reason(|t| &t.blind_bytes),
+    );
+    let mut devices: Vec<(Vec<String>, i64)> = shared
+        .devices
+        .snapshot()
+        .iter()
+        .filter_map(|d| shared.devices.label(&d.mac).map(|l| (sanitize(&l), d.mac)))
+        .map(|(label, mac)| (vec![label], i64::from(shared.uses_private_dns(&mac))))
+        .collect();
+    devices.sort();
+    devices.dedup_by(|a, b| a.0 == b.0);
+    b.gauge(
+        PRIVATE_DNS,
+        "1 when the device was seen resolving over DoT, DoQ or DoH: the monitor cannot see its DNS answers.",
+        &["device"],
+        devices,
+    );
+}
+
 /// Renders the Prometheus text exposition.
 pub fn render(shared: &Shared) -> String {
     let mut reported = shared.reported.lock().unwrap_or_else(|p| p.into_inner());
@@ -234,12 +289,7 @@ pub fn render(shared: &Shared) -> String {
                 .map(|(l, v)| (vec![s(&l.device), s(&l.domain), s(l.rcode)], v.dns_queries)),
         ),
     );
-    b.counter(
-        UNNAMED_BYTES,
-        "Bytes of flows nothing could name (direct-IP connections and the like).",
-        &["device"],
-        sum_by(t.iter().map(|(l, v)| (vec![s(&l.device)], v.unnamed_bytes))),
-    );
+    blind_spots(&mut b, &snap, shared);
     let mut active: Vec<_> = snap
         .active
         .iter()

@@ -125,7 +125,7 @@ pub fn current_view(shared: &Shared) -> View {
     shared.table.for_each(|f| {
         let class = crate::facts::classify(&shared.catalog, f);
         let record = crate::record::FlowRecord::new(f, crate::facts::verdict_fields(&class));
-        flows.push((Seen::of(f), record));
+        flows.push((Seen::of(f, class.purpose), record));
     });
     let devices = shared.devices.snapshot();
     let folded = shared.view_aggregate().clone();

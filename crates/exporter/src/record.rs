@@ -61,8 +61,9 @@ pub struct FlowRecord {
     pub sni: Option<String>,
     /// Offered ALPN ids.
     pub alpn: Option<Vec<String>>,
-    /// ECH extension present.
-    pub ech: Option<bool>,
+    /// `"real"` (outer SNI is an ECH public name the client was given),
+    /// `"grease"` (the extension is there otherwise), null when absent.
+    pub ech: Option<&'static str>,
     /// QUIC version, hex.
     pub quic_version: Option<String>,
     /// HTTP Host.
@@ -125,7 +126,7 @@ impl FlowRecord {
             alpn: names
                 .filter(|n| !n.alpn.is_empty())
                 .map(|n| n.alpn.iter().map(|a| a.to_string()).collect()),
-            ech: names.filter(|n| n.sni.is_some() || n.ech).map(|n| n.ech),
+            ech: names.and_then(|n| n.ech).map(|e| e.name()),
             quic_version: names
                 .and_then(|n| n.quic_version)
                 .map(|v| format!("{v:#010x}")),

@@ -76,6 +76,8 @@ struct DeviceView {
     name: Option<String>,
     label: String,
     addresses: Vec<String>,
+    /// Seen resolving over DoT, DoQ or DoH: its DNS answers are hidden.
+    private_dns: bool,
 }
 
 async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<DeviceView>> {
@@ -90,6 +92,7 @@ async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<DeviceView>> {
                 .label(&d.mac)
                 .unwrap_or_else(|| format_mac(&d.mac)),
             name: d.name,
+            private_dns: shared.uses_private_dns(&d.mac),
             addresses: d.addresses.iter().map(|a| a.to_string()).collect(),
         })
         .collect();

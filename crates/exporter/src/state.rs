@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tetherscope_classify::{Catalog, Classification, Purpose, Verdict as ClassVerdict};
-use tetherscope_flow::{DeviceTable, Flow, FlowTable, Pipeline, Stats};
+use tetherscope_flow::{BlindSpot, DeviceTable, Flow, FlowTable, Pipeline, Stats};
 
 use crate::facts;
 use crate::record::FlowRecord;
@@ -106,6 +106,10 @@ pub struct Totals {
     pub unknown_cleartext_bytes: u64,
     /// Bytes of flows nothing could name.
     pub unnamed_bytes: u64,
+    /// Unnamed flows by reason, indexed like [`BlindSpot::ALL`].
+    pub blind_flows: [u64; BLIND_SPOTS],
+    /// Their bytes, likewise.
+    pub blind_bytes: [u64; BLIND_SPOTS],
     /// DNS questions asked.
     pub dns_queries: u64,
     /// Capture time of the latest packet, Unix nanoseconds.
@@ -122,6 +126,10 @@ impl Totals {
         self.cleartext_bytes += o.cleartext_bytes;
         self.unknown_cleartext_bytes += o.unknown_cleartext_bytes;
         self.unnamed_bytes += o.unnamed_bytes;
+        for i in 0..BLIND_SPOTS {
+            self.blind_flows[i] += o.blind_flows[i];
+            self.blind_bytes[i] += o.blind_bytes[i];
+        }
         self.dns_queries += o.dns_queries;
         self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
         self.first_seen_ns = match (self.first_seen_ns, o.first_seen_ns) {
@@ -129,6 +137,17 @@ impl Totals {
             (a, b) => a.min(b),
         };
     }
+}
+
+/// Number of blind-spot reasons.
+pub const BLIND_SPOTS: usize = BlindSpot::ALL.len();
+
+/// Where a reason sits in [`Totals::blind_flows`].
+pub fn blind_index(reason: BlindSpot) -> usize {
+    BlindSpot::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(0)
 }
 
 /// Live capture status.
@@ -189,6 +208,8 @@ struct Inner {
     idle_scan_ns: u64,
     overflow: u64,
     recent: VecDeque<FlowRecord>,
+    /// Tracked devices seen resolving over DoT, DoQ or DoH.
+    private_dns: HashSet<[u8; 6]>,
 }
 
 /// What the label budget knows of one admitted `domain` value.
@@ -249,6 +270,22 @@ impl Shared {
                 .label(&m)
                 .map_or_else(|| OTHER.to_owned(), |l| sanitize(&l)),
         }
+    }
+
+    /// Notes that the device behind `mac` uses private DNS, if the device
+    /// table tracks it (so the set stays as bounded as the table).
+    fn note_private_dns(&self, inner: &mut Inner, mac: Option<[u8; 6]>) {
+        if let Some(mac) = mac {
+            if self.devices.label(&mac).is_some() {
+                inner.private_dns.insert(mac);
+            }
+        }
+    }
+
+    /// Whether the device behind `mac` was seen resolving over DoT, DoQ or
+    /// DoH (a flow the catalog calls `encrypted-dns`).
+    pub fn uses_private_dns(&self, mac: &[u8; 6]) -> bool {
+        self.lock().private_dns.contains(mac)
     }
 
     /// Labels (domain not yet folded) and totals of one flow.
@@ -367,6 +404,9 @@ impl Shared {
         let record = FlowRecord::new(flow, facts::verdict_fields(&class));
         let (labels, totals) = self.measure(flow);
         let mut inner = self.lock();
+        if class.purpose == Purpose::EncryptedDns {
+            self.note_private_dns(&mut inner, flow.client_mac);
+        }
         let labels = self.admit(&mut inner, labels, flow.last_seen, true);
         add_retired(&mut inner, labels, &totals);
         if inner.recent.len() >= RECENT {
@@ -375,7 +415,7 @@ impl Shared {
         inner.recent.push_back(record.clone());
         drop(inner);
         self.view_aggregate()
-            .add(&crate::view::Seen::of(flow), &record);
+            .add(&crate::view::Seen::of(flow, class.purpose), &record);
         record
     }
 
@@ -410,9 +450,13 @@ impl Shared {
         };
         // (client MAC, label id) → (totals, active flows)
         let mut per_key: HashMap<ActiveKey, (Totals, u64), ahash::RandomState> = HashMap::default();
+        let mut private_dns: HashSet<Option<[u8; 6]>> = HashSet::new();
         self.table.for_each(|f| {
             let class = memo.class_of(&self.catalog, f);
             let (label, purpose, known) = memo.classes[class as usize];
+            if purpose == Purpose::EncryptedDns {
+                private_dns.insert(f.client_mac);
+            }
             let entry = per_key.entry((f.client_mac, label)).or_default();
             entry.0.add(&totals(f, purpose, known));
             entry.1 += 1;
@@ -423,6 +467,9 @@ impl Shared {
         per_key.sort_by_key(|(_, (t, _))| std::cmp::Reverse(t.last_seen_ns));
         let mut devices: HashMap<Option<[u8; 6]>, String> = HashMap::new();
         let mut inner = self.lock();
+        for mac in private_dns {
+            self.note_private_dns(&mut inner, mac);
+        }
         let mut admitted = Vec::with_capacity(per_key.len());
         for ((mac, label), (t, flows)) in per_key {
             let device = devices
@@ -454,10 +501,16 @@ impl Shared {
             *active.entry(labels.device.clone()).or_default() += flows;
             totals.entry(labels).or_default().add(&t);
         }
+        let private_dns = inner
+            .private_dns
+            .iter()
+            .map(|mac| self.device_label(Some(*mac)))
+            .collect();
         Snapshot {
             totals,
             active,
             overflow: inner.overflow,
+            private_dns,
             released: std::mem::take(&mut inner.released),
         }
     }
@@ -522,12 +575,14 @@ struct ClassLabels {
 fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
     let bytes = flow.bytes_up + flow.bytes_down;
     let cleartext = flow.cleartext() == Some(true);
-    let unnamed = flow.domain().is_none()
-        && flow.app.name() != Some("dns")
-        && !matches!(
-            purpose,
-            Purpose::LocalNetwork | Purpose::Dns | Purpose::EncryptedDns
-        );
+    let blind = facts::blind_spot(flow, purpose);
+    let unnamed = blind.is_some();
+    let (mut blind_flows, mut blind_bytes) = ([0; BLIND_SPOTS], [0; BLIND_SPOTS]);
+    if let Some(reason) = blind {
+        let i = blind_index(reason);
+        blind_flows[i] = 1;
+        blind_bytes[i] = bytes;
+    }
     let names = flow.names.as_deref();
     Totals {
         flows: 1,
@@ -540,8 +595,11 @@ fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
             0
         },
         unnamed_bytes: if unnamed { bytes } else { 0 },
+        blind_flows,
+        blind_bytes,
+        // Local names asked over mDNS/LLMNR are not DNS lookups.
         dns_queries: names.map_or(0, |n| {
-            if n.dns_query.is_some() {
+            if n.dns_query.is_some() && flow.app != tetherscope_flow::AppProto::Mdns {
                 u64::from(n.dns_questions.max(1))
             } else {
                 0
@@ -750,6 +808,10 @@ pub struct Snapshot {
     pub active: HashMap<String, u64>,
     /// Flows whose domain was folded into `other`.
     pub overflow: u64,
+    /// Labels of the devices seen resolving over DoT, DoQ or DoH. Their
+    /// flows' `no_dns_seen` is reported as `encrypted_dns`: whenever the
+    /// device's encrypted DNS was noticed, its lookups were hidden all along.
+    pub private_dns: HashSet<String>,
     /// `domain` values that gave their place back since the last scrape.
     pub released: HashSet<String>,
 }

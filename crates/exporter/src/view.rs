@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 use tetherscope_classify::registrable_domain;
+use tetherscope_classify::Purpose;
 use tetherscope_flow::devices::format_mac;
-use tetherscope_flow::{Device, Flow};
+use tetherscope_flow::{BlindSpot, Device, Flow};
 
 /// What the view needs of a flow besides its record.
 #[derive(Debug, Clone, Copy)]
@@ -25,15 +26,18 @@ pub struct Seen {
     pub first_seen: u64,
     /// Last packet, Unix nanoseconds.
     pub last_seen: u64,
+    /// Why nothing names it, for a flow that should have a name.
+    pub blind_spot: Option<BlindSpot>,
 }
 
 impl Seen {
-    /// Of a flow.
-    pub fn of(flow: &Flow) -> Self {
+    /// Of a flow classified under `purpose`.
+    pub fn of(flow: &Flow, purpose: Purpose) -> Self {
         Seen {
             client_mac: flow.client_mac,
             first_seen: flow.first_seen,
             last_seen: flow.last_seen,
+            blind_spot: crate::facts::blind_spot(flow, purpose),
         }
     }
 }
@@ -196,25 +200,25 @@ struct DeviceAgg {
     folded_flows: u64,
 }
 
-/// Why part of the traffic could not be named or read.
-pub const BLIND_SPOT_REASONS: [(&str, &str); 4] = [
-    (
-        "unnamed",
-        "no server name: no SNI, Host header or DNS answer named the server",
-    ),
-    (
-        "encrypted-dns",
-        "DNS over TLS, QUIC or HTTPS: the questions are hidden",
-    ),
-    (
-        "ech",
-        "Encrypted Client Hello: the real server name is hidden behind the outer one",
-    ),
-    (
-        "truncated",
-        "packets cut short by the capture's snap length",
-    ),
-];
+/// What each blind spot (`tetherscope_unnamed_flows_total`'s reasons)
+/// means, in label order.
+pub fn explain(reason: BlindSpot) -> &'static str {
+    match reason {
+        BlindSpot::Ech => {
+            "Encrypted Client Hello: the real server name is encrypted, only the outer name shows"
+        }
+        BlindSpot::EncryptedDns => {
+            "the device resolves over DNS over TLS, QUIC or HTTPS, so its lookups cannot name its connections"
+        }
+        BlindSpot::NoDnsSeen => {
+            "no server name in the connection and no DNS answer seen for the address"
+        }
+        BlindSpot::NoHandshakeSeen => {
+            "picked up mid-stream: the handshake went before the capture started"
+        }
+        BlindSpot::Malformed => "the handshake or request was there but could not be parsed",
+    }
+}
 
 /// Flows and bytes that fell into one blind spot.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -225,19 +229,11 @@ pub struct BlindCount {
     pub bytes: u64,
 }
 
-fn blind_reasons(r: &FlowRecord) -> impl Iterator<Item = usize> {
-    let purpose = r.verdict.purpose.as_deref().unwrap_or("");
-    let local_or_dns = matches!(purpose, "local-network" | "dns" | "encrypted-dns")
-        || r.app_protocol == Some("dns");
-    [
-        r.domain.is_none() && !local_or_dns,
-        purpose == "encrypted-dns",
-        r.ech == Some(true),
-        r.truncated_packets > 0,
-    ]
-    .into_iter()
-    .enumerate()
-    .filter_map(|(i, hit)| hit.then_some(i))
+impl BlindCount {
+    fn add(&mut self, o: BlindCount) {
+        self.flows += o.flows;
+        self.bytes += o.bytes;
+    }
 }
 
 /// Bytes per purpose in time buckets.
@@ -389,7 +385,13 @@ pub struct Aggregate {
     devices: HashMap<Option<[u8; 6]>, DeviceAgg>,
     /// Flows of devices past the device cap.
     dropped_flows: u64,
-    blind: [BlindCount; 4],
+    /// Blind spots by reason, all devices.
+    blind: [BlindCount; 5],
+    /// `no_dns_seen` per device (under the device cap), and the devices
+    /// seen using encrypted DNS: their `no_dns_seen` is `encrypted_dns`,
+    /// as in the metrics.
+    no_dns_seen: HashMap<Option<[u8; 6]>, BlindCount>,
+    private_dns: std::collections::HashSet<Option<[u8; 6]>>,
     timeline: Timeline,
     dns: HashMap<String, DnsAnswer>,
     dns_folded: u64,
@@ -442,7 +444,7 @@ pub struct DeviceView {
 
 /// A blind spot as drawn.
 #[derive(Debug, Clone, Serialize)]
-pub struct BlindSpot {
+pub struct BlindSpotView {
     /// Short reason id.
     pub reason: &'static str,
     /// What it means.
@@ -479,7 +481,7 @@ pub struct View {
     /// Busiest destinations.
     pub top_destinations: Vec<TopDomain>,
     /// Blind spots by reason.
-    pub blind_spots: Vec<BlindSpot>,
+    pub blind_spots: Vec<BlindSpotView>,
     /// DNS questions, most asked first.
     pub dns: Vec<DnsAnswer>,
     /// DNS questions past the cap.
@@ -505,7 +507,9 @@ impl Aggregate {
             limits,
             devices: HashMap::new(),
             dropped_flows: 0,
-            blind: [BlindCount::default(); 4],
+            blind: [BlindCount::default(); 5],
+            no_dns_seen: HashMap::new(),
+            private_dns: std::collections::HashSet::new(),
             timeline,
             dns: HashMap::new(),
             dns_folded: 0,
@@ -532,12 +536,22 @@ impl Aggregate {
             flow.first_seen
         };
         self.timeline.add(at, purpose, bytes);
-        for i in blind_reasons(record) {
-            self.blind[i].flows += 1;
-            self.blind[i].bytes += bytes;
-        }
         self.add_dns(record);
         let devices_full = self.devices.len() >= self.limits.devices;
+        let tracked = !devices_full || self.devices.contains_key(&flow.client_mac);
+        if let Some(reason) = flow.blind_spot {
+            let count = BlindCount { flows: 1, bytes };
+            self.blind[reason as usize].add(count);
+            if reason == BlindSpot::NoDnsSeen && tracked {
+                self.no_dns_seen
+                    .entry(flow.client_mac)
+                    .or_default()
+                    .add(count);
+            }
+        }
+        if purpose == "encrypted-dns" && tracked {
+            self.private_dns.insert(flow.client_mac);
+        }
         let device = match self.devices.get_mut(&flow.client_mac) {
             Some(d) => d,
             None if devices_full => {
@@ -560,6 +574,28 @@ impl Aggregate {
                 device.destinations.insert(key, d);
             }
         }
+    }
+
+    /// Blind spots by reason, with the `no_dns_seen` of devices that use
+    /// encrypted DNS moved to `encrypted_dns`.
+    fn blind_spots(&self) -> Vec<BlindSpotView> {
+        let mut counts = self.blind;
+        for mac in &self.private_dns {
+            if let Some(c) = self.no_dns_seen.get(mac) {
+                let moved = &mut counts[BlindSpot::NoDnsSeen as usize];
+                moved.flows -= c.flows.min(moved.flows);
+                moved.bytes -= c.bytes.min(moved.bytes);
+                counts[BlindSpot::EncryptedDns as usize].add(*c);
+            }
+        }
+        BlindSpot::ALL
+            .iter()
+            .map(|&r| BlindSpotView {
+                reason: r.name(),
+                explanation: explain(r),
+                count: counts[r as usize],
+            })
+            .collect()
     }
 
     fn add_dns(&mut self, r: &FlowRecord) {
@@ -700,15 +736,7 @@ impl Aggregate {
             active_more,
             timeline: agg.timeline.view(),
             top_destinations: top,
-            blind_spots: BLIND_SPOT_REASONS
-                .iter()
-                .zip(agg.blind)
-                .map(|(&(reason, explanation), count)| BlindSpot {
-                    reason,
-                    explanation,
-                    count,
-                })
-                .collect(),
+            blind_spots: agg.blind_spots(),
             dns,
             dns_folded: agg.dns_folded,
             dropped_flows: agg.dropped_flows,

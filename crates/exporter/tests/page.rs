@@ -136,7 +136,7 @@ async fn view_json_folds_finished_and_active_flows() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|b| b["reason"] == "unnamed")
+        .find(|b| b["reason"] == "no_dns_seen")
         .unwrap();
     assert_eq!(unnamed["flows"], 1, "the direct-IP connection");
     let asked: Vec<&str> = v["dns"]
@@ -146,6 +146,37 @@ async fn view_json_folds_finished_and_active_flows() {
         .filter_map(|d| d["question"].as_str())
         .collect();
     assert!(asked.contains(&"xtrapath3.izatcloud.net"), "{asked:?}");
+}
+
+#[tokio::test]
+async fn blind_spots_by_the_metrics_reasons() {
+    let (_p, shared) = shared("blind-spots.pcap");
+    let r = get(&shared, "/api/view", LISTEN).await;
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let by_reason: Vec<(String, u64)> = v["blind_spots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["reason"].as_str().unwrap().to_owned(),
+                b["flows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // One flow per reason; the second phone's unnamed connection counts as
+    // encrypted DNS because that phone resolves over DNS over TLS.
+    let expected: Vec<(String, u64)> = [
+        "ech",
+        "encrypted_dns",
+        "no_dns_seen",
+        "no_handshake_seen",
+        "malformed",
+    ]
+    .iter()
+    .map(|r| (r.to_string(), 1))
+    .collect();
+    assert_eq!(by_reason, expected);
 }
 
 #[tokio::test]

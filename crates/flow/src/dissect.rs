@@ -10,10 +10,10 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use tetherscope_wire::{dns, gquic, http, quic, tls, Error};
+use tetherscope_wire::{dns, ech, gquic, http, http2, quic, tls, Error};
 
-use crate::dns_cache::{DnsCache, Resolution};
-use crate::flow::{normalise_name, printable, AppProto, Flow};
+use crate::dns_cache::{DnsCache, Resolution, MAX_PUBLIC_NAMES};
+use crate::flow::{normalise_name, printable, AppProto, Ech, Flow};
 use crate::reassembly::{Budget, Reassembler};
 use crate::stats::Stats;
 use crate::Nanos;
@@ -53,6 +53,8 @@ enum TcpMode {
     Unknown,
     Tls,
     Http,
+    /// Cleartext HTTP/2 with prior knowledge.
+    H2c,
     Dns,
 }
 
@@ -73,9 +75,14 @@ struct Stream {
 
 pub(crate) struct QuicState {
     crypto: Reassembler,
-    /// Keys of the first client Initial's DCID: later Initials keep using them.
+    /// The connection's Initial keys, once a client Initial opened.
     /// Boxed: the keys are large, and most flows never get here.
-    original: Option<Box<(Vec<u8>, quic::InitialKeys)>>,
+    original: Option<Box<ConnectionKeys>>,
+    /// Version of the Initial that carried the start of the ClientHello.
+    hello_version: Option<u32>,
+    /// Set when the connection's keys started over (Retry, Version
+    /// Negotiation): the CRYPTO stream read so far is void.
+    restarted: bool,
 }
 
 impl core::fmt::Debug for QuicState {
@@ -127,6 +134,7 @@ pub(crate) fn tcp_segment(
 ) {
     let is_dns_port = flow.server.port() == 53 || flow.client.port() == 53;
     let dir = usize::from(!up);
+    let mut seq = seq;
     if syn {
         // Kept in the flow: most flows never carry a payload worth a
         // dissector (floods, refused connections), so none is allocated yet.
@@ -136,7 +144,12 @@ pub(crate) fn tcp_segment(
             let stream = if up { &mut t.up } else { &mut t.down };
             stream.base = Some(seq.wrapping_add(1));
         }
-        return;
+        if payload.is_empty() {
+            return;
+        }
+        // TCP Fast Open (RFC 7413): the request or ClientHello starts in the
+        // SYN, right after the sequence number the SYN itself takes.
+        seq = seq.wrapping_add(1);
     }
     if payload.is_empty() {
         return;
@@ -176,7 +189,7 @@ pub(crate) fn tcp_segment(
         }
         return;
     }
-    if is_dns_port {
+    if is_dns_port && t.mode == TcpMode::Unknown && !looks_like_client_hello_or_request(&t.up) {
         t.mode = TcpMode::Dns;
     }
     let step = match t.mode {
@@ -186,6 +199,17 @@ pub(crate) fn tcp_segment(
     if let Step::Done = step {
         flow.stop_dissecting();
     }
+}
+
+/// Whether the client's first bytes are a TLS handshake or an HTTP request:
+/// then the payload decides, whatever a DNS port suggested.
+fn looks_like_client_hello_or_request(up: &Stream) -> bool {
+    up.buf.as_ref().is_some_and(|b| {
+        let data = b.contiguous();
+        tls::looks_like_handshake(data)
+            || http::looks_like_request(data)
+            || http2::looks_like_preface(data)
+    })
 }
 
 fn streams(flow: &mut Flow) -> &mut TcpStreams {
@@ -209,6 +233,8 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
             }
             t.mode = if tls::looks_like_handshake(data) {
                 TcpMode::Tls
+            } else if http2::looks_like_preface(data) {
+                TcpMode::H2c
             } else if http::looks_like_request(data) {
                 TcpMode::Http
             } else if data.len() < 8
@@ -228,10 +254,10 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     Ok(Some(())) => {
                         match tls::parse_client_hello_message(ctx.handshake) {
                             Ok(hello) => {
-                                apply_hello(flow, &hello);
+                                apply_hello(flow, &hello, ctx);
                                 flow.app = AppProto::Tls;
                             }
-                            Err(e) => ctx.stats.parse_error(e.reason()),
+                            Err(e) => malformed(flow, ctx, e),
                         }
                         Step::Done
                     }
@@ -242,7 +268,7 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     }
                     Ok(None) => Step::More,
                     Err(e) => {
-                        ctx.stats.parse_error(e.reason());
+                        malformed(flow, ctx, e);
                         Step::Done
                     }
                 };
@@ -262,6 +288,9 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     match buf.contiguous().windows(4).position(|w| w == b"\r\n\r\n") {
                         Some(end) => {
                             buf.consume(end + 4);
+                            // Later segments are placed by sequence number:
+                            // the stream now starts after the head.
+                            t.up.base = t.up.base.map(|b| b.wrapping_add((end + 4) as u32));
                             t.mode = TcpMode::Unknown;
                             continue;
                         }
@@ -275,13 +304,39 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     return Step::Done;
                 }
                 Err(e) => {
-                    ctx.stats.parse_error(e.reason());
+                    malformed(flow, ctx, e);
                     return Step::Done;
                 }
             },
+            TcpMode::H2c => {
+                return match http2::parse_client_stream(data) {
+                    Ok(http2::Head::Complete(req)) => {
+                        apply_request(flow, owned_h2_request(&req));
+                        flow.app = AppProto::Http;
+                        Step::Done
+                    }
+                    Ok(http2::Head::Incomplete) if !full => Step::More,
+                    Ok(http2::Head::Incomplete) => {
+                        ctx.stats.parse_error(crate::stats::HTTP_HEAD_TOO_LONG);
+                        flow.app = AppProto::Http;
+                        Step::Done
+                    }
+                    Err(e) => {
+                        malformed(flow, ctx, e);
+                        Step::Done
+                    }
+                }
+            }
             TcpMode::Unknown | TcpMode::Dns => return Step::Done,
         }
     }
+}
+
+/// Counts a parse error of the flow's own handshake and marks the flow: if
+/// nothing names it, this is why.
+fn malformed(flow: &mut Flow, ctx: &Context<'_>, e: Error) {
+    ctx.stats.parse_error(e.reason());
+    flow.malformed = true;
 }
 
 /// Collects the first handshake message from a run of TLS records into
@@ -361,12 +416,14 @@ pub(crate) fn udp_datagram(
 ) -> bool {
     let ports = (flow.client.port(), flow.server.port());
     let any = |p: u16| ports.0 == p || ports.1 == p;
-    if any(53) {
+    // A QUIC Initial from or to port 53 is QUIC: the payload decides.
+    let quic = matches!(flow.app, AppProto::Quic | AppProto::Gquic);
+    if any(53) && !quic && !quic::looks_like_initial(payload) {
         flow.app = AppProto::Dns;
         return dns_datagram(flow, up, payload, ctx);
     }
     if any(5353) || any(5355) {
-        flow.app = AppProto::Mdns;
+        mdns_datagram(flow, up, payload, ctx);
         flow.stop_dissecting();
         return false;
     }
@@ -390,7 +447,9 @@ pub(crate) fn udp_datagram(
     }
     if gquic::looks_like_gquic(payload) {
         if let Ok(Some(sni)) = gquic::chlo_sni(payload) {
-            flow.names_mut().sni = Some(normalise_name(sni));
+            let names = flow.names_mut();
+            names.sni = Some(normalise_name(sni));
+            names.quic_version = gquic::version(payload);
             flow.app = AppProto::Gquic;
             flow.stop_dissecting();
             return false;
@@ -413,9 +472,12 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
         flow.dissector = Some(Box::new(Dissector::Quic(Box::new(QuicState {
             crypto: Reassembler::with_budget(ctx.buffer_cap, ctx.budget.clone()),
             original: None,
+            hello_version: None,
+            restarted: false,
         }))));
     }
     let mut opened_any = false;
+    let mut bad_packets = false;
     let mut version = 0;
     let mut gquic_sni = None;
     {
@@ -430,6 +492,7 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                 Ok(p) => p,
                 Err(e) => {
                     ctx.stats.parse_error(e.reason());
+                    bad_packets = true;
                     break;
                 }
             };
@@ -438,9 +501,14 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                 Err(_) if !up => continue, // a server Initial: not ours to open
                 Err(e) => {
                     ctx.stats.parse_error(e.reason());
+                    bad_packets = true;
                     continue;
                 }
             };
+            if std::mem::take(&mut q.restarted) {
+                q.crypto = Reassembler::with_budget(ctx.buffer_cap, ctx.budget.clone());
+                q.hello_version = None;
+            }
             opened_any = true;
             version = pkt.version;
             if quic::is_google_version(pkt.version) {
@@ -451,25 +519,34 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                         }
                     }
                     Ok(data) => {
+                        q.hello_version.get_or_insert(pkt.version);
                         q.crypto.insert(0, data);
                     }
-                    Err(e) => ctx.stats.parse_error(e.reason()),
+                    Err(e) => {
+                        ctx.stats.parse_error(e.reason());
+                        bad_packets = true;
+                    }
                 }
                 continue;
             }
             for frame in quic::crypto_frames(plain) {
                 match frame {
                     Ok(f) => {
+                        if f.offset == 0 {
+                            q.hello_version = Some(pkt.version);
+                        }
                         q.crypto.insert(f.offset, f.data);
                     }
                     Err(e) => {
                         ctx.stats.parse_error(e.reason());
+                        bad_packets = true;
                         break;
                     }
                 }
             }
         }
     }
+    flow.malformed |= bad_packets;
     let swapped = opened_any && !up;
     if opened_any {
         flow.client_confirmed = true;
@@ -480,7 +557,9 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
         };
     }
     if let Some(sni) = gquic_sni {
-        flow.names_mut().sni = Some(sni);
+        let names = flow.names_mut();
+        names.sni = Some(sni);
+        names.quic_version = Some(version);
         flow.stop_dissecting();
         return swapped;
     }
@@ -499,18 +578,17 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
                 match tls::parse_client_hello_message(data) {
                     Ok(hello) => {
                         let hello_names = owned_hello(&hello);
-                        let names = flow.names_mut();
-                        names.quic_version = Some(version);
-                        set_hello(names, hello_names);
+                        flow.names_mut().quic_version = Some(q.hello_version.unwrap_or(version));
+                        set_hello(flow, hello_names, ctx.dns, ctx.now);
                     }
-                    Err(e) => ctx.stats.parse_error(e.reason()),
+                    Err(e) => malformed(flow, ctx, e),
                 }
                 flow.stop_dissecting();
                 return swapped;
             }
             Ok((tls::CLIENT_HELLO, _)) => {}
             _ => {
-                ctx.stats.parse_error(Error::NotClientHello.reason());
+                malformed(flow, ctx, Error::NotClientHello);
                 flow.stop_dissecting();
                 return swapped;
             }
@@ -522,33 +600,65 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
     swapped
 }
 
-/// Opens an Initial with the keys of the flow's first DCID when the packet
-/// carries it, else with its own DCID's keys, falling back to the first
-/// DCID's (a client keeps those for all its Initials). Returns where the
-/// plaintext sits in `scratch`.
+/// The Initial keys of one QUIC connection: derived from the Destination
+/// Connection ID of the client's first Initial (or, after a Retry, of the
+/// first Initial that followed it), whatever DCID later Initials carry.
+pub(crate) struct ConnectionKeys {
+    dcid: Vec<u8>,
+    version: u32,
+    keys: quic::InitialKeys,
+}
+
+/// Opens a client Initial and returns where its plaintext sits in `scratch`.
+///
+/// Initial keys belong to the connection, not to a DCID (RFC 9001 §5.2):
+/// once the server has answered, the client's next Initials carry the
+/// server's connection ID but are still protected with the keys of the
+/// first one; after a compatible version upgrade (RFC 9368) they use the
+/// new version's salt over that same first DCID. A packet whose own DCID
+/// opens it starts (or, after a Retry, restarts) the connection's keys.
 fn open_with_known_keys(
     q: &mut QuicState,
     pkt: &quic::InitialPacket<'_>,
     scratch: &mut [u8],
 ) -> Result<core::ops::Range<usize>, Error> {
-    if let Some((dcid, keys)) = q.original.as_deref() {
-        if dcid.as_slice() == pkt.dcid {
-            return pkt.open_range(keys, scratch);
+    if let Some(c) = q.original.as_deref() {
+        if c.dcid == pkt.dcid && c.version == pkt.version {
+            return pkt.open_range(&c.keys, scratch);
         }
     }
     let own = quic::InitialKeys::new(pkt.version, pkt.dcid, quic::Side::Client)?;
-    match pkt.open_range(&own, scratch) {
+    let own_err = match pkt.open_range(&own, scratch) {
         Ok(range) => {
-            if q.original.is_none() {
-                q.original = Some(Box::new((pkt.dcid.to_vec(), own)));
+            // A new DCID (or version) opening with its own keys is a new
+            // start: after a Retry or a Version Negotiation the client sends
+            // its ClientHello again from offset 0, possibly a different one.
+            if q.original
+                .as_deref()
+                .is_some_and(|c| c.dcid != pkt.dcid || c.version != pkt.version)
+            {
+                q.restarted = true;
             }
-            Ok(range)
+            q.original = Some(Box::new(ConnectionKeys {
+                dcid: pkt.dcid.to_vec(),
+                version: pkt.version,
+                keys: own,
+            }));
+            return Ok(range);
         }
-        Err(e) => match q.original.as_deref() {
-            Some((_, keys)) => pkt.open_range(keys, scratch),
-            None => Err(e),
-        },
+        Err(e) => e,
+    };
+    let Some(c) = q.original.as_deref_mut() else {
+        return Err(own_err);
+    };
+    if c.version == pkt.version {
+        return pkt.open_range(&c.keys, scratch);
     }
+    let upgraded = quic::InitialKeys::new(pkt.version, &c.dcid, quic::Side::Client)?;
+    let range = pkt.open_range(&upgraded, scratch)?;
+    c.version = pkt.version;
+    c.keys = upgraded;
+    Ok(range)
 }
 
 // === DNS ===
@@ -571,6 +681,38 @@ fn dns_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_>
     dns_message(flow, payload, client_ip, ctx);
     flow.stop_dissecting();
     swapped
+}
+
+/// Multicast DNS and LLMNR (RFC 6762, RFC 4795): the phone asks for and
+/// announces local device and service names. The question (or, in an
+/// announcement, the first answer's name) goes to `dns_query`; answers feed
+/// the cache only when sent to one client (an LLMNR reply, a unicast mDNS
+/// reply), never when multicast to the whole network.
+fn mdns_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_>) {
+    flow.app = AppProto::Mdns;
+    let Ok(msg) = dns::Message::parse(payload) else {
+        return malformed(flow, ctx, Error::Truncated);
+    };
+    let name = match msg.first_question() {
+        Ok(Some(q)) => Some(q.name),
+        Ok(None) => msg.answers().next().and_then(|r| r.ok()).map(|r| r.name),
+        Err(e) => return malformed(flow, ctx, e),
+    };
+    if let Some(name) = name.filter(|n| !n.is_root()) {
+        let names = flow.names_mut();
+        if names.dns_query.is_none() {
+            names.dns_query = Some(normalise_name(name.as_bytes()));
+        }
+    }
+    let receiver = if up {
+        flow.server.ip()
+    } else {
+        flow.client.ip()
+    };
+    if msg.is_response() && !receiver.is_multicast() {
+        dns_message(flow, payload, receiver, ctx);
+        flow.app = AppProto::Mdns;
+    }
 }
 
 /// Reads one DNS message: the question names the flow, answers feed the cache.
@@ -602,6 +744,7 @@ fn dns_message(flow: &mut Flow, bytes: &[u8], client_ip: IpAddr, ctx: &mut Conte
     }
     let mut chain: Vec<Box<str>> = Vec::new();
     let mut addresses: Vec<(IpAddr, u32)> = Vec::new();
+    let mut ech_names: Vec<(Box<str>, u32)> = Vec::new();
     for rec in msg.answers().take(MAX_ANSWERS) {
         let rec = match rec {
             Ok(r) => r,
@@ -616,11 +759,27 @@ fn dns_message(flow: &mut Flow, bytes: &[u8], client_ip: IpAddr, ctx: &mut Conte
                 chain.push(normalise_name(target.as_bytes()))
             }
             Ok(dns::RData::Service { params, .. }) => {
-                addresses.extend(dns::service_hints(params).take(32).map(|a| (a, rec.ttl)))
+                addresses.extend(dns::service_hints(params).take(32).map(|a| (a, rec.ttl)));
+                if let Some(list) = ech::service_ech_param(params) {
+                    for name in ech::public_names(list).take(MAX_PUBLIC_NAMES) {
+                        match name {
+                            Ok(n) => ech_names.push((normalise_name(n), rec.ttl)),
+                            Err(e) => {
+                                ctx.stats.parse_error(e.reason());
+                                break;
+                            }
+                        }
+                    }
+                }
             }
             Ok(_) => {}
             Err(e) => ctx.stats.parse_error(e.reason()),
         }
+    }
+    if let Some(ttl) = ech_names.iter().map(|(_, t)| *t).min() {
+        let names = ech_names.into_iter().map(|(n, _)| n).collect();
+        let query = normalise_name(question.name.as_bytes());
+        ctx.dns.insert_ech(client_ip, &query, names, ttl, ctx.now);
     }
     if addresses.is_empty() {
         return;
@@ -654,15 +813,39 @@ fn owned_hello(hello: &tls::ClientHello<'_>) -> HelloNames {
     }
 }
 
-fn set_hello(names: &mut crate::flow::Names, h: HelloNames) {
-    names.sni = h.sni;
-    names.alpn = h.alpn;
-    names.ech = h.ech;
+/// Real or GREASE: real when the outer SNI is the public name of an ECH
+/// configuration this client was given for the name it resolved to reach
+/// the server, or, when no answer for this flow was seen, one any client
+/// was given.
+fn ech_kind(flow: &Flow, h: &HelloNames, dns: &DnsCache, now: Nanos) -> Option<Ech> {
+    if !h.ech {
+        return None;
+    }
+    let Some(sni) = h.sni.as_deref() else {
+        return Some(Ech::Grease);
+    };
+    let resolution = flow.names.as_deref().and_then(|n| n.resolution.as_deref());
+    let real = match resolution {
+        Some(r) => {
+            let names = std::iter::once(&*r.query).chain(r.cname_chain.iter().map(|c| &**c));
+            dns.is_ech_public_name(flow.client.ip(), names, sni, now)
+        }
+        None => dns.is_known_public_name(sni, now),
+    };
+    Some(if real { Ech::Real } else { Ech::Grease })
 }
 
-fn apply_hello(flow: &mut Flow, hello: &tls::ClientHello<'_>) {
+fn set_hello(flow: &mut Flow, h: HelloNames, dns: &DnsCache, now: Nanos) {
+    let ech = ech_kind(flow, &h, dns, now);
+    let names = flow.names_mut();
+    names.sni = h.sni;
+    names.alpn = h.alpn;
+    names.ech = ech;
+}
+
+fn apply_hello(flow: &mut Flow, hello: &tls::ClientHello<'_>, ctx: &Context<'_>) {
     let h = owned_hello(hello);
-    set_hello(flow.names_mut(), h);
+    set_hello(flow, h, ctx.dns, ctx.now);
 }
 
 struct RequestNames {
@@ -678,6 +861,18 @@ fn owned_request(req: &http::Request<'_>) -> RequestNames {
             .host
             .map(|h| normalise_name(http::host_without_port(h.trim_ascii()))),
         method: printable(req.method).into(),
+        path: printable(&path[..path.len().min(512)]).into(),
+    }
+}
+
+fn owned_h2_request(req: &http2::Request) -> RequestNames {
+    let path = req.path.as_deref().unwrap_or_default();
+    RequestNames {
+        host: req
+            .authority
+            .as_deref()
+            .map(|h| normalise_name(http::host_without_port(h.trim_ascii()))),
+        method: printable(req.method.as_deref().unwrap_or_default()).into(),
         path: printable(&path[..path.len().min(512)]).into(),
     }
 }

@@ -6,6 +6,11 @@
 //! next connection there is about. Entries expire after their TTL plus a
 //! slack (clients keep answers a little longer than the TTL), and the cache
 //! never holds more than `capacity` entries: the oldest go first.
+//!
+//! Beside addresses it keeps the ECH configurations clients were given: the
+//! `public_name`s of the `ech` SvcParam in HTTPS/SVCB answers, per (client,
+//! name asked for), so a ClientHello whose outer SNI is one of them can be
+//! told apart from GREASE ECH. That store is bounded the same way.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -32,9 +37,25 @@ struct Entry {
     generation: u64,
 }
 
+/// Most (client, name) entries of ECH public names kept.
+const MAX_ECH_ENTRIES: usize = 4096;
+/// Most public names kept per entry.
+pub const MAX_PUBLIC_NAMES: usize = 8;
+
+/// The ECH public names a client received for a name.
+#[derive(Debug)]
+struct EchEntry {
+    public_names: Box<[Box<str>]>,
+    expires: Nanos,
+}
+
 /// Bounded (client, address) → resolution cache.
 #[derive(Debug)]
 pub struct DnsCache {
+    ech: HashMap<(IpAddr, Box<str>), EchEntry>,
+    /// Every public name any client was given, with its expiry.
+    public_names: HashMap<Box<str>, Nanos>,
+    ech_order: VecDeque<(IpAddr, Box<str>)>,
     map: HashMap<(IpAddr, IpAddr), Entry>,
     order: VecDeque<((IpAddr, IpAddr), u64)>,
     capacity: usize,
@@ -51,6 +72,9 @@ impl DnsCache {
     /// A cache of at most `capacity` entries; `slack` is added to every TTL.
     pub fn new(capacity: usize, slack: Nanos) -> Self {
         DnsCache {
+            ech: HashMap::default(),
+            public_names: HashMap::default(),
+            ech_order: VecDeque::new(),
             map: HashMap::default(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
@@ -114,6 +138,73 @@ impl DnsCache {
             .map(|e| e.resolution.clone())
     }
 
+    /// Records the ECH public names `client` received for `name` (an
+    /// HTTPS/SVCB answer's `ech` SvcParam). The oldest entries go first when
+    /// the store is full.
+    pub fn insert_ech(
+        &mut self,
+        client: IpAddr,
+        name: &str,
+        public_names: Vec<Box<str>>,
+        ttl_secs: u32,
+        now: Nanos,
+    ) {
+        if public_names.is_empty() {
+            return;
+        }
+        let expires = now + (u64::from(ttl_secs) * SECOND).max(MIN_TTL) + self.slack;
+        if self.public_names.len() >= MAX_ECH_ENTRIES {
+            self.public_names.retain(|_, e| *e >= now);
+        }
+        for p in public_names.iter().take(MAX_PUBLIC_NAMES) {
+            if self.public_names.len() < MAX_ECH_ENTRIES || self.public_names.contains_key(p) {
+                let e = self.public_names.entry(p.clone()).or_insert(expires);
+                *e = (*e).max(expires);
+            }
+        }
+        let key = (client, Box::<str>::from(name));
+        let entry = EchEntry {
+            public_names: public_names.into_iter().take(MAX_PUBLIC_NAMES).collect(),
+            expires,
+        };
+        if self.ech.insert(key.clone(), entry).is_none() {
+            self.ech_order.push_back(key);
+        }
+        while self.ech.len() > MAX_ECH_ENTRIES {
+            match self.ech_order.pop_front() {
+                Some(old) => {
+                    self.ech.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Whether `public_name` is the public name of an ECH configuration
+    /// `client` received, still valid, for one of `names`.
+    pub fn is_ech_public_name<'n>(
+        &self,
+        client: IpAddr,
+        names: impl IntoIterator<Item = &'n str>,
+        public_name: &str,
+        now: Nanos,
+    ) -> bool {
+        names.into_iter().any(|name| {
+            self.ech
+                .get(&(client, Box::<str>::from(name)))
+                .filter(|e| e.expires >= now)
+                .is_some_and(|e| e.public_names.iter().any(|p| **p == *public_name))
+        })
+    }
+
+    /// Whether any client was given an ECH configuration, still valid,
+    /// whose public name is `public_name`.
+    pub fn is_known_public_name(&self, public_name: &str, now: Nanos) -> bool {
+        self.public_names
+            .get(public_name)
+            .is_some_and(|e| *e >= now)
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -154,6 +245,41 @@ mod tests {
         // A short TTL is still trusted for a minute.
         c.insert(p1, a, res("two.example"), 1, 0);
         assert_eq!(&*c.lookup(p1, a, 59 * SECOND).unwrap().query, "two.example");
+    }
+
+    #[test]
+    fn ech_public_names_per_client_and_name() {
+        let mut c = DnsCache::new(10, 0);
+        let (p1, p2): (IpAddr, IpAddr) =
+            ("10.42.0.2".parse().unwrap(), "10.42.0.3".parse().unwrap());
+        c.insert_ech(p1, "site.example", vec!["cover.example".into()], 300, 0);
+        assert!(c.is_ech_public_name(p1, ["site.example"], "cover.example", 0));
+        assert!(!c.is_ech_public_name(p2, ["site.example"], "cover.example", 0));
+        assert!(!c.is_ech_public_name(p1, ["other.example"], "cover.example", 0));
+        assert!(!c.is_ech_public_name(p1, ["site.example"], "site.example", 0));
+        assert!(!c.is_ech_public_name(p1, ["site.example"], "cover.example", 400 * SECOND));
+        assert!(c.is_known_public_name("cover.example", 0));
+        assert!(!c.is_known_public_name("site.example", 0));
+        for i in 0..2 * MAX_ECH_ENTRIES {
+            c.insert_ech(
+                p1,
+                &format!("n{i}.example"),
+                vec!["c.example".into()],
+                300,
+                0,
+            );
+        }
+        assert!(c.ech.len() <= MAX_ECH_ENTRIES && c.ech_order.len() <= MAX_ECH_ENTRIES);
+        for i in 0..2 * MAX_ECH_ENTRIES {
+            c.insert_ech(
+                p2,
+                "x.example",
+                vec![format!("c{i}.example").into()],
+                300,
+                0,
+            );
+        }
+        assert!(c.public_names.len() <= MAX_ECH_ENTRIES);
     }
 
     #[test]

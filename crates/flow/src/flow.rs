@@ -103,8 +103,8 @@ pub struct Names {
     pub sni: Option<Box<str>>,
     /// Offered ALPN protocols.
     pub alpn: Vec<Box<str>>,
-    /// encrypted_client_hello present.
-    pub ech: bool,
+    /// What the encrypted_client_hello extension was, when present.
+    pub ech: Option<Ech>,
     /// QUIC version of the Initial that named the flow.
     pub quic_version: Option<u32>,
     /// HTTP Host, port stripped, lowercased.
@@ -121,6 +121,68 @@ pub struct Names {
     pub dns_rcode: Option<u8>,
     /// What the client's resolver said about the server address.
     pub resolution: Option<Arc<Resolution>>,
+}
+
+/// An encrypted_client_hello extension, real or GREASE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ech {
+    /// Browsers send a random payload shaped like ECH on every connection
+    /// (draft-ietf-tls-esni §6.2); the outer SNI is then the destination.
+    Grease,
+    /// The outer SNI is the public name of an ECH configuration the client
+    /// was given: the destination is inside, encrypted.
+    Real,
+}
+
+impl Ech {
+    /// Name used in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ech::Grease => "grease",
+            Ech::Real => "real",
+        }
+    }
+}
+
+/// Why nothing names a flow, as far as the flow itself can tell. Whether
+/// its device resolves over encrypted DNS is known only across flows, so
+/// [`BlindSpot::NoDnsSeen`] is refined by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BlindSpot {
+    /// Real ECH: the destination is inside the encrypted ClientHello and no
+    /// DNS answer for the address was seen.
+    Ech,
+    /// The device resolves over DoT/DoH/DoQ, so only SNI can name its flows.
+    EncryptedDns,
+    /// No name in the flow and no DNS answer for its address: a direct-IP
+    /// connection, or the answer predates the capture.
+    NoDnsSeen,
+    /// The flow was picked up mid-stream: its handshake was never seen.
+    NoHandshakeSeen,
+    /// The handshake or request was there but could not be parsed.
+    Malformed,
+}
+
+impl BlindSpot {
+    /// Every reason, in label order.
+    pub const ALL: [BlindSpot; 5] = [
+        BlindSpot::Ech,
+        BlindSpot::EncryptedDns,
+        BlindSpot::NoDnsSeen,
+        BlindSpot::NoHandshakeSeen,
+        BlindSpot::Malformed,
+    ];
+
+    /// Label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlindSpot::Ech => "ech",
+            BlindSpot::EncryptedDns => "encrypted_dns",
+            BlindSpot::NoDnsSeen => "no_dns_seen",
+            BlindSpot::NoHandshakeSeen => "no_handshake_seen",
+            BlindSpot::Malformed => "malformed",
+        }
+    }
 }
 
 /// Where a flow's `domain` came from.
@@ -193,6 +255,8 @@ pub struct Flow {
     pub(crate) syn_seen: [bool; 2],
     /// Sequence numbers of those SYNs.
     pub(crate) syn_seq: [u32; 2],
+    /// The flow's handshake or request could not be parsed.
+    pub(crate) malformed: bool,
 }
 
 /// Whether a name is an IP literal (never a domain).
@@ -240,6 +304,7 @@ impl Flow {
             tries: 0,
             syn_seen: [false; 2],
             syn_seq: [0; 2],
+            malformed: false,
         }
     }
 
@@ -249,10 +314,18 @@ impl Flow {
     }
 
     /// The domain this flow talks to, and where that came from: SNI, then
-    /// HTTP Host, then the DNS cache. IP literals never count; DNS flows
+    /// HTTP Host, then the DNS cache; with real ECH only the DNS cache. IP literals never count; DNS flows
     /// themselves have no domain (their question is `dns_query`).
     pub fn domain(&self) -> Option<(&str, NameSource)> {
         let n = self.names.as_deref()?;
+        if n.ech == Some(Ech::Real) {
+            // The outer SNI names the ECH provider, not the destination: only
+            // the name the client resolved does.
+            return n
+                .resolution
+                .as_deref()
+                .map(|r| (&*r.query, NameSource::Dns));
+        }
         if let Some(sni) = n.sni.as_deref().filter(|s| !is_ip_literal(s)) {
             let src = if matches!(self.app, AppProto::Quic | AppProto::Gquic) {
                 NameSource::QuicSni
@@ -270,6 +343,34 @@ impl Flow {
         n.resolution
             .as_deref()
             .map(|r| (&*r.query, NameSource::Dns))
+    }
+
+    /// Why nothing names this flow; `None` when something does (DNS flows
+    /// have their question instead of a domain and are never blind).
+    pub fn blind_spot(&self) -> Option<BlindSpot> {
+        if self.domain().is_some() || self.app == AppProto::Dns {
+            return None;
+        }
+        let names = self.names.as_deref();
+        if names.is_some_and(|n| n.ech == Some(Ech::Real)) {
+            return Some(BlindSpot::Ech);
+        }
+        if self.malformed {
+            return Some(BlindSpot::Malformed);
+        }
+        let handshake_missed = match self.transport {
+            // A connection whose client SYN was never seen, and whose first
+            // payload was not a handshake either.
+            Transport::Tcp => !self.syn_seen[0] && self.app == AppProto::Unknown,
+            // QUIC short-header packets only: the Initials went before.
+            Transport::Udp => self.app == AppProto::Unknown && self.server.port() == 443,
+            _ => false,
+        };
+        Some(if handshake_missed {
+            BlindSpot::NoHandshakeSeen
+        } else {
+            BlindSpot::NoDnsSeen
+        })
     }
 
     /// Whether the flow's payload is cleartext (see [`AppProto::cleartext`]).

@@ -24,7 +24,7 @@ pub mod stats;
 pub mod table;
 
 pub use devices::{Device, DeviceTable};
-pub use flow::{AppProto, Flow, Names, TcpState};
+pub use flow::{AppProto, BlindSpot, Ech, Flow, Names, TcpState};
 pub use key::{Endpoint, FlowKey, Transport};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use stats::Stats;

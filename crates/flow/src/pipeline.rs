@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use tetherscope_wire::{dhcp, gtp, ip, link, tcp, udp, Error};
+use tetherscope_wire::{dhcp, gtp, ip, link, tcp, tunnel, udp, Error};
 
 use crate::devices::DeviceTable;
 use crate::dissect::{self, Context};
@@ -217,21 +217,35 @@ impl Pipeline {
         if let (Some(mac), true) = (src_mac, is_local(packet.src) && depth == 0) {
             self.devices.observe(mac, packet.src);
         }
-        // GTP-U carries user traffic inside UDP: name the inner flow.
-        if depth == 0 && packet.protocol == ip::protocol::UDP && packet.fragment.is_none() {
-            if let Ok(dg) = udp::Datagram::parse(packet.payload) {
-                if dg.src_port == gtp::PORT || dg.dst_port == gtp::PORT {
-                    if let Ok((inner_proto, inner)) = gtp::decapsulate(dg.payload) {
+        // Tunnels (GTP-U, VXLAN, Geneve, GRE, IP-in-IP, Teredo) carry the
+        // traffic worth naming: the inner flow is the one reported, and it
+        // belongs to the device that sent the outer packet.
+        if depth < MAX_TUNNEL_DEPTH && packet.fragment.is_none() {
+            if let Some(inner) = tunnel_payload(packet.protocol, packet.payload) {
+                let frame = match inner {
+                    tunnel::Inner::Ip(proto, bytes) => Ok((proto, bytes)),
+                    tunnel::Inner::Ethernet(bytes) => {
+                        link::decode(link::LinkType::ETHERNET, bytes).map(|f| (f.proto, f.payload))
+                    }
+                    tunnel::Inner::Ppp(bytes) => {
+                        link::decode(link::LinkType::PPP, bytes).map(|f| (f.proto, f.payload))
+                    }
+                };
+                match frame {
+                    Ok((proto, bytes)) => {
                         return self.ip_packet(
                             ts,
-                            inner_proto,
-                            inner,
+                            proto,
+                            bytes,
                             wire_len,
                             truncated,
-                            None,
+                            src_mac,
                             depth + 1,
-                        );
+                        )
                     }
+                    // Tunnelled non-IP (ARP, keepalives): nothing to name.
+                    Err(Error::NotIp) => return Stats::add(&self.stats.not_ip, 1),
+                    Err(e) => return self.stats.parse_error(e.reason()),
                 }
             }
         }
@@ -543,6 +557,38 @@ fn swap_sides(flow: &mut Flow, sender_mac: Option<[u8; 6]>) {
     std::mem::swap(&mut flow.bytes_up, &mut flow.bytes_down);
     flow.client_mac = sender_mac;
     flow.client_confirmed = true;
+}
+
+/// Tunnels opened inside tunnels before the packet is taken as it is.
+const MAX_TUNNEL_DEPTH: u8 = 4;
+
+/// What a tunnel packet carries, when `payload` (of IP protocol
+/// `protocol`) is one: GRE and IP-in-IP by protocol number, the UDP
+/// tunnels by port and only when their header checks out, so an ordinary
+/// flow on one of those ports stays an ordinary flow.
+fn tunnel_payload(protocol: u8, payload: &[u8]) -> Option<tunnel::Inner<'_>> {
+    match protocol {
+        tunnel::PROTO_IPIP => Some(tunnel::Inner::Ip(link::NetProto::Ipv4, payload)),
+        tunnel::PROTO_IPV6 => Some(tunnel::Inner::Ip(link::NetProto::Ipv6, payload)),
+        tunnel::PROTO_GRE => tunnel::gre(payload).ok(),
+        ip::protocol::UDP => {
+            let dg = udp::Datagram::parse(payload).ok()?;
+            let port = |p: u16| dg.src_port == p || dg.dst_port == p;
+            if port(gtp::PORT) {
+                let (proto, inner) = gtp::decapsulate(dg.payload).ok()?;
+                Some(tunnel::Inner::Ip(proto, inner))
+            } else if port(tunnel::VXLAN_PORT) {
+                tunnel::vxlan(dg.payload).ok()
+            } else if port(tunnel::GENEVE_PORT) {
+                tunnel::geneve(dg.payload).ok()
+            } else if port(tunnel::TEREDO_PORT) {
+                tunnel::teredo(dg.payload).ok()
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Addresses that belong to devices on the local network.

@@ -20,6 +20,18 @@ pub fn looks_like_gquic(payload: &[u8]) -> bool {
     at(1) || at(9)
 }
 
+/// The version tag ("Q043", "Q046", ...) of a Google QUIC client packet, as
+/// the big-endian number the IETF version field would hold: after the flags
+/// byte in Q046's long header, after flags and an 8-byte connection ID in
+/// the older public header.
+pub fn version(payload: &[u8]) -> Option<u32> {
+    [1, 9].into_iter().find_map(|at| {
+        let tag = payload.get(at..at + 4)?;
+        (tag[..2] == *b"Q0" && tag[2..].iter().all(u8::is_ascii_digit))
+            .then(|| u32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]))
+    })
+}
+
 /// Finds a CHLO in `bytes` and returns its SNI value.
 pub fn chlo_sni(bytes: &[u8]) -> Result<Option<&[u8]>> {
     let start = bytes
@@ -64,8 +76,12 @@ mod tests {
         p.extend_from_slice(&(3 + 9u32).to_le_bytes());
         p.extend_from_slice(b"---i.ytimg.com");
         assert!(looks_like_gquic(&p));
+        assert_eq!(version(&p), Some(0x5130_3433));
         assert_eq!(chlo_sni(&p).unwrap(), Some(&b"i.ytimg.c"[..]));
         p.truncate(p.len() - 8);
+        // Q046 long header: the version follows the flags byte.
+        assert_eq!(version(b"\xc3Q046\x50\x01"), Some(0x5130_3436));
+        assert_eq!(version(b"\xc3Q0x6"), None);
         assert!(chlo_sni(&p).is_err());
     }
 }

@@ -12,15 +12,19 @@
 pub mod bytes;
 pub mod dhcp;
 pub mod dns;
+pub mod ech;
 pub mod error;
 pub mod gquic;
 pub mod gtp;
+pub mod hpack;
 pub mod http;
+pub mod http2;
 pub mod ip;
 pub mod link;
 pub mod quic;
 pub mod tcp;
 pub mod tls;
+pub mod tunnel;
 pub mod udp;
 
 pub use error::{Error, Result};

@@ -2,7 +2,8 @@
 //!
 //! Supported: Ethernet (802.1Q/802.1ad tags, stacked QinQ, PPPoE sessions,
 //! MPLS label stacks; trailers are cut later by the IP length), Linux cooked
-//! capture v1 and v2, raw IP, BSD loopback/null, OpenBSD loop and PPP.
+//! capture v1 and v2, raw IP, BSD loopback/null, OpenBSD loop, PPP and
+//! Cisco HDLC.
 
 use crate::bytes::{be16, be32};
 use crate::{Error, Result};
@@ -22,6 +23,8 @@ impl LinkType {
     pub const PPP_HDLC: LinkType = LinkType(50);
     /// Raw IP (version from the first nibble).
     pub const RAW: LinkType = LinkType(101);
+    /// Cisco HDLC: address, control, then an EtherType.
+    pub const C_HDLC: LinkType = LinkType(104);
     /// OpenBSD loopback: address family in network byte order.
     pub const LOOP: LinkType = LinkType(108);
     /// Linux cooked capture v1.
@@ -43,7 +46,7 @@ impl LinkType {
     pub fn is_supported(self) -> bool {
         matches!(
             self.0,
-            0 | 1 | 9 | 12 | 14 | 50 | 101 | 108 | 113 | 228 | 229 | 276
+            0 | 1 | 9 | 12 | 14 | 50 | 101 | 104 | 108 | 113 | 228 | 229 | 276
         )
     }
 }
@@ -92,6 +95,7 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Frame<'_>> {
         0 => null(frame),
         108 => loopback_network_order(frame),
         9 | 50 => ppp(frame),
+        104 => cisco_hdlc(frame),
         _ => Err(Error::UnknownLinkType),
     }
 }
@@ -153,19 +157,7 @@ fn by_ethertype(mut ethertype: u16, mut rest: &[u8]) -> Result<Frame<'_>> {
                 let len = be16(rest, 4)? as usize;
                 let body = rest.get(6..).ok_or(Error::Truncated)?;
                 let body = &body[..len.min(body.len())];
-                let proto = be16(body, 0)?;
-                let inner = &body[2..];
-                return match proto {
-                    0x0021 => Ok(Frame {
-                        vlan,
-                        ..bare(NetProto::Ipv4, inner)
-                    }),
-                    0x0057 => Ok(Frame {
-                        vlan,
-                        ..bare(NetProto::Ipv6, inner)
-                    }),
-                    _ => Err(Error::NotIp),
-                };
+                return ppp_protocol(body).map(|f| Frame { vlan, ..f });
             }
             t if ETH_MPLS.contains(&t) => {
                 let inner = mpls(rest)?;
@@ -265,6 +257,14 @@ fn ppp(frame: &[u8]) -> Result<Frame<'_>> {
     if rest.starts_with(&[0xff, 0x03]) {
         rest = &rest[2..];
     }
+    ppp_protocol(rest)
+}
+
+/// A PPP protocol field and what follows it. The field is one byte when the
+/// peers negotiated protocol-field compression (RFC 1661 §6.5): a protocol
+/// number's low byte is odd and its high byte even, so an odd first byte
+/// is a whole, compressed field.
+fn ppp_protocol(rest: &[u8]) -> Result<Frame<'_>> {
     let first = *rest.first().ok_or(Error::Truncated)?;
     let (proto, skip) = if first & 1 == 1 {
         (u16::from(first), 1)
@@ -277,6 +277,13 @@ fn ppp(frame: &[u8]) -> Result<Frame<'_>> {
         0x57 => Ok(bare(NetProto::Ipv6, payload)),
         _ => Err(Error::NotIp),
     }
+}
+
+/// Cisco HDLC: address (0x0f unicast, 0x8f broadcast), control (0), then
+/// an EtherType, as on Ethernet.
+fn cisco_hdlc(frame: &[u8]) -> Result<Frame<'_>> {
+    let ethertype = be16(frame, 2)?;
+    by_ethertype(ethertype, &frame[4..])
 }
 
 #[cfg(test)]
@@ -386,6 +393,38 @@ mod tests {
     }
 
     #[test]
+    fn pppoe_with_a_compressed_protocol_field() {
+        // PPPoE session header, then PPP protocol 0x21 in one byte.
+        let rest = [0x11, 0x00, 0x12, 0x34, 0x00, 0x05, 0x21, 0x45, 0, 0, 0];
+        let frame = eth(&[0x88, 0x64], &rest);
+        let out = decode(LinkType::ETHERNET, &frame).unwrap();
+        assert_eq!(out.proto, NetProto::Ipv4);
+        assert_eq!(out.payload, &[0x45, 0, 0, 0]);
+        let v6 = [0x11, 0x00, 0x12, 0x34, 0x00, 0x02, 0x57, 0x60];
+        let frame = eth(&[0x88, 0x64], &v6);
+        let out = decode(LinkType::ETHERNET, &frame).unwrap();
+        assert_eq!(out.proto, NetProto::Ipv6);
+    }
+
+    #[test]
+    fn cisco_hdlc_frames() {
+        assert!(LinkType::C_HDLC.is_supported());
+        let out = decode(LinkType::C_HDLC, &[0x0f, 0x00, 0x08, 0x00, 0x45, 1]).unwrap();
+        assert_eq!((out.proto, out.payload), (NetProto::Ipv4, &[0x45, 1][..]));
+        let out = decode(LinkType::C_HDLC, &[0x8f, 0x00, 0x86, 0xdd, 0x60]).unwrap();
+        assert_eq!(out.proto, NetProto::Ipv6);
+        // SLARP keepalives are not IP.
+        assert_eq!(
+            decode(LinkType::C_HDLC, &[0x8f, 0x00, 0x80, 0x35, 0, 0]).unwrap_err(),
+            Error::NotIp
+        );
+        assert_eq!(
+            decode(LinkType::C_HDLC, &[0x0f, 0x00, 0x08]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+
+    #[test]
     fn link_type_flag_bits_are_masked() {
         assert_eq!(LinkType::from_header_field(0x4000_0000), LinkType::NULL);
         assert_eq!(LinkType::from_header_field(0x1000_0001), LinkType::ETHERNET);
@@ -393,7 +432,7 @@ mod tests {
 
     #[test]
     fn short_frames_are_truncated_not_panics() {
-        for link in [0, 1, 9, 101, 108, 113, 228, 276] {
+        for link in [0, 1, 9, 101, 104, 108, 113, 228, 276] {
             for len in 0..24 {
                 let f = vec![0x81; len];
                 let _ = decode(LinkType(link), &f);
