@@ -14,6 +14,7 @@ pub mod page;
 pub mod record;
 pub mod server;
 pub mod state;
+pub mod timeline;
 pub mod view;
 
 pub use server::router;
