@@ -210,6 +210,45 @@ fn report_prints_to_pdf_with_its_destinations() {
 }
 
 #[test]
+fn report_defaults_to_the_capture_name_and_refuses_non_captures() {
+    let dir = scratch("default-name");
+    let capture = dir.join("phone.pcap");
+    std::fs::copy(common::fixture("seed-domains.pcap"), &capture).unwrap();
+    let out = Command::new(common::bin())
+        .arg("report")
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let written = dir.join("phone.html");
+    assert!(written.exists(), "no {}", written.display());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("phone.html"));
+    // Nothing half-written is left behind.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    let bogus = dir.join("notes.txt");
+    std::fs::write(&bogus, "not a capture").unwrap();
+    let out = Command::new(common::bin())
+        .args(["report", "-o"])
+        .arg(dir.join("notes.html"))
+        .arg(&bogus)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a capture file") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!dir.join("notes.html").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn report_shows_hostile_names_as_text() {
     let dir = scratch("hostile-report");
     let html = dir.join("hostile.html");
