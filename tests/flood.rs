@@ -303,7 +303,7 @@ fn live_million_flow_flood_stays_bounded_and_keeps_names() {
     ] {
         let labels = [
             ("device", "pixel-7a"),
-            ("domain", site),
+            ("service", site),
             ("purpose", purpose),
         ];
         assert!(
