@@ -62,11 +62,11 @@ impl Relay {
                 while !accept_stop.load(Relaxed) {
                     let client = match listener.accept() {
                         Ok((c, _)) => c,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Nothing waiting, or out of descriptors: try again soon.
+                        Err(_) => {
                             std::thread::sleep(Duration::from_millis(50));
                             continue;
                         }
-                        Err(_) => continue,
                     };
                     if active.load(Relaxed) >= MAX_CONNECTIONS {
                         drop(client);
