@@ -116,6 +116,8 @@ pub struct Totals {
     pub last_seen_ns: u64,
     /// Capture time of the earliest flow, Unix nanoseconds (0: none).
     pub first_seen_ns: u64,
+    /// Capture time at which the newest flow started, Unix nanoseconds.
+    pub newest_start_ns: u64,
 }
 
 impl Totals {
@@ -132,6 +134,7 @@ impl Totals {
         }
         self.dns_queries += o.dns_queries;
         self.last_seen_ns = self.last_seen_ns.max(o.last_seen_ns);
+        self.newest_start_ns = self.newest_start_ns.max(o.newest_start_ns);
         self.first_seen_ns = match (self.first_seen_ns, o.first_seen_ns) {
             (0, t) | (t, 0) => t,
             (a, b) => a.min(b),
@@ -206,6 +209,9 @@ struct Inner {
     now_ns: u64,
     /// Packet time of the last scan for idle values.
     idle_scan_ns: u64,
+    /// Packet time the last scrape had reached: flows started after it are
+    /// newcomers to the next one.
+    scraped_ns: u64,
     overflow: u64,
     recent: VecDeque<FlowRecord>,
     /// Tracked devices seen resolving over DoT, DoQ or DoH.
@@ -314,12 +320,16 @@ impl Shared {
     /// recently active value): a new unexpected destination is never the one
     /// folded. An expected newcomer takes the place of the least recently
     /// active value only if that one has been quiet for a 24th of the idle
-    /// time (an hour by default); otherwise it is folded.
+    /// time (an hour by default); otherwise it is folded. Only newcomers
+    /// (`may_take_place`: a flow that finished, or started since the last
+    /// scrape) take a place: active flows that were folded before stay
+    /// folded, so scrapes do not churn the label set.
     fn admit(
         &self,
         inner: &mut Inner,
         mut labels: FlowLabels,
         active_ns: u64,
+        may_take_place: bool,
         count_overflow: bool,
     ) -> FlowLabels {
         if is_reserved(&labels.domain) {
@@ -335,7 +345,7 @@ impl Shared {
         if inner.domains.len() >= self.labels.max_domains {
             self.release_idle(inner, false);
         }
-        if inner.domains.len() >= self.labels.max_domains {
+        if inner.domains.len() >= self.labels.max_domains && may_take_place {
             let now = inner.now_ns;
             let victim = if unexpected {
                 // The least recently active expected value, else (every
@@ -407,7 +417,7 @@ impl Shared {
         if class.purpose == Purpose::EncryptedDns {
             self.note_private_dns(&mut inner, flow.client_mac);
         }
-        let labels = self.admit(&mut inner, labels, flow.last_seen, true);
+        let labels = self.admit(&mut inner, labels, flow.last_seen, true, true);
         add_retired(&mut inner, labels, &totals);
         if inner.recent.len() >= RECENT {
             inner.recent.pop_front();
@@ -444,6 +454,7 @@ impl Shared {
             ClassMemo {
                 full: inner.domains.len() >= self.labels.max_domains,
                 admitted: inner.domains.keys().cloned().collect(),
+                since: inner.scraped_ns,
                 domain_label: self.labels.domain,
                 ..ClassMemo::default()
             }
@@ -471,6 +482,7 @@ impl Shared {
             self.note_private_dns(&mut inner, mac);
         }
         let mut admitted = Vec::with_capacity(per_key.len());
+        let mut newest = 0;
         for ((mac, label), (t, flows)) in per_key {
             let device = devices
                 .entry(mac)
@@ -486,7 +498,9 @@ impl Shared {
                 rcode: l.rcode,
             };
             // Overflow is counted once per flow, when it finishes.
-            let labels = self.admit(&mut inner, labels, t.last_seen_ns, false);
+            let newcomer = t.newest_start_ns > memo.since;
+            newest = newest.max(t.newest_start_ns);
+            let labels = self.admit(&mut inner, labels, t.last_seen_ns, newcomer, false);
             admitted.push((labels, t, flows));
         }
         // Admission may have folded retired totals: copy them after it.
@@ -501,6 +515,7 @@ impl Shared {
             *active.entry(labels.device.clone()).or_default() += flows;
             totals.entry(labels).or_default().add(&t);
         }
+        inner.scraped_ns = inner.scraped_ns.max(newest);
         let private_dns = inner
             .private_dns
             .iter()
@@ -607,6 +622,7 @@ fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
         }),
         last_seen_ns: flow.last_seen,
         first_seen_ns: flow.first_seen,
+        newest_start_ns: flow.first_seen,
     }
 }
 
@@ -681,6 +697,7 @@ struct ClassInputs {
     resolution: Option<*const tetherscope_flow::dns_cache::Resolution>,
     http_path: Option<Box<str>>,
     rcode: &'static str,
+    newcomer: bool,
 }
 
 /// Classifications of one scrape, by the inputs that decide them.
@@ -706,6 +723,9 @@ struct ClassMemo {
     /// the set was full then.
     admitted: HashSet<String>,
     full: bool,
+    /// Packet time of the previous scrape: flows started later are
+    /// newcomers, which admission may give a place.
+    since: u64,
     domain_label: DomainLabel,
     hasher: ahash::RandomState,
 }
@@ -724,6 +744,7 @@ impl ClassMemo {
         let server_is_local = facts::is_local(f.server.ip());
         let app = f.app.name();
         let rcode = rcode_label(f);
+        let newcomer = f.first_seen > self.since;
         let hash = self.hasher.hash_one((
             f.transport,
             f.server.port(),
@@ -732,7 +753,7 @@ impl ClassMemo {
             name,
             resolution,
             http_path,
-            rcode,
+            (rcode, newcomer),
         ));
         let same = |k: &ClassInputs| {
             k.transport == f.transport
@@ -743,6 +764,7 @@ impl ClassMemo {
                 && k.resolution == resolution
                 && k.http_path.as_deref() == http_path
                 && k.rcode == rcode
+                && k.newcomer == newcomer
         };
         let head = self.by_hash.get(&hash).copied().unwrap_or(NO_CLASS);
         let mut at = head;
@@ -756,12 +778,9 @@ impl ClassMemo {
         let class = facts::classify(catalog, f);
         let id = self.classes.len() as u32;
         let (mut domain, service, purpose, verdict) = class_labels(&class, f, self.domain_label);
-        // An unexpected destination may still take a place: admission decides.
-        if self.full
-            && verdict != "unexpected"
-            && domain != UNNAMED
-            && !self.admitted.contains(&domain)
-        {
+        // A newcomer may still take a place: admission decides. A flow
+        // that was already there at the last scrape and found none, will not.
+        if self.full && !newcomer && !is_reserved(&domain) && !self.admitted.contains(&domain) {
             domain = OTHER.to_owned();
         }
         let labels = ClassLabels {
@@ -792,6 +811,7 @@ impl ClassMemo {
                 resolution,
                 http_path: http_path.map(Into::into),
                 rcode,
+                newcomer,
             },
             head,
         ));
