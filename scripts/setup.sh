@@ -4,9 +4,11 @@
 #
 #   setup.sh          build and run (and the demo)
 #   setup.sh --test   also what the test suite runs against: Prometheus,
-#                     promtool, Alertmanager and amtool; Chromium, Node.js and
-#                     playwright-core (tests/browser) for the page's browser
-#                     tests; pdftotext for the printed report
+#                     promtool, Alertmanager and amtool, NetworkManager (run
+#                     only inside the test namespaces: never started on the
+#                     host by this script), shellcheck and cargo-deb; Chromium,
+#                     Node.js and playwright-core (tests/browser) for the page's
+#                     browser tests; pdftotext for the printed report
 set -euo pipefail
 
 packages=(
@@ -17,6 +19,8 @@ packages=(
 if [ "${1:-}" = "--test" ]; then
   packages+=(prometheus prometheus-alertmanager  # rules, dashboards and alert delivery tests
              time                                 # peak memory of the flood test
+             network-manager dbus                 # the simulated hotspot's NetworkManager
+             shellcheck                           # the package's maintainer scripts
              chromium poppler-utils fonts-dejavu-core)  # browser tests of the page and report
   # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's).
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
@@ -33,7 +37,24 @@ if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
+  # NetworkManager is installed for the tests, which run it in namespaces of
+  # their own; it must not start on (and take over) this machine's network.
+  # Debian 12's package has no init script but its udev dependency does, so
+  # a deny-all policy-rc.d covers the install, and systemd gets the unit
+  # masked when the package was not here before.
+  guard=""
+  if [[ " ${missing[*]} " == *" network-manager "* ]]; then
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+      $sudo chmod 755 /usr/sbin/policy-rc.d
+      guard=/usr/sbin/policy-rc.d
+    fi
+    if [ -d /run/systemd/system ]; then
+      $sudo systemctl mask NetworkManager.service NetworkManager-wait-online.service >/dev/null 2>&1 || true
+    fi
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$guard" ] || $sudo rm -f "$guard"
 fi
 
 if [ "${1:-}" = "--test" ]; then
@@ -47,5 +68,11 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found: install a Rust toolchain (https://rustup.rs) and run this again" >&2
   exit 1
+fi
+# The package build of the test suite (cargo deb --strip); about a minute to
+# build on two cores.
+if [ "${1:-}" = "--test" ] && ! cargo deb --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-deb" >&2
+  cargo install --locked --version 3.8.0 cargo-deb
 fi
 echo "setup: all dependencies present" >&2

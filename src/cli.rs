@@ -119,7 +119,7 @@ pub struct ReportArgs {
 /// Arguments of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Interface to watch (default: the one holding 10.42.0.1, NetworkManager's hotspot).
+    /// Interface to watch (default: the device of NetworkManager's active shared connection, else the one holding 10.42.0.1).
     #[arg(long, short)]
     pub interface: Option<String>,
     /// Where the exporter listens [default: 127.0.0.1:9433]. Anything but

@@ -14,6 +14,7 @@ use crate::UsageError;
 const HARNESS: &str = include_str!("../scripts/hotspot-sim.sh");
 const SERVERS: &str = include_str!("../scripts/sim/servers.py");
 const DHCP_SCRIPT: &str = include_str!("../scripts/sim/phone-dhcp.sh");
+const NM_LAPTOP: &str = include_str!("../scripts/sim/nm-laptop.sh");
 /// Namespace id of the demo's simulated hotspot (`tsdemo-laptop`, ...).
 const SIM_ID: &str = "demo";
 
@@ -60,6 +61,7 @@ fn write_scripts(dir: &Path) -> std::io::Result<()> {
         ("hotspot-sim.sh", HARNESS),
         ("sim/servers.py", SERVERS),
         ("sim/phone-dhcp.sh", DHCP_SCRIPT),
+        ("sim/nm-laptop.sh", NM_LAPTOP),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, text)?;

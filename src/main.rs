@@ -7,6 +7,7 @@
 mod catalog;
 mod cli;
 mod demo;
+mod hotspot;
 mod monitor;
 mod privileges;
 mod read;

@@ -175,9 +175,16 @@ fn open_capture(opts: &LiveOptions) -> anyhow::Result<LiveSource> {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let args = apply_config(args)?;
-    let interface = match &args.interface {
-        Some(i) => i.clone(),
-        None => find_hotspot()?,
+    // No interface named: NetworkManager's shared connection, else 10.42.0.1.
+    let nm_hotspot = args
+        .interface
+        .is_none()
+        .then(crate::hotspot::from_networkmanager)
+        .flatten();
+    let interface = match (&args.interface, &nm_hotspot) {
+        (Some(i), _) => i.clone(),
+        (None, Some(h)) => h.interface.clone(),
+        (None, None) => find_hotspot()?,
     };
     let listen = args.listen.unwrap_or(DEFAULT_LISTEN);
     let (pipeline, shared) = build(&args)?;
@@ -224,6 +231,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             })?
     };
     crate::privileges::drop_all();
+    if let Some(h) = nm_hotspot {
+        crate::hotspot::watch(h, shared.clone());
+    }
     let summary = monitor::serve(shared, listener, stop, capture)?;
     eprintln!("tetherscope: stopped; {summary}");
     Ok(ExitCode::SUCCESS)

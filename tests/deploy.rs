@@ -38,7 +38,9 @@ fn tool(program: &str, args: &[&str], dir: &Path) -> Option<String> {
 #[test]
 fn prometheus_config_and_rules_pass_promtool() {
     let dir = root().join("deploy/prometheus");
-    tool("promtool", &["check", "config", "prometheus.yml"], &dir);
+    for config in ["prometheus.yml", "agent.yml", "central.yml"] {
+        tool("promtool", &["check", "config", config], &dir);
+    }
     tool(
         "promtool",
         &["check", "rules", "rules/tetherscope.yml"],
@@ -208,6 +210,30 @@ fn dashboards_are_complete_and_consistent() {
     for p in device["panels"].as_array().unwrap() {
         for t in p["targets"].as_array().unwrap() {
             assert!(t["expr"].as_str().unwrap().contains("device=~\"$device\""));
+        }
+    }
+    // Every dashboard has a sensor variable, all sensors by default (also
+    // matching series without a sensor label, on a single laptop), and every
+    // query filters by it.
+    for (path, d) in &all {
+        let vars = d["templating"]["list"].as_array().unwrap();
+        let sensor = vars
+            .iter()
+            .find(|v| v["name"] == "sensor")
+            .unwrap_or_else(|| panic!("{}: no sensor variable", path.display()));
+        assert_eq!(sensor["includeAll"], true);
+        assert_eq!(sensor["allValue"], ".*");
+        assert_eq!(sensor["current"]["value"][0], "$__all");
+        for p in d["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap_or_default();
+                assert!(
+                    expr.matches("sensor=~\"$sensor\"").count()
+                        >= expr.matches("tetherscope_").count(),
+                    "{}: {expr}",
+                    path.display()
+                );
+            }
         }
     }
     // Provisioning points at where compose mounts the dashboards.

@@ -68,6 +68,7 @@ fn expand(expr: &str) -> String {
         .replace("$__range", "10m")
         .replace("$__interval", "5s")
         .replace("$device", "pixel-7a")
+        .replace("$sensor", ".*")
 }
 
 #[test]

@@ -44,25 +44,80 @@ pub struct Sim {
     pub monitor: Option<Child>,
     /// Other processes (Prometheus, Alertmanager, ...), killed on drop.
     pub others: Vec<Child>,
+    /// Extra environment of every hotspot-sim.sh call (`TS_SIM_*`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Sim {
-    /// Brings the namespaces, dnsmasq and servers up.
+    /// Brings the namespaces, NetworkManager's hotspot and the servers up.
     pub fn up(id: &str) -> Sim {
+        Sim::up_with(id, &[])
+    }
+
+    /// [`Sim::up`] with extra `TS_SIM_*` settings for the harness.
+    pub fn up_with(id: &str, env: &[(&str, &str)]) -> Sim {
         let dir = std::env::temp_dir().join(format!("tetherscope-sim-{id}"));
         let sim = Sim {
             id: id.to_owned(),
             dir,
             monitor: None,
             others: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         let out = sim.script(&["up"]);
         assert!(
             out.status.success(),
-            "harness up failed: {}",
+            "harness up failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        sim.require_networkmanager();
         sim
+    }
+
+    /// Whether the hotspot came from the real NetworkManager. Without it the
+    /// harness falls back to a hand-started dnsmasq; the test says so
+    /// loudly, and under CI that is a failure.
+    pub fn networkmanager(&self) -> bool {
+        std::fs::read_to_string(self.dir.join("hotspot-mode"))
+            .is_ok_and(|m| m.trim() == "networkmanager")
+    }
+
+    /// Whether the harness will try the real NetworkManager: installed, and
+    /// not turned off with `TS_SIM_HOTSPOT=dnsmasq`. Says so loudly when not,
+    /// and under CI that is a failure.
+    pub fn networkmanager_expected(test: &str) -> bool {
+        let installed = std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|d| d.join("NetworkManager").is_file())
+        }) || std::path::Path::new("/usr/sbin/NetworkManager").is_file();
+        let forced_off = std::env::var("TS_SIM_HOTSPOT").as_deref() == Ok("dnsmasq");
+        if installed && !forced_off {
+            return true;
+        }
+        let msg = format!(
+            "{test} test NOT RUN: NetworkManager {} (scripts/setup.sh --test installs it)",
+            if forced_off {
+                "turned off by TS_SIM_HOTSPOT=dnsmasq"
+            } else {
+                "is not installed"
+            }
+        );
+        eprintln!("\n!!! {msg} !!!\n");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        false
+    }
+
+    fn require_networkmanager(&self) {
+        if self.networkmanager() {
+            return;
+        }
+        let msg = "the simulated hotspot runs WITHOUT NetworkManager (not installed: \
+                   scripts/setup.sh --test installs it); a hand-started dnsmasq stands in";
+        eprintln!("\n!!! {msg} !!!\n");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
     }
 
     /// hotspot-sim.sh with this harness's id and directory, to run or spawn.
@@ -71,7 +126,8 @@ impl Sim {
         c.arg(script())
             .args(args)
             .env("TS_SIM_ID", &self.id)
-            .env("TS_SIM_DIR", &self.dir);
+            .env("TS_SIM_DIR", &self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -116,6 +172,33 @@ impl Sim {
                 .filter(|h| h.contains("\"capture_attached\":true"))
         });
         assert!(health.is_some(), "exporter never became healthy");
+    }
+
+    /// A command run in the laptop's namespaces: with NetworkManager also
+    /// its private mounts (D-Bus bus, /var/lib/NetworkManager), so `nmcli`
+    /// and the lease file are NetworkManager's own.
+    pub fn laptop_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c;
+        if self.networkmanager() {
+            let holder = std::fs::read_to_string(self.dir.join("nm-holder.pid"))
+                .expect("NetworkManager holder pid");
+            c = Command::new("nsenter");
+            c.args(["-t", holder.trim(), "-m", "-u", "-n"]);
+        } else {
+            c = Command::new("ip");
+            c.args(["netns", "exec", &self.ns("laptop")]);
+        }
+        c.arg(program);
+        c
+    }
+
+    /// `nmcli ARGS` against the laptop's NetworkManager, bounded in time.
+    pub fn nmcli(&self, args: &[&str]) -> std::process::Output {
+        self.laptop_command("timeout")
+            .args(["30", "nmcli"])
+            .args(args)
+            .output()
+            .expect("run nmcli")
     }
 
     /// Starts a long-running helper inside the laptop namespace, bounded by
