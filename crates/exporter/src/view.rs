@@ -261,7 +261,8 @@ pub struct Aggregate {
     blind: [BlindCount; 5],
     /// `no_dns_seen` per device (under the device cap), and the devices
     /// seen using encrypted DNS: their `no_dns_seen` is `encrypted_dns`,
-    /// as in the metrics.
+    /// over the whole history as in `read`'s summary (the metrics decide
+    /// when a flow is measured).
     no_dns_seen: HashMap<Option<[u8; 6]>, BlindCount>,
     private_dns: std::collections::HashSet<Option<[u8; 6]>>,
     timeline: Timeline,
