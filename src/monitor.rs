@@ -83,8 +83,10 @@ pub fn serve(
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // Requests must name this listener (Host check against DNS rebinding).
+    let listen = listener.local_addr()?;
     let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) })?;
-    let app = tetherscope_exporter::router(shared);
+    let app = tetherscope_exporter::server::router_on(shared, listen);
     let signalled = Arc::new(tokio::sync::Notify::new());
     runtime.block_on(async {
         let (stop, signalled_too) = (stop.clone(), signalled.clone());

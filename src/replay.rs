@@ -42,7 +42,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let flow_log = monitor::open_flow_log(opts.flow_log.as_ref())?;
     let listener = monitor::bind(listen)?;
     eprintln!(
-        "tetherscope: replaying {name}; metrics on http://{0}/metrics, flows on http://{0}/api/flows",
+        "tetherscope: replaying {name}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen
     );
 

@@ -215,7 +215,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     shared.capture.attachments.store(1, Relaxed);
     let listener = monitor::bind(listen)?;
     eprintln!(
-        "tetherscope: watching {interface}; metrics on http://{0}/metrics, flows on http://{0}/api/flows",
+        "tetherscope: watching {interface}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen
     );
 

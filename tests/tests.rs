@@ -13,6 +13,7 @@ mod monitoring;
 mod month;
 mod networkmanager;
 mod package;
+mod page;
 mod read;
 mod replay;
 mod scale_out;

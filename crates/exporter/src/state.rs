@@ -202,6 +202,8 @@ pub struct Shared {
     /// Serialises scrapes and holds what the last one reported per series,
     /// so counters never go backwards.
     pub(crate) reported: Mutex<HashMap<(&'static str, Vec<String>), u64>>,
+    /// Finished flows folded for the page (`crate::view`).
+    view: Mutex<crate::view::Aggregate>,
 }
 
 #[derive(Default)]
@@ -263,7 +265,19 @@ impl Shared {
             labels,
             inner: Mutex::new(Inner::default()),
             reported: Mutex::new(HashMap::new()),
+            view: Mutex::new(crate::view::Aggregate::live()),
         }
+    }
+
+    /// Finished flows folded for the page so far.
+    pub fn view_aggregate(&self) -> MutexGuard<'_, crate::view::Aggregate> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token the page embeds for state-changing requests, when this
+    /// build has a baseline store to change.
+    pub fn page_token(&self) -> Option<&str> {
+        None
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -450,6 +464,9 @@ impl Shared {
             inner.recent.pop_front();
         }
         inner.recent.push_back(record.clone());
+        drop(inner);
+        self.view_aggregate()
+            .add(&crate::view::Seen::of(flow, class.purpose), &record);
         record
     }
 
