@@ -738,6 +738,15 @@ pub fn domain_label(name: Option<&str>, mode: DomainLabel) -> String {
     }
 }
 
+/// What decides the `rcode` label, as a number: 0 for flows that are not
+/// DNS, 0x1ff for no answer yet, else 0x100 | the response code.
+fn rcode_key(flow: &Flow) -> u16 {
+    match flow.names.as_deref().filter(|n| n.dns_query.is_some()) {
+        None => 0,
+        Some(n) => 0x100 | n.dns_rcode.map_or(0xff, u16::from),
+    }
+}
+
 /// The `rcode` of a DNS flow: the first answer's response code, `none`
 /// when no answer was seen; "" for flows that are not DNS.
 fn rcode_label(flow: &Flow) -> &'static str {
@@ -780,12 +789,12 @@ struct ClassInputs {
     transport: tetherscope_flow::Transport,
     server_port: u16,
     server_is_local: bool,
-    app: Option<&'static str>,
+    app: tetherscope_flow::AppProto,
     name: Option<Box<str>>,
     /// Identity of the shared DNS answer (its CNAME chain matters too).
     resolution: Option<*const tetherscope_flow::dns_cache::Resolution>,
     http_path: Option<Box<str>>,
-    rcode: &'static str,
+    rcode: u16,
 }
 
 /// Classifications of one scrape, by the inputs that decide them.
@@ -846,8 +855,9 @@ impl ClassMemo {
             .map(std::sync::Arc::as_ptr);
         let http_path = names.and_then(|n| n.http_path.as_deref());
         let server_is_local = facts::is_local(f.server.ip());
-        let app = f.app.name();
-        let rcode = rcode_label(f);
+        // Enums and numbers, not strings: this runs for every flow.
+        let app = f.app;
+        let rcode = rcode_key(f);
         let hash = self.hasher.hash_one((
             f.transport,
             f.server.port(),
@@ -886,7 +896,7 @@ impl ClassMemo {
             service,
             purpose,
             verdict,
-            rcode,
+            rcode: rcode_label(f),
         };
         let mut own = true;
         if admitted_at.is_none() && !is_reserved(&labels.domain) {
