@@ -6,7 +6,9 @@
 #   setup.sh --test   also what the test suite runs against: Prometheus,
 #                     promtool, Alertmanager and amtool, NetworkManager (run
 #                     only inside the test namespaces: never started on the
-#                     host by this script), shellcheck and cargo-deb
+#                     host by this script), shellcheck and cargo-deb; Chromium,
+#                     Node.js and playwright-core (tests/browser) for the page's
+#                     browser tests; pdftotext for the printed report
 set -euo pipefail
 
 packages=(
@@ -19,7 +21,11 @@ if [ "${1:-}" = "--test" ]; then
   packages+=(prometheus prometheus-alertmanager  # rules, dashboards and alert delivery tests
              time                                 # peak memory of the flood test
              network-manager dbus                 # the simulated hotspot's NetworkManager
-             shellcheck)                          # the package's maintainer scripts
+             shellcheck                           # the package's maintainer scripts
+             chromium poppler-utils fonts-dejavu-core)  # browser tests of the page and report
+  # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's).
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()
@@ -50,6 +56,14 @@ if ((${#missing[@]})); then
   fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -z "$guard" ] || $sudo rm -f "$guard"
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  browser="$(dirname "$0")/../tests/browser"
+  if [ ! -f "$browser/node_modules/playwright-core/package.json" ]; then
+    echo "setup: installing playwright-core for the browser tests" >&2
+    npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error >/dev/null
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

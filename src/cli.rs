@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Read a capture file (pcap, pcapng, optionally gzip) and list its flows.
     Read(ReadArgs),
+    /// Write a self-contained HTML report of a capture file.
+    Report(ReportArgs),
     /// Watch the hotspot interface live and serve metrics to Prometheus.
     Run(RunArgs),
     /// Feed a capture file through the live monitor (exporter, API, flow log)
@@ -169,6 +171,24 @@ pub struct ReadArgs {
     pub quiet: bool,
 }
 
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The capture file.
+    pub capture: PathBuf,
+    /// Where to write the report [default: the capture's name with .html].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Most flows tracked at once; the least recently active are evicted.
+    #[arg(long, default_value_t = 262_144)]
+    pub max_flows: usize,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    /// No progress or summary on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
 /// Arguments of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -287,4 +307,12 @@ pub struct DemoArgs {
     /// Seconds between rounds.
     #[arg(long, default_value_t = 10)]
     pub interval: u64,
+    /// The host's loopback port for the page and metrics (0: any free one;
+    /// a free one is also taken when this one is busy).
+    #[arg(long, default_value_t = 9433)]
+    pub port: u16,
+    /// Suffix of the simulated hotspot's namespace names (ts<ID>-laptop, ...),
+    /// to run several demos at once.
+    #[arg(long, hide = true)]
+    pub sim_id: Option<String>,
 }

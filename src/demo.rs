@@ -15,9 +15,11 @@ const HARNESS: &str = include_str!("../scripts/hotspot-sim.sh");
 const SERVERS: &str = include_str!("../scripts/sim/servers.py");
 const DHCP_SCRIPT: &str = include_str!("../scripts/sim/phone-dhcp.sh");
 const NM_LAPTOP: &str = include_str!("../scripts/sim/nm-laptop.sh");
+/// Namespace id of the demo's simulated hotspot (`tsdemo-laptop`, ...).
 const SIM_ID: &str = "demo";
 
 struct Demo {
+    id: String,
     scripts: PathBuf,
     state: PathBuf,
     monitor: Option<Child>,
@@ -28,7 +30,7 @@ impl Demo {
         Command::new("bash")
             .arg(self.scripts.join("hotspot-sim.sh"))
             .args(args)
-            .env("TS_SIM_ID", SIM_ID)
+            .env("TS_SIM_ID", &self.id)
             .env("TS_SIM_DIR", &self.state)
             .output()
     }
@@ -68,11 +70,25 @@ fn write_scripts(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn laptop(cmd: &[&str]) -> Command {
+fn laptop(id: &str, cmd: &[&str]) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", &format!("ts{SIM_ID}-laptop")])
+    c.args(["netns", "exec", &format!("ts{id}-laptop")])
         .args(cmd);
     c
+}
+
+/// The host's loopback port for the page: the one asked for, or any free
+/// one when it is taken (said on stderr).
+fn bind_page_port(port: u16) -> anyhow::Result<std::net::TcpListener> {
+    let at = |p| std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p));
+    match at(port) {
+        Ok(l) => Ok(l),
+        Err(e) if port != 0 => {
+            eprintln!("demo: 127.0.0.1:{port} is taken ({e}); using a free port instead");
+            Ok(at(0)?)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
@@ -82,8 +98,18 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
+    let id = args.sim_id.clone().unwrap_or_else(|| SIM_ID.to_owned());
+    if id.is_empty() || id.len() > 8 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(UsageError("--sim-id: 1 to 8 letters or digits".into()).into());
+    }
+    // The page's address comes first: it is what a newcomer opens.
+    let listener = bind_page_port(args.port)?;
+    let port = listener.local_addr()?.port();
+    let page = format!("http://127.0.0.1:{port}/");
+    eprintln!("demo: open {page} in a browser (metrics: {page}metrics)");
     let base = std::env::temp_dir().join(format!("tetherscope-demo-{}", std::process::id()));
     let mut demo = Demo {
+        id: id.clone(),
         scripts: base.join("scripts"),
         state: base.join("state"),
         monitor: None,
@@ -99,12 +125,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let exe = std::env::current_exe()?;
     let leases = demo.state.join("dnsmasq-ap0.leases");
-    let mut run = laptop(&[
-        exe.to_str().unwrap_or("tetherscope"),
-        "run",
-        "--interface",
-        "ap0",
-    ]);
+    // The monitor listens on the same port inside the namespace, so the
+    // Host header a browser on the host sends is the monitor's own.
+    let listen = format!("127.0.0.1:{port}");
+    let mut run = laptop(
+        &id,
+        &[
+            exe.to_str().unwrap_or("tetherscope"),
+            "run",
+            "--interface",
+            "ap0",
+            "--listen",
+            &listen,
+        ],
+    );
     run.arg("--leases")
         .arg(&leases)
         .arg("--state")
@@ -116,7 +150,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     // Traffic only once the capture is attached, so nothing is missed.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let ok = laptop(&["curl", "-sf", "-m", "2", "http://127.0.0.1:9433/healthz"])
+        let ok = laptop(&id, &["curl", "-sf", "-m", "2", &format!("{page}healthz")])
             .output()
             .is_ok_and(|o| o.status.success());
         if ok {
@@ -127,15 +161,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let _relay = crate::relay::Relay::start(
+        listener,
+        &format!("/run/netns/ts{id}-laptop"),
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot reach the simulated laptop's namespace: {e}"))?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         ctrlc_flag(stop);
     }
     eprintln!(
-        "demo: tetherscope is watching ap0 in namespace ts{SIM_ID}-laptop. Look at it with\n  \
-         sudo ip netns exec ts{SIM_ID}-laptop curl -s 127.0.0.1:9433/metrics\n  \
-         sudo ip netns exec ts{SIM_ID}-laptop curl -s 127.0.0.1:9433/api/flows\n\
+        "demo: tetherscope is watching ap0 in namespace ts{id}-laptop.\n\
+         demo: the page: {page}   metrics: {page}metrics   flows: {page}api/flows\n\
          demo: the phone makes a round of traffic every {}s for {} rounds; Ctrl-C ends it and removes everything.",
         args.interval, args.rounds
     );
@@ -145,7 +184,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = demo.harness(&["traffic", "1"]);
         std::thread::sleep(Duration::from_millis(1500));
-        print_table(round);
+        print_table(&page, round);
         let until = Instant::now() + Duration::from_secs(args.interval);
         while Instant::now() < until && !stop.load(Relaxed) {
             std::thread::sleep(Duration::from_millis(200));
@@ -171,8 +210,11 @@ fn ctrlc_flag(stop: Arc<AtomicBool>) {
 }
 
 /// A live table: flows per site, purpose and verdict, from the flows API.
-fn print_table(round: u32) {
-    let Ok(out) = laptop(&["curl", "-sf", "-m", "5", "http://127.0.0.1:9433/api/flows"]).output()
+fn print_table(page: &str, round: u32) {
+    // Through the relay, like a browser on the host.
+    let Ok(out) = Command::new("curl")
+        .args(["-sf", "-m", "5", &format!("{page}api/flows")])
+        .output()
     else {
         return;
     };

@@ -12,7 +12,9 @@ mod hotspot;
 mod monitor;
 mod privileges;
 mod read;
+mod relay;
 mod replay;
+mod report;
 mod run;
 mod state;
 
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         cli::Command::Read(args) => read::run(&args),
+        cli::Command::Report(args) => report::run(&args),
         cli::Command::Catalog(cmd) => catalog::run(&cmd),
         cli::Command::Run(args) => run::run(args),
         cli::Command::Replay(args) => replay::run(args),

@@ -83,18 +83,38 @@ pub fn serve(
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // Requests must name this listener (Host check against DNS rebinding).
+    let listen = listener.local_addr()?;
     let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) })?;
-    let app = tetherscope_exporter::router(shared);
+    let app = tetherscope_exporter::server::router_on(shared, listen);
+    let signalled = Arc::new(tokio::sync::Notify::new());
     runtime.block_on(async {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        let (stop, signalled_too) = (stop.clone(), signalled.clone());
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // The capture stops at once, whatever clients still hold open.
+            stop.store(true, Relaxed);
+            signalled_too.notify_one();
+        });
+        tokio::select! {
+            served = server => served,
+            () = async {
+                signalled.notified().await;
+                tokio::time::sleep(HTTP_DRAIN).await;
+            } => {
+                tracing::warn!("closing HTTP connections still open after {HTTP_DRAIN:?}");
+                Ok(())
+            }
+        }
     })?;
     stop.store(true, Relaxed);
     capture
         .join()
         .map_err(|_| anyhow::anyhow!("capture thread panicked"))
 }
+
+/// How long open HTTP connections may take to finish after SIGINT/SIGTERM.
+const HTTP_DRAIN: Duration = Duration::from_secs(1);
 
 /// Binds the exporter's listener (before privileges are dropped).
 pub fn bind(listen: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {

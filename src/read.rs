@@ -267,14 +267,14 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
 }
 
 /// A progress line on stderr for large files, when stderr is a terminal.
-struct Progress {
+pub(crate) struct Progress {
     enabled: bool,
     last: Instant,
     shown: bool,
 }
 
 impl Progress {
-    fn new(enabled: bool) -> Self {
+    pub(crate) fn new(enabled: bool) -> Self {
         Progress {
             enabled,
             last: Instant::now(),
@@ -282,7 +282,7 @@ impl Progress {
         }
     }
 
-    fn update(&mut self, source: &FileSource) {
+    pub(crate) fn update(&mut self, source: &FileSource) {
         if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
             return;
         }
@@ -299,7 +299,7 @@ impl Progress {
         self.shown = true;
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if self.shown {
             eprint!("\r{:40}\r", "");
         }

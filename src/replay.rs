@@ -43,7 +43,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let listener = monitor::bind(listen)?;
     let baseline = crate::state::attach(&opts, &mut pipeline, &mut shared)?;
     eprintln!(
-        "tetherscope: replaying {name}; metrics on http://{0}/metrics, flows on http://{0}/api/flows",
+        "tetherscope: replaying {name}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen
     );
 
@@ -62,6 +62,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     eprintln!("tetherscope: stopped; {summary}");
     Ok(ExitCode::SUCCESS)
 }
+
+/// The longest a paced replay waits for one packet (a year): further is a
+/// broken timestamp, not a pause.
+const MAX_WAIT: Duration = Duration::from_secs(365 * 86_400);
 
 /// A capture file as a feed: packets as fast as they can be read, or at
 /// `speed` times the capture's own pace.
@@ -167,7 +171,12 @@ impl monitor::Feed for FileFeed {
             return Event::Idle(None);
         };
         let (start, first) = *self.clock.get_or_insert((Instant::now(), ts));
-        let due = start + Duration::from_secs_f64(ts.saturating_sub(first) as f64 / 1e9 / speed);
+        // A bogus timestamp far in the future must not overflow the clock.
+        let wait = ts.saturating_sub(first) as f64 / 1e9 / speed;
+        let due = start
+            + Duration::try_from_secs_f64(wait)
+                .unwrap_or(MAX_WAIT)
+                .min(MAX_WAIT);
         let now = Instant::now();
         if now < due {
             std::thread::sleep((due - now).min(Duration::from_millis(100)));

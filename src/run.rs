@@ -221,7 +221,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let listener = monitor::bind(listen)?;
     let baseline = crate::state::attach(&args, &mut pipeline, &mut shared)?;
     eprintln!(
-        "tetherscope: watching {interface}; metrics on http://{0}/metrics, flows on http://{0}/api/flows",
+        "tetherscope: watching {interface}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen
     );
 

@@ -14,6 +14,7 @@ mod monitoring;
 mod month;
 mod networkmanager;
 mod package;
+mod page;
 mod read;
 mod replay;
 mod scale_out;

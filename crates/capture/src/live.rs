@@ -153,5 +153,16 @@ fn wait_readable(fd: &impl AsRawFd, timeout_ms: i32) -> Result<(), CaptureError>
             return Err(err.into());
         }
     }
+    // An interface gone down: say so rather than spin on a descriptor that
+    // is always "ready" (older libpcap reads report nothing in this case).
+    if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
+        && pfd.revents & libc::POLLIN == 0
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "capture descriptor reports an error (interface down?)",
+        )
+        .into());
+    }
     Ok(())
 }

@@ -8,12 +8,16 @@
 #![warn(missing_docs)]
 
 pub mod facts;
+pub mod html;
 pub mod metrics;
 pub mod novelty;
+pub mod page;
 pub mod record;
 pub mod server;
 pub mod state;
+pub mod timeline;
 pub mod triage;
+pub mod view;
 
 pub use server::router;
 pub use state::Shared;

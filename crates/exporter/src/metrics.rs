@@ -83,6 +83,9 @@ struct Builder<'a> {
     /// `domain` values that gave their place back: their series are gone,
     /// their totals count under `other`.
     released: &'a std::collections::HashSet<String>,
+    /// When set, the only `domain` values whose series may carry over
+    /// (the released list overflowed between two scrapes).
+    kept: Option<&'a std::collections::HashSet<String>>,
 }
 
 impl Builder<'_> {
@@ -96,7 +99,11 @@ impl Builder<'_> {
         let vec = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
         let domain_at = labels.iter().position(|l| *l == "domain");
         let released = |values: &[String]| {
-            domain_at.is_some_and(|i| values.get(i).is_some_and(|d| self.released.contains(d)))
+            domain_at.is_some_and(|i| {
+                values.get(i).is_some_and(|d| {
+                    self.released.contains(d) || self.kept.is_some_and(|kept| !kept.contains(d))
+                })
+            })
         };
         for (values, v) in rows {
             let key = (name, values);
@@ -162,18 +169,11 @@ fn sum_by<K: Ord + Clone + std::hash::Hash>(rows: impl Iterator<Item = (K, u64)>
 fn blind_spots(b: &mut Builder<'_>, snap: &Snapshot, shared: &Shared) {
     let by_reason = |pick: fn(&Totals) -> &[u64; BLIND_SPOTS]| {
         sum_by(snap.totals.iter().flat_map(|(l, v)| {
-            let private_dns = snap.private_dns.contains(&l.device);
             BlindSpot::ALL
                 .iter()
                 .zip(pick(v))
                 .filter(|(_, n)| **n > 0)
-                .map(|(r, n)| {
-                    let r = match r {
-                        BlindSpot::NoDnsSeen if private_dns => BlindSpot::EncryptedDns,
-                        r => *r,
-                    };
-                    (vec![l.device.clone(), r.name().to_owned()], *n)
-                })
+                .map(|(r, n)| (vec![l.device.clone(), r.name().to_owned()], *n))
                 .collect::<Vec<_>>()
         }))
     };
@@ -215,6 +215,7 @@ pub fn render(shared: &Shared) -> String {
         previous: &reported,
         next: HashMap::new(),
         released: &snap.released,
+        kept: snap.kept.as_ref(),
     };
     let t = &snap.totals;
     let s = |x: &str| x.to_owned();

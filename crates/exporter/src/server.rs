@@ -1,6 +1,8 @@
-//! The HTTP side: `/metrics`, `/api/flows`, `/api/devices`, `/healthz`, and
-//! the baseline's triage API (`/api/baseline`, see [`crate::triage`]).
+//! The HTTP side: the page (`/`), `/metrics`, `/api/flows`, `/api/devices`,
+//! `/api/view`, `/healthz`, and the baseline's triage API (`/api/baseline`,
+//! see [`crate::triage`]).
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -12,11 +14,33 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tetherscope_flow::devices::format_mac;
 
+use crate::page::{self, HostPolicy};
 use crate::state::Shared;
 
 /// The exporter's routes; tests call it with `oneshot`, no socket needed.
+/// Answers the loopback names on any port; a listener uses `router_on`.
 pub fn router(shared: Arc<Shared>) -> Router {
+    with_policy(shared, HostPolicy { listen: None })
+}
+
+/// The routes of a listener on `listen`: requests naming another host or
+/// port are refused (see `crate::page::guard`).
+pub fn router_on(shared: Arc<Shared>, listen: SocketAddr) -> Router {
+    with_policy(
+        shared,
+        HostPolicy {
+            listen: Some(listen),
+        },
+    )
+}
+
+fn with_policy(shared: Arc<Shared>, policy: HostPolicy) -> Router {
     Router::new()
+        .route("/", get(page::index))
+        .route("/assets/page.css", get(page::css))
+        .route("/assets/page.js", get(page::js))
+        .route("/api/view", get(page::view_json))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/metrics", get(metrics))
         .route("/api/flows", get(flows))
         .route("/api/devices", get(devices))
@@ -24,6 +48,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/baseline", get(crate::triage::list))
         .route("/api/baseline/{op}", post(crate::triage::change))
         .with_state(shared)
+        .layer(axum::middleware::from_fn_with_state(policy, page::guard))
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

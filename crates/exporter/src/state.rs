@@ -122,6 +122,18 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Unnamed for lack of a DNS answer, from a device known to resolve
+    /// privately: the reason is its encrypted DNS. Decided when the flow is
+    /// measured, never for history, so no flow counts under both reasons.
+    fn hidden_by_private_dns(&mut self) {
+        let (from, to) = (
+            blind_index(BlindSpot::NoDnsSeen),
+            blind_index(BlindSpot::EncryptedDns),
+        );
+        self.blind_flows[to] += std::mem::take(&mut self.blind_flows[from]);
+        self.blind_bytes[to] += std::mem::take(&mut self.blind_bytes[from]);
+    }
+
     fn add(&mut self, o: &Totals) {
         self.flows += o.flows;
         self.bytes_up += o.bytes_up;
@@ -195,6 +207,8 @@ pub struct Shared {
     /// Serialises scrapes and holds what the last one reported per series,
     /// so counters never go backwards.
     pub(crate) reported: Mutex<HashMap<(&'static str, Vec<String>), u64>>,
+    /// Finished flows folded for the page (`crate::view`).
+    view: Mutex<crate::view::Aggregate>,
 }
 
 #[derive(Default)]
@@ -212,6 +226,8 @@ struct Inner {
     now_ns: u64,
     /// Packet time of the last scan for idle values.
     idle_scan_ns: u64,
+    /// `released` overflowed since the last scrape.
+    released_overflow: bool,
     /// Packet time the last scrape had reached: flows started after it are
     /// newcomers to the next one.
     scraped_ns: u64,
@@ -238,6 +254,10 @@ struct DomainSlot {
     last_active_ns: u64,
     /// Some flow under it was unexpected: it is never the one folded.
     unexpected: bool,
+    /// Packet time the last scrape had reached when the value was admitted.
+    /// Flows started before it were reported under `other` and stay there:
+    /// a counter held at its last value never gets a flow twice.
+    admitted_at: u64,
 }
 
 /// Finished flows kept for `/api/flows`.
@@ -262,6 +282,7 @@ impl Shared {
             token: new_token(),
             inner: Mutex::new(Inner::default()),
             reported: Mutex::new(HashMap::new()),
+            view: Mutex::new(crate::view::Aggregate::live()),
         }
     }
 
@@ -298,6 +319,17 @@ impl Shared {
         self.device_label(Some(mac))
     }
 
+    /// Finished flows folded for the page so far.
+    pub fn view_aggregate(&self) -> MutexGuard<'_, crate::view::Aggregate> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token the page embeds for state-changing requests, when this
+    /// build has a baseline store to change.
+    pub fn page_token(&self) -> Option<&str> {
+        self.baseline.as_ref().map(|_| self.token.as_str())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -331,7 +363,7 @@ impl Shared {
     }
 
     /// Labels (domain not yet folded) and totals of one flow.
-    fn measure(&self, flow: &Flow) -> (FlowLabels, Totals) {
+    fn measure(&self, flow: &Flow, finished: bool) -> (FlowLabels, Totals) {
         let class = facts::classify(&self.catalog, flow);
         let (domain, service, purpose, verdict) = class_labels(&class, flow, self.labels.domain);
         let labels = FlowLabels {
@@ -342,7 +374,10 @@ impl Shared {
             verdict,
             rcode: rcode_label(flow),
         };
-        (labels, totals(flow, class.purpose, class.cleartext_known))
+        (
+            labels,
+            totals(flow, class.purpose, class.cleartext_known, finished),
+        )
     }
 
     /// Gives the flow's `domain` value a place in the bounded label set, or
@@ -365,6 +400,7 @@ impl Shared {
         inner: &mut Inner,
         mut labels: FlowLabels,
         active_ns: u64,
+        first_seen: u64,
         may_take_place: bool,
         count_overflow: bool,
     ) -> FlowLabels {
@@ -376,6 +412,9 @@ impl Shared {
         if let Some(slot) = inner.domains.get_mut(&labels.domain) {
             slot.last_active_ns = slot.last_active_ns.max(active_ns);
             slot.unexpected |= unexpected;
+            if first_seen <= slot.admitted_at {
+                labels.domain = OTHER.to_owned();
+            }
             return labels;
         }
         if inner.domains.len() >= self.labels.max_domains {
@@ -404,7 +443,7 @@ impl Shared {
             }
             .map(|(d, _)| d.clone());
             if let Some(d) = victim {
-                release(inner, &d);
+                release(inner, &d, self.released_cap());
             }
         }
         if inner.domains.len() < self.labels.max_domains {
@@ -413,6 +452,7 @@ impl Shared {
                 DomainSlot {
                     last_active_ns: active_ns,
                     unexpected,
+                    admitted_at: inner.scraped_ns,
                 },
             );
         } else {
@@ -439,7 +479,7 @@ impl Shared {
             .map(|(d, _)| d.clone())
             .collect();
         for d in idle {
-            release(inner, &d);
+            release(inner, &d, self.released_cap());
         }
     }
 
@@ -455,12 +495,27 @@ impl Shared {
             b.judge(flow, &class, host.as_deref())
         });
         record.novelty = outcome.map(|o| o.novelty.as_str());
-        let (labels, totals) = self.measure(flow);
+        let (labels, mut totals) = self.measure(flow, true);
         let mut inner = self.lock();
         if class.purpose == Purpose::EncryptedDns {
             self.note_private_dns(&mut inner, flow.client_mac);
         }
-        let labels = self.admit(&mut inner, labels, flow.last_seen, true, true);
+        if flow
+            .client_mac
+            .is_some_and(|m| inner.private_dns.contains(&m))
+        {
+            totals.hidden_by_private_dns();
+        }
+        // A flow a scrape already reported under `other` cannot take a place.
+        let newcomer = flow.first_seen > inner.scraped_ns;
+        let labels = self.admit(
+            &mut inner,
+            labels,
+            flow.last_seen,
+            flow.first_seen,
+            newcomer,
+            true,
+        );
         if let Some(o) = outcome {
             let key = (labels.device.clone(), labels.domain.clone(), labels.purpose);
             if o.became_new {
@@ -475,6 +530,9 @@ impl Shared {
             inner.recent.pop_front();
         }
         inner.recent.push_back(record.clone());
+        drop(inner);
+        self.view_aggregate()
+            .add(&crate::view::Seen::of(flow, class.purpose), &record);
         record
     }
 
@@ -529,8 +587,12 @@ impl Shared {
             let mut inner = self.lock();
             self.release_idle(&mut inner, true);
             ClassMemo {
-                full: inner.domains.len() >= self.labels.max_domains,
-                admitted: inner.domains.keys().cloned().collect(),
+                admitted: inner
+                    .domains
+                    .iter()
+                    .map(|(d, slot)| (d.clone(), slot.admitted_at))
+                    .collect(),
+                newcomer_places: self.labels.max_domains,
                 since: inner.scraped_ns,
                 domain_label: self.labels.domain,
                 ..ClassMemo::default()
@@ -541,12 +603,20 @@ impl Shared {
         let mut private_dns: HashSet<Option<[u8; 6]>> = HashSet::new();
         self.table.for_each(|f| {
             let class = memo.class_of(&self.catalog, f);
-            let (label, purpose, known) = memo.classes[class as usize];
-            if purpose == Purpose::EncryptedDns {
+            let c = memo.classes[class as usize];
+            if c.purpose == Purpose::EncryptedDns {
                 private_dns.insert(f.client_mac);
             }
+            // Under its domain only if it was never reported under `other`:
+            // started after the value was admitted, or, for a value without
+            // a place, a newcomer since the last scrape (admission decides).
+            let label = match c.admitted_at {
+                Some(at) if f.first_seen > at => c.label,
+                None if f.first_seen > memo.since => c.label,
+                _ => c.folded,
+            };
             let entry = per_key.entry((f.client_mac, label)).or_default();
-            entry.0.add(&totals(f, purpose, known));
+            entry.0.add(&totals(f, c.purpose, c.cleartext_known, false));
             entry.1 += 1;
         });
         // Admit the most recently active first: when places are short, the
@@ -574,10 +644,23 @@ impl Shared {
                 verdict: l.verdict,
                 rcode: l.rcode,
             };
-            // Overflow is counted once per flow, when it finishes.
+            // Overflow is counted once per flow, when it finishes. Flows
+            // were already sorted into `other` or not (see above), so no
+            // start time is checked again here.
             let newcomer = t.newest_start_ns > memo.since;
             newest = newest.max(t.newest_start_ns);
-            let labels = self.admit(&mut inner, labels, t.last_seen_ns, newcomer, false);
+            let labels = self.admit(
+                &mut inner,
+                labels,
+                t.last_seen_ns,
+                u64::MAX,
+                newcomer,
+                false,
+            );
+            let mut t = t;
+            if mac.is_some_and(|m| inner.private_dns.contains(&m)) {
+                t.hidden_by_private_dns();
+            }
             admitted.push((labels, t, flows));
         }
         // Admission may have folded retired totals: copy them after it.
@@ -609,7 +692,17 @@ impl Shared {
             new_destinations: list(&inner.new_destinations),
             flagged_flows: list(&inner.flagged_flows),
             admitted: inner.domains.keys().cloned().collect(),
+            kept: std::mem::take(&mut inner.released_overflow).then(|| {
+                let mut kept: HashSet<String> = inner.domains.keys().cloned().collect();
+                kept.extend([OTHER.to_owned(), UNNAMED.to_owned()]);
+                kept
+            }),
         }
+    }
+
+    /// Most released values listed between two scrapes.
+    fn released_cap(&self) -> usize {
+        4 * self.labels.max_domains.max(64)
     }
 
     /// Distinct `domain` values admitted now (without `unnamed`/`other`).
@@ -626,7 +719,7 @@ fn is_reserved(domain: &str) -> bool {
 
 /// Gives `domain`'s place back: its finished totals move to `other` (so
 /// sums never go backwards) and its series leave the exposition.
-fn release(inner: &mut Inner, domain: &str) {
+fn release(inner: &mut Inner, domain: &str, cap: usize) {
     inner.domains.remove(domain);
     for labels in inner.retired_keys.remove(domain).unwrap_or_default() {
         if let Some(t) = inner.retired.remove(&labels) {
@@ -639,7 +732,14 @@ fn release(inner: &mut Inner, domain: &str) {
     }
     fold_novelty(&mut inner.new_destinations, domain);
     fold_novelty(&mut inner.flagged_flows, domain);
-    inner.released.insert(domain.to_owned());
+    // Between scrapes the list stays bounded: past a few budgets' worth the
+    // next scrape keeps only the series of values admitted then.
+    if inner.released.len() < cap {
+        inner.released.insert(domain.to_owned());
+    } else {
+        inner.released.clear();
+        inner.released_overflow = true;
+    }
 }
 
 /// Moves the baseline event counts of a released domain under `other`.
@@ -680,7 +780,10 @@ struct ClassLabels {
 }
 
 /// The totals one flow contributes.
-fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
+/// An active DNS flow counts its questions once answered; a finished one
+/// counts them in any case (`rcode="none"` without an answer). So a
+/// question is never reported under `none` first and under its answer later.
+fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool, finished: bool) -> Totals {
     let bytes = flow.bytes_up + flow.bytes_down;
     let cleartext = flow.cleartext() == Some(true);
     let blind = facts::blind_spot(flow, purpose);
@@ -707,7 +810,10 @@ fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool) -> Totals {
         blind_bytes,
         // Local names asked over mDNS/LLMNR are not DNS lookups.
         dns_queries: names.map_or(0, |n| {
-            if n.dns_query.is_some() && flow.app != tetherscope_flow::AppProto::Mdns {
+            if n.dns_query.is_some()
+                && flow.app != tetherscope_flow::AppProto::Mdns
+                && (finished || n.dns_rcode.is_some())
+            {
                 u64::from(n.dns_questions.max(1))
             } else {
                 0
@@ -739,6 +845,15 @@ pub fn domain_label(name: Option<&str>, mode: DomainLabel) -> String {
             DomainLabel::Registrable => tetherscope_classify::registrable_domain(n),
             DomainLabel::Fqdn => n,
         }),
+    }
+}
+
+/// What decides the `rcode` label, as a number: 0 for flows that are not
+/// DNS, 0x1ff for no answer yet, else 0x100 | the response code.
+fn rcode_key(flow: &Flow) -> u16 {
+    match flow.names.as_deref().filter(|n| n.dns_query.is_some()) {
+        None => 0,
+        Some(n) => 0x100 | n.dns_rcode.map_or(0xff, u16::from),
     }
 }
 
@@ -784,13 +899,12 @@ struct ClassInputs {
     transport: tetherscope_flow::Transport,
     server_port: u16,
     server_is_local: bool,
-    app: Option<&'static str>,
+    app: tetherscope_flow::AppProto,
     name: Option<Box<str>>,
     /// Identity of the shared DNS answer (its CNAME chain matters too).
     resolution: Option<*const tetherscope_flow::dns_cache::Resolution>,
     http_path: Option<Box<str>>,
-    rcode: &'static str,
-    newcomer: bool,
+    rcode: u16,
 }
 
 /// Classifications of one scrape, by the inputs that decide them.
@@ -807,20 +921,36 @@ struct ClassMemo {
     by_hash: ahash::HashMap<u64, u32>,
     /// Per id: its inputs and the next id with the same hash.
     inputs: Vec<(ClassInputs, u32)>,
-    /// Per id: label id, purpose and cleartext-known.
-    classes: Vec<(u32, Purpose, bool)>,
+    /// Per id: what the flows of that classification are labelled.
+    classes: Vec<Class>,
     /// Label sets by label id, and the reverse.
     labels: Vec<ClassLabels>,
     label_ids: ahash::HashMap<ClassLabels, u32>,
-    /// `domain` label values admitted when the scrape began, and whether
-    /// the set was full then.
-    admitted: HashSet<String>,
-    full: bool,
+    /// `domain` label values admitted when the scrape began, with their
+    /// admission times.
+    admitted: HashMap<String, u64>,
+    /// How many more classifications of values without a place may keep
+    /// their name for admission to decide; after that, newcomers fold here,
+    /// so a burst of new names costs at most this many label sets.
+    newcomer_places: usize,
     /// Packet time of the previous scrape: flows started later are
     /// newcomers, which admission may give a place.
     since: u64,
     domain_label: DomainLabel,
     hasher: ahash::RandomState,
+}
+
+/// How the flows of one classification are labelled.
+#[derive(Debug, Clone, Copy)]
+struct Class {
+    /// Label id under the flow's own domain.
+    label: u32,
+    /// Label id under `other`.
+    folded: u32,
+    purpose: Purpose,
+    cleartext_known: bool,
+    /// When the domain was admitted, if it holds a place.
+    admitted_at: Option<u64>,
 }
 
 /// End of a chain of ids.
@@ -835,9 +965,9 @@ impl ClassMemo {
             .map(std::sync::Arc::as_ptr);
         let http_path = names.and_then(|n| n.http_path.as_deref());
         let server_is_local = facts::is_local(f.server.ip());
-        let app = f.app.name();
-        let rcode = rcode_label(f);
-        let newcomer = f.first_seen > self.since;
+        // Enums and numbers, not strings: this runs for every flow.
+        let app = f.app;
+        let rcode = rcode_key(f);
         let hash = self.hasher.hash_one((
             f.transport,
             f.server.port(),
@@ -846,7 +976,7 @@ impl ClassMemo {
             name,
             resolution,
             http_path,
-            (rcode, newcomer),
+            rcode,
         ));
         let same = |k: &ClassInputs| {
             k.transport == f.transport
@@ -857,7 +987,6 @@ impl ClassMemo {
                 && k.resolution == resolution
                 && k.http_path.as_deref() == http_path
                 && k.rcode == rcode
-                && k.newcomer == newcomer
         };
         let head = self.by_hash.get(&hash).copied().unwrap_or(NO_CLASS);
         let mut at = head;
@@ -870,30 +999,36 @@ impl ClassMemo {
         }
         let class = facts::classify(catalog, f);
         let id = self.classes.len() as u32;
-        let (mut domain, service, purpose, verdict) = class_labels(&class, f, self.domain_label);
-        // A newcomer may still take a place: admission decides. A flow
-        // that was already there at the last scrape and found none, will not.
-        if self.full && !newcomer && !is_reserved(&domain) && !self.admitted.contains(&domain) {
-            domain = OTHER.to_owned();
-        }
-        let labels = ClassLabels {
+        let (domain, service, purpose, verdict) = class_labels(&class, f, self.domain_label);
+        let admitted_at = self.admitted.get(&domain).copied();
+        let mut labels = ClassLabels {
             domain,
             service,
             purpose,
             verdict,
-            rcode,
+            rcode: rcode_label(f),
         };
-        let label = match self.label_ids.get(&labels) {
-            Some(&label) => label,
-            None => {
-                let label = self.labels.len() as u32;
-                self.labels.push(labels.clone());
-                self.label_ids.insert(labels, label);
-                label
-            }
-        };
-        self.classes
-            .push((label, class.purpose, class.cleartext_known));
+        let mut own = true;
+        if admitted_at.is_none() && !is_reserved(&labels.domain) {
+            // Past a budget of names without a place, newcomers fold here.
+            own = self.newcomer_places > 0;
+            self.newcomer_places = self.newcomer_places.saturating_sub(1);
+        }
+        let folded = self.label_id(ClassLabels {
+            domain: OTHER.to_owned(),
+            ..labels.clone()
+        });
+        if !own {
+            labels.domain = OTHER.to_owned();
+        }
+        let label = self.label_id(labels);
+        self.classes.push(Class {
+            label,
+            folded,
+            purpose: class.purpose,
+            cleartext_known: class.cleartext_known,
+            admitted_at,
+        });
         self.inputs.push((
             ClassInputs {
                 transport: f.transport,
@@ -904,12 +1039,22 @@ impl ClassMemo {
                 resolution,
                 http_path: http_path.map(Into::into),
                 rcode,
-                newcomer,
             },
             head,
         ));
         self.by_hash.insert(hash, id);
         id
+    }
+
+    /// The id of a label set, new or known.
+    fn label_id(&mut self, labels: ClassLabels) -> u32 {
+        if let Some(&label) = self.label_ids.get(&labels) {
+            return label;
+        }
+        let label = self.labels.len() as u32;
+        self.labels.push(labels.clone());
+        self.label_ids.insert(labels, label);
+        label
     }
 }
 
@@ -934,6 +1079,9 @@ pub struct Snapshot {
     /// `domain` values admitted at this snapshot: baseline series outside
     /// it say `other`, so one exposition never holds more than the budget.
     pub admitted: HashSet<String>,
+    /// When too many gave their place back to list them: the values whose
+    /// earlier series may still be reported (the others are gone).
+    pub kept: Option<HashSet<String>>,
 }
 
 /// Makes a label value safe: control characters and quotes removed, length
@@ -1022,13 +1170,13 @@ mod tests {
     }
 
     fn verdict(s: &Shared, sni: &str) -> &'static str {
-        s.measure(&tls_flow(sni, 0)).0.verdict
+        s.measure(&tls_flow(sni, 0), true).0.verdict
     }
 
     #[test]
     fn domain_label_is_the_registrable_domain_and_the_display_name_is_the_service() {
         let s = shared(10);
-        let (labels, _) = s.measure(&tls_flow("xtrapath3.izatcloud.net", 0));
+        let (labels, _) = s.measure(&tls_flow("xtrapath3.izatcloud.net", 0), true);
         assert_eq!(labels.domain, "izatcloud.net");
         assert_eq!(labels.service, "Qualcomm XTRA");
         let fqdn = Shared {
@@ -1038,9 +1186,9 @@ mod tests {
             },
             ..shared(10)
         };
-        let (labels, _) = fqdn.measure(&tls_flow("xtrapath3.izatcloud.net", 0));
+        let (labels, _) = fqdn.measure(&tls_flow("xtrapath3.izatcloud.net", 0), true);
         assert_eq!(labels.domain, "xtrapath3.izatcloud.net");
-        let (labels, _) = s.measure(&tls_flow("beacon.tracker.example.com", 0));
+        let (labels, _) = s.measure(&tls_flow("beacon.tracker.example.com", 0), true);
         assert_eq!(
             (labels.domain.as_str(), labels.service.as_str()),
             ("example.com", "")
@@ -1123,5 +1271,118 @@ mod tests {
             "{now:?}"
         );
         assert_eq!(flows_sum(&text), 3.0);
+    }
+
+    /// A flow from the phone at `at`, named `sni` (TLS) or unnamed.
+    fn flow_at(sni: Option<&str>, transport: Transport, port: u16, sport: u16, at: u64) -> Flow {
+        let mut f = Flow::new(
+            transport,
+            format!("10.42.0.23:{sport}").parse().unwrap(),
+            format!("203.0.113.9:{port}").parse().unwrap(),
+            at,
+        );
+        f.bytes_up = 100;
+        if let Some(sni) = sni {
+            f.app = AppProto::Tls;
+            f.names = Some(Box::new(Names {
+                sni: Some(sni.into()),
+                ..Names::default()
+            }));
+        }
+        f
+    }
+
+    #[test]
+    fn a_flow_reported_under_other_is_never_counted_again_under_its_domain() {
+        let s = shared(1);
+        let second = 1_000_000_000;
+        s.retire(&flow_at(
+            Some("release.calyxinstitute.org"),
+            Transport::Tcp,
+            443,
+            1,
+            0,
+        ));
+        // Active, expected, the set full and its place not quiet for long:
+        // reported under `other`.
+        let early = flow_at(
+            Some("connectivitycheck.gstatic.com"),
+            Transport::Tcp,
+            443,
+            2,
+            10 * second,
+        );
+        s.table.insert(early);
+        let first = crate::metrics::render(&s);
+        assert!(!domains(&first).contains("gstatic.com"), "{first}");
+        // A later newcomer to the same domain takes the quiet place: only it
+        // counts under the domain, the early flow stays under `other`.
+        s.table.insert(flow_at(
+            Some("connectivitycheck.gstatic.com"),
+            Transport::Tcp,
+            443,
+            3,
+            1000 * second,
+        ));
+        for _ in 0..2 {
+            let text = crate::metrics::render(&s);
+            assert!(domains(&text).contains("gstatic.com"), "{text}");
+            assert_eq!(flows_sum(&text), 3.0, "{text}");
+        }
+        // And when the early flow finishes, still once.
+        let mut finished = Vec::new();
+        s.table.drain(&mut finished);
+        for (flow, _) in finished {
+            s.retire(&flow);
+        }
+        assert_eq!(flows_sum(&crate::metrics::render(&s)), 3.0);
+    }
+
+    #[test]
+    fn noticing_private_dns_never_counts_an_unnamed_flow_twice() {
+        let s = shared(10);
+        let mac = [2, 0, 0, 0, 0, 1];
+        s.devices.observe(mac, "10.42.0.23".parse().unwrap());
+        let unnamed_sum = |t: &str| -> f64 {
+            t.lines()
+                .filter(|l| l.starts_with("tetherscope_unnamed_flows_total{"))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .sum()
+        };
+        let mut f = flow_at(None, Transport::Udp, 5000, 7, 0);
+        f.client_mac = Some(mac);
+        s.retire(&f);
+        assert_eq!(unnamed_sum(&crate::metrics::render(&s)), 1.0);
+        let mut dot = flow_at(None, Transport::Tcp, 853, 8, 1);
+        dot.client_mac = Some(mac);
+        s.retire(&dot);
+        assert!(s.uses_private_dns(&mac));
+        assert_eq!(unnamed_sum(&crate::metrics::render(&s)), 1.0);
+        // From now on, its flows without a DNS answer are hidden by it.
+        let mut later = flow_at(None, Transport::Udp, 5000, 9, 2);
+        later.client_mac = Some(mac);
+        s.retire(&later);
+        let text = crate::metrics::render(&s);
+        assert_eq!(unnamed_sum(&text), 2.0, "{text}");
+        assert!(text.contains("reason=\"encrypted_dns\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn released_values_stay_bounded_without_scrapes() {
+        let s = shared(5);
+        for i in 0..20_000u64 {
+            s.retire(&flow_at(
+                Some(&format!("www.d{i}.org")),
+                Transport::Tcp,
+                443,
+                9,
+                i * 2 * HOUR,
+            ));
+        }
+        let held = s.lock().released.len();
+        assert!(held <= s.released_cap(), "released holds {held} names");
+        let text = crate::metrics::render(&s);
+        assert!(domains(&text).len() <= 6, "{:?}", domains(&text));
+        assert_eq!(flows_sum(&text), 20_000.0);
     }
 }

@@ -45,7 +45,7 @@ impl TcpState {
 }
 
 /// The application protocol recognised in a flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AppProto {
     /// Not (yet) recognised.
     Unknown,

@@ -174,7 +174,7 @@ impl FlowTable {
     }
 
     /// Removes every flow (end of input).
-    pub(crate) fn drain(&self, out: &mut Vec<crate::pipeline::Finished>) {
+    pub fn drain(&self, out: &mut Vec<crate::pipeline::Finished>) {
         let keys: Vec<FlowKey> = self.map.iter().map(|e| *e.key()).collect();
         for k in keys {
             if let Some((_, f)) = self.map.remove(&k) {

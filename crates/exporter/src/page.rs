@@ -1,0 +1,259 @@
+//! The live page at `/`, its assets, `/api/view`, and the guard every
+//! response of the listener goes through (Host check, security headers).
+//!
+//! The page is drawn on the server (it reads without JavaScript); its
+//! script (`assets/page.js`, served from the binary) then polls
+//! `/api/view` and the baseline API and redraws with DOM calls and
+//! `textContent` only.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::html;
+use crate::state::Shared;
+use crate::view::{Seen, View};
+
+/// The page's stylesheet (also inlined into reports).
+pub const CSS: &str = include_str!("../assets/page.css");
+/// The page's script.
+pub const JS: &str = include_str!("../assets/page.js");
+
+/// The Content-Security-Policy of every response: nothing but this origin's
+/// own script, style and JSON; no framing, no forms, no plugins.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Which `Host` headers the listener answers (DNS rebinding defence: a page
+/// on another origin that resolves its name to 127.0.0.1 still sends its
+/// own name as `Host`, and is refused).
+#[derive(Debug, Clone, Copy)]
+pub struct HostPolicy {
+    /// The listen address; `None` accepts the loopback names on any port
+    /// (for `oneshot` tests that have no socket).
+    pub listen: Option<SocketAddr>,
+}
+
+impl HostPolicy {
+    /// Whether a `Host` header value is this listener's.
+    pub fn allows(&self, host: &str) -> bool {
+        let (name, port) = split_host(host);
+        let name = name.to_ascii_lowercase();
+        let loopback_name = matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]");
+        let Some(listen) = self.listen else {
+            return loopback_name;
+        };
+        let listen_name = match listen.ip() {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let name_ok = loopback_name || name == listen_name;
+        // A Host without a port means port 80.
+        name_ok && port.unwrap_or(80) == listen.port()
+    }
+}
+
+/// `name[:port]` or `[v6]:port` into name and port; a malformed port makes
+/// the port unparseable (so it never matches).
+fn split_host(host: &str) -> (&str, Option<u16>) {
+    let (name, port) = if host.starts_with('[') {
+        match host.find(']') {
+            Some(end) => (&host[..=end], host[end + 1..].strip_prefix(':')),
+            None => (host, None),
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        }
+    };
+    match port {
+        None => (name, None),
+        Some(p) => (name, Some(p.parse().unwrap_or(0))),
+    }
+}
+
+/// Refuses foreign `Host` headers (421) and adds the security headers to
+/// every response.
+pub async fn guard(State(policy): State<HostPolicy>, req: Request, next: Next) -> Response {
+    let host_ok = match req.headers().get(header::HOST) {
+        // HTTP/1.0 clients without Host cannot be a rebinding browser.
+        None => true,
+        Some(h) => h.to_str().is_ok_and(|h| policy.allows(h)),
+    };
+    let mut resp = if host_ok {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            "tetherscope answers only to its own address (localhost, 127.0.0.1, [::1] or the listen address, with its port)\n",
+        )
+            .into_response()
+    };
+    secure(resp.headers_mut());
+    resp
+}
+
+fn secure(h: &mut HeaderMap) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+}
+
+/// The whole view now: finished flows folded so far plus the active ones.
+pub fn current_view(shared: &Shared) -> View {
+    let mut flows = Vec::new();
+    shared.table.for_each(|f| {
+        let class = crate::facts::classify(&shared.catalog, f);
+        let record = crate::record::FlowRecord::new(f, crate::facts::verdict_fields(&class));
+        flows.push((Seen::of(f, class.purpose), record));
+    });
+    let devices = shared.devices.snapshot();
+    let folded = shared.view_aggregate().clone();
+    folded.view(&flows, &devices)
+}
+
+/// The page document.
+pub fn document(view: &View, token: Option<&str>) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    out.push_str(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>tetherscope</title>"#,
+    );
+    if let Some(t) = token {
+        out.push_str(&format!(
+            r#"<meta name="tetherscope-token" content="{}">"#,
+            html::attr(t)
+        ));
+    }
+    out.push_str(
+        r#"<link rel="stylesheet" href="/assets/page.css"><script src="/assets/page.js" defer></script></head><body>"#,
+    );
+    out.push_str(&body(view));
+    out.push_str("</body></html>");
+    out
+}
+
+fn body(view: &View) -> String {
+    format!(
+        r##"<a class="skip" href="#devices">Skip to devices</a>
+<header><h1>tetherscope</h1><p class="meta" id="status" role="status">{flows} flows · {devices} devices · drawn {now}</p>
+<nav aria-label="Sections"><ul><li><a href="#triage">Triage</a></li><li><a href="#charts">Charts</a></li><li><a href="#devices">Devices</a></li><li><a href="#active">Active now</a></li><li><a href="#blind">Blind spots</a></li></ul></nav></header>
+<main>
+<section id="triage" aria-labelledby="triage-h"><h2 id="triage-h">New destinations awaiting triage</h2><p id="triage-status" class="meta" role="status"></p><div id="triage-body"><p class="empty">Needs the page's script and the baseline store.</p></div></section>
+<section id="charts" aria-labelledby="charts-h"><h2 id="charts-h">Traffic</h2><div class="charts"><figure><figcaption>Bytes by purpose over time</figcaption><div id="timeline-body">{timeline}</div></figure><figure><figcaption>Busiest destinations</figcaption><div id="top-body">{top}</div></figure></div></section>
+<section id="devices" aria-labelledby="devices-h"><h2 id="devices-h">Devices and their destinations</h2><div id="devices-body">{devices_html}</div></section>
+<section id="active" aria-labelledby="active-h"><h2 id="active-h">Active now</h2><div id="active-body">{active}</div></section>
+<section id="blind" aria-labelledby="blind-h"><h2 id="blind-h">Blind spots</h2><div id="blind-body">{blind}</div></section>
+</main>"##,
+        flows = view.flows,
+        devices = view.devices.len(),
+        now = html::text(&html::time(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        )),
+        active = html::active(view),
+        timeline = html::timeline_svg(&view.timeline),
+        top = html::top_svg(view),
+        devices_html = html::devices(view, false),
+        blind = html::blind_spots(view),
+    )
+}
+
+/// `GET /`.
+pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
+    let doc = tokio::task::spawn_blocking(move || {
+        let view = current_view(&shared);
+        document(&view, shared.page_token())
+    })
+    .await
+    .unwrap_or_default();
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        doc,
+    )
+        .into_response()
+}
+
+/// `GET /api/view`.
+pub async fn view_json(State(shared): State<Arc<Shared>>) -> Response {
+    match tokio::task::spawn_blocking(move || current_view(&shared)).await {
+        Ok(v) => ([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `GET /assets/page.css`.
+pub async fn css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
+}
+
+/// `GET /assets/page.js`.
+pub async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        JS,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_policy() {
+        let p = HostPolicy {
+            listen: Some("127.0.0.1:9433".parse().unwrap()),
+        };
+        for ok in [
+            "127.0.0.1:9433",
+            "localhost:9433",
+            "[::1]:9433",
+            "LOCALHOST:9433",
+        ] {
+            assert!(p.allows(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:9433",
+            "127.0.0.1:9434",
+            "127.0.0.1",
+            "localhost.evil.example:9433",
+            "127.0.0.1:9433:1",
+            "[::1]",
+            "",
+        ] {
+            assert!(!p.allows(bad), "{bad}");
+        }
+        let v6 = HostPolicy {
+            listen: Some("[2001:db8::1]:80".parse().unwrap()),
+        };
+        assert!(v6.allows("[2001:db8::1]"));
+        assert!(!v6.allows("[2001:db8::2]"));
+        let any_port = HostPolicy { listen: None };
+        assert!(any_port.allows("127.0.0.1:1234"));
+        assert!(!any_port.allows("rebind.example:1234"));
+    }
+}

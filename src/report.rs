@@ -1,0 +1,293 @@
+//! `tetherscope report`: a capture's story as one self-contained HTML file.
+//!
+//! The capture streams through the same pipeline and classification as
+//! `read`; finished flows are folded into the page's bounded `Aggregate`
+//! as they leave the flow table, so memory does not grow with the capture.
+//! The file inlines its CSS and SVG, fetches nothing and runs no script
+//! (its Content-Security-Policy forbids both), and prints cleanly.
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tetherscope_capture::file::FileSource;
+use tetherscope_capture::CaptureError;
+use tetherscope_exporter::html::{self, text};
+use tetherscope_exporter::record::FlowRecord;
+use tetherscope_exporter::view::{Aggregate, Limits, Seen, Timeline, View};
+use tetherscope_exporter::{facts, page};
+use tetherscope_flow::{Flow, Pipeline, PipelineConfig, Stats};
+
+use crate::cli::ReportArgs;
+use crate::read::Progress;
+
+/// Buckets of the report's timeline (widened to fit the capture).
+const TIMELINE_BUCKETS: usize = 48;
+
+/// What the report says about the capture itself.
+struct CaptureFacts {
+    file: String,
+    bytes: Option<u64>,
+    first_packet: u64,
+    last_packet: u64,
+    profile: String,
+    read_error: Option<String>,
+}
+
+/// The default output: the capture's name with `.html`.
+fn default_output(capture: &Path) -> PathBuf {
+    capture.with_extension("html")
+}
+
+pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let mut source = match FileSource::open(&args.capture) {
+        Ok(s) => s,
+        Err(CaptureError::NotACapture) => anyhow::bail!(
+            "{}: not a capture file (expected pcap or pcapng, optionally gzip-compressed)",
+            args.capture.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
+    };
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&args.capture));
+    let catalog = crate::catalog::load(&args.catalog)?;
+    let mut pipeline = Pipeline::new(&PipelineConfig {
+        max_flows: args.max_flows,
+        ..PipelineConfig::default()
+    });
+    let mut progress = Progress::new(!args.quiet && io::stderr().is_terminal());
+    let mut aggregate: Option<Aggregate> = None;
+    let mut facts = CaptureFacts {
+        file: args.capture.file_name().map_or_else(
+            || args.capture.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        bytes: std::fs::metadata(&args.capture).ok().map(|m| m.len()),
+        first_packet: 0,
+        last_packet: 0,
+        profile: args.catalog.profile.clone(),
+        read_error: None,
+    };
+    let fold = |aggregate: &mut Option<Aggregate>, flow: &Flow| {
+        let class = facts::classify(&catalog, flow);
+        let record = FlowRecord::new(flow, facts::verdict_fields(&class));
+        let agg = aggregate.get_or_insert_with(|| {
+            Aggregate::new(
+                Limits::default(),
+                Timeline::growing(flow.first_seen, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
+            )
+        });
+        agg.add(&Seen::of(flow, class.purpose), &record);
+    };
+    loop {
+        match source.next_packet() {
+            Ok(Some(p)) => {
+                if facts.first_packet == 0 {
+                    facts.first_packet = p.ts_nanos;
+                    // The timeline starts at the first packet.
+                    aggregate = Some(Aggregate::new(
+                        Limits::default(),
+                        Timeline::growing(p.ts_nanos, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
+                    ));
+                }
+                facts.last_packet = facts.last_packet.max(p.ts_nanos);
+                pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                facts.read_error = Some(e.to_string());
+                break;
+            }
+        }
+        for (flow, _) in pipeline.take_finished() {
+            fold(&mut aggregate, &flow);
+        }
+        progress.update(&source);
+    }
+    pipeline.finish();
+    for (flow, _) in pipeline.take_finished() {
+        fold(&mut aggregate, &flow);
+    }
+    progress.clear();
+    let aggregate = aggregate.unwrap_or_else(|| {
+        Aggregate::new(
+            Limits::default(),
+            Timeline::growing(0, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
+        )
+    });
+    let view = aggregate.view(&[], &pipeline.devices.snapshot());
+    let doc = document(&facts, &view, &pipeline.stats);
+    write_atomically(&output, doc.as_bytes())
+        .map_err(|e| crate::UsageError(format!("{}: {e}", output.display())))?;
+    if let Some(e) = &facts.read_error {
+        eprintln!(
+            "tetherscope: warning: {}: {e}; the report covers what was read before it",
+            args.capture.display()
+        );
+    }
+    if !args.quiet {
+        eprintln!(
+            "tetherscope: wrote {} ({} flows, {} devices, {} destinations)",
+            output.display(),
+            view.flows,
+            view.devices.len(),
+            view.devices
+                .iter()
+                .map(|d| d.destinations.len())
+                .sum::<usize>()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes next to `path` and renames, so a failed run leaves no half file.
+fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The report's own policy: inline style and data images only, no script,
+/// nothing fetched.
+const REPORT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+
+fn document(facts: &CaptureFacts, view: &View, stats: &Stats) -> String {
+    let mut out = String::with_capacity(128 * 1024);
+    let _ = write!(
+        out,
+        r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{csp}"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><title>tetherscope report: {file}</title><style>{css}</style></head><body><header><h1>tetherscope report: {file}</h1><nav aria-label="Sections"><ul><li><a href="#capture">Capture</a></li><li><a href="#devices">Devices</a></li><li><a href="#destinations">Destinations</a></li><li><a href="#timeline">Timeline</a></li><li><a href="#dns">DNS</a></li><li><a href="#blind">Blind spots</a></li><li><a href="#unparsed">Not parsed</a></li></ul></nav></header><main>"##,
+        csp = REPORT_CSP,
+        file = text(&facts.file),
+        css = page::CSS,
+    );
+    capture_section(&mut out, facts, view, stats);
+    devices_section(&mut out, view);
+    let _ = write!(
+        out,
+        r#"<section id="destinations"><h2>Destinations by purpose</h2><p class="meta">Per device, each destination (registrable domain, or the server address when nothing named it) with who runs it, the protocols and where its name came from, what went in the clear, the CNAME chain behind it, and the active profile's verdict.</p>{}</section>"#,
+        html::devices(view, true)
+    );
+    let _ = write!(
+        out,
+        r#"<section id="timeline"><h2>Timeline</h2><div class="charts"><figure><figcaption>Bytes by purpose over time ({} per bar)</figcaption>{}</figure><figure><figcaption>Busiest destinations</figcaption>{}</figure></div></section>"#,
+        text(&duration(view.timeline.bucket_seconds)),
+        html::timeline_svg(&view.timeline),
+        html::top_svg(view)
+    );
+    let _ = write!(
+        out,
+        r#"<section id="dns"><h2>DNS questions and answers</h2>{}</section><section id="blind"><h2>Blind spots</h2>{}</section>"#,
+        html::dns(view),
+        html::blind_spots(view)
+    );
+    unparsed_section(&mut out, facts, stats);
+    out.push_str("</main></body></html>\n");
+    out
+}
+
+fn duration(secs: f64) -> String {
+    if secs >= 86_400.0 {
+        format!("{:.1} d", secs / 86_400.0)
+    } else if secs >= 3600.0 {
+        format!("{:.1} h", secs / 3600.0)
+    } else if secs >= 60.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else {
+        format!("{secs:.0} s")
+    }
+}
+
+fn capture_section(out: &mut String, f: &CaptureFacts, view: &View, stats: &Stats) {
+    let span = f.last_packet.saturating_sub(f.first_packet) as f64 / 1e9;
+    let _ = write!(
+        out,
+        r#"<section id="capture"><h2>The capture</h2><dl class="facts"><dt>File</dt><dd>{}</dd><dt>Size</dt><dd>{}</dd><dt>First packet</dt><dd>{} UTC</dd><dt>Last packet</dt><dd>{} UTC</dd><dt>Span</dt><dd>{}</dd><dt>Packets</dt><dd>{}</dd><dt>Flows</dt><dd>{}</dd><dt>Devices</dt><dd>{}</dd><dt>Profile</dt><dd>{}</dd><dt>Made by</dt><dd>tetherscope {}</dd></dl></section>"#,
+        text(&f.file),
+        f.bytes.map_or_else(|| "-".into(), html::bytes),
+        text(&html::time(f.first_packet as f64 / 1e9)),
+        text(&html::time(f.last_packet as f64 / 1e9)),
+        text(&duration(span)),
+        Stats::get(&stats.packets),
+        view.flows,
+        view.devices.len(),
+        text(&f.profile),
+        env!("CARGO_PKG_VERSION"),
+    );
+}
+
+fn devices_section(out: &mut String, view: &View) {
+    out.push_str(r#"<section id="devices"><h2>Devices</h2><div class="scroll"><table><caption>Devices seen (DHCP host name, MAC; "randomised" when the MAC is locally administered)</caption><thead><tr><th scope="col">Device</th><th scope="col">MAC</th><th scope="col">Randomised</th><th scope="col">Destinations</th><th scope="col">Flows</th><th scope="col">Bytes</th></tr></thead><tbody>"#);
+    for d in &view.devices {
+        let _ = write!(
+            out,
+            r#"<tr><th scope="row">{}</th><td class="mac">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            text(&d.device),
+            text(&d.mac),
+            if d.randomised { "yes" } else { "no" },
+            d.destinations.len(),
+            d.flows,
+            text(&html::bytes(d.bytes))
+        );
+    }
+    out.push_str("</tbody></table></div>");
+    if view.dropped_flows > 0 {
+        let _ = write!(
+            out,
+            r#"<p class="meta">{} flows of devices past the device limit are not shown.</p>"#,
+            view.dropped_flows
+        );
+    }
+    out.push_str("</section>");
+}
+
+fn unparsed_section(out: &mut String, f: &CaptureFacts, stats: &Stats) {
+    out.push_str(r#"<section id="unparsed"><h2>What could not be parsed</h2><table><caption>Packets and flows tetherscope skipped or cut short</caption><thead><tr><th scope="col">What</th><th scope="col">Count</th></tr></thead><tbody>"#);
+    let mut rows: Vec<(String, u64)> = vec![
+        (
+            "packets cut short by the snap length".into(),
+            Stats::get(&stats.truncated),
+        ),
+        ("frames that are not IP".into(), Stats::get(&stats.not_ip)),
+        ("IP fragments".into(), Stats::get(&stats.fragments)),
+    ];
+    rows.extend(
+        stats
+            .parse_errors()
+            .into_iter()
+            .map(|(k, v)| (format!("malformed: {k}"), v)),
+    );
+    rows.extend(
+        stats
+            .evictions()
+            .into_iter()
+            .filter(|(k, _)| *k == "capacity")
+            .map(|(_, v)| ("flows evicted early: the flow table was full".to_owned(), v)),
+    );
+    for (what, n) in rows {
+        let _ = write!(
+            out,
+            r#"<tr><th scope="row">{}</th><td class="num">{n}</td></tr>"#,
+            text(&what)
+        );
+    }
+    out.push_str("</tbody></table>");
+    if let Some(e) = &f.read_error {
+        let _ = write!(
+            out,
+            r#"<p><strong>The file ends early:</strong> {}; the report covers what was read before it.</p>"#,
+            text(e)
+        );
+    }
+    out.push_str("</section>");
+}
