@@ -11,25 +11,8 @@ use tetherscope_exporter::Shared;
 use tetherscope_flow::{Pipeline, PipelineConfig};
 use tower::ServiceExt;
 
-/// Feeds a classic little-endian pcap into the pipeline.
-fn feed(pipeline: &mut Pipeline, bytes: &[u8]) {
-    let link = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
-    let mut at = 24;
-    while at + 16 <= bytes.len() {
-        let h = &bytes[at..at + 16];
-        let sec = u64::from(u32::from_le_bytes(h[0..4].try_into().unwrap()));
-        let usec = u64::from(u32::from_le_bytes(h[4..8].try_into().unwrap()));
-        let caplen = u32::from_le_bytes(h[8..12].try_into().unwrap()) as usize;
-        let wire = u32::from_le_bytes(h[12..16].try_into().unwrap());
-        pipeline.ingest(
-            sec * 1_000_000_000 + usec * 1000,
-            link,
-            wire,
-            &bytes[at + 16..at + 16 + caplen],
-        );
-        at += 16 + caplen;
-    }
-}
+mod support;
+use support::feed;
 
 async fn get(shared: &Arc<Shared>, path: &str) -> String {
     let resp = tetherscope_exporter::router(shared.clone())
