@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::common;
 use crate::common::frames::{tls_connection, PcapWriter};
 use crate::common::sim::{parse_metrics, value, wait_for};
+use crate::common::{free_port, get_local as get};
 
 const DAYS: u64 = 30;
 const NEW_PER_DAY: u64 = 250;
@@ -83,25 +84,6 @@ fn write_month(path: &std::path::Path) -> (u64, usize) {
     }
     w.finish();
     (packets, names.len())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "5"])
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn rss_kib(pid: u32) -> u64 {

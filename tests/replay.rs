@@ -7,28 +7,14 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::sim::{parse_metrics, value, wait_for};
-
-fn get(port: u16, path: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "5"])
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use crate::common::{free_port, get_local as get};
 
 #[test]
 fn replay_serves_the_final_state_until_sigterm_with_full_names() {
     let dir = std::env::temp_dir().join(format!("tetherscope-replay-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("flows.jsonl");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(common::bin())
         .arg("replay")
         .arg(common::fixture("seed-domains.pcap"))
