@@ -2,7 +2,7 @@
 # Live capture under load, on the simulated hotspot (root): tetherscope run
 # on ap0 while iperf3 pushes bounded bursts from the phone namespace to a
 # server in the internet namespace. Reports libpcap's packet and kernel-drop
-# counters per burst. See README, "Benchmarks".
+# counters per burst. See docs/testing.md, "Benchmarks".
 #
 #   bench/live.sh [SECONDS_PER_STEP]   (default 5; the 1 Gbit/s TCP burst is 20 s)
 set -euo pipefail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The peer benchmark: tetherscope read vs ndpiReader vs a raw libpcap read
 # loop, on the standard phone-hotspot capture, with names checked against
-# the generator's ground truth in the same run. See README, "Benchmarks".
+# the generator's ground truth in the same run. See docs/testing.md, "Benchmarks".
 #
 #   bench/run.sh [RUNS]        (default 5 timed runs per tool, after a warm-up)
 #

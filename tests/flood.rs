@@ -16,7 +16,7 @@ const FLOOD: u64 = 1_000_000;
 const MAX_FLOWS: u64 = 50_000;
 /// Resident memory `read` may use: a fixed part (binary, catalog, buffers)
 /// plus what the flow table holds at `--max-flows` (about 250 bytes a flow,
-/// see README, "Benchmarks"), with room for allocator slack.
+/// see docs/testing.md, "Benchmarks"), with room for allocator slack.
 const RSS_BOUND_KIB: u64 = 64 * 1024 + MAX_FLOWS * 512 / 1024;
 
 fn flood_frame(i: u64, out: &mut Vec<u8>) {

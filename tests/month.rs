@@ -152,6 +152,8 @@ fn a_month_of_traffic_keeps_labels_bounded_meaningful_and_memory_flat() {
             .arg(&capture)
             .args(["--speed", SPEED, "--max-domains", &MAX_DOMAINS.to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--state")
+            .arg(dir.join("state.db"))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -80,6 +80,8 @@ fn networkmanager_shared_connection_discovery_and_dispatcher() {
     let monitor = sim
         .laptop_command(common::bin())
         .arg("run")
+        .arg("--state")
+        .arg(sim.dir.join("state.db"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

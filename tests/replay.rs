@@ -34,6 +34,8 @@ fn replay_serves_the_final_state_until_sigterm_with_full_names() {
         .arg(common::fixture("seed-domains.pcap"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--domain-label", "fqdn"])
+        .arg("--state")
+        .arg(dir.join("state.db"))
         .arg("--flow-log")
         .arg(&log)
         .stdout(Stdio::null())

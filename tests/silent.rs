@@ -101,6 +101,8 @@ impl Link {
             .args(["netns", "exec", &self.monitor, common::bin(), "run"])
             .args(["--interface", "mv0", "--listen", "127.0.0.1:9433"])
             .args(["--filter", "udp and src host 192.0.2.1"])
+            .arg("--state")
+            .arg(self.dir.join("state.db"))
             .arg("--flow-log")
             .arg(flow_log)
             .stdout(Stdio::null())

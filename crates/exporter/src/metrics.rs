@@ -1,6 +1,6 @@
 //! `/metrics`: Prometheus families built from the flow table at scrape time.
 //!
-//! Every metric name is a documented constant (README, "Metrics"). Counters
+//! Every metric name is a documented constant (docs/metrics.md). Counters
 //! are reported monotonically (see [`crate::state`]).
 
 use std::collections::HashMap;

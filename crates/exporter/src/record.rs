@@ -1,5 +1,5 @@
 //! The JSON object that describes one flow. Its keys are the documented
-//! schema (README, "Flow records"): keep them stable.
+//! schema (docs/reading.md, "Flow records"): keep them stable.
 
 use serde::Serialize;
 use tetherscope_flow::devices::format_mac;
