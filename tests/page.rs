@@ -530,7 +530,8 @@ fn page_on_replay_of_fixtures() {
             .port();
         let listen = format!("127.0.0.1:{port}");
         let mut replay = Command::new(common::bin())
-            .args(["replay", "--listen", &listen])
+            .args(["replay", "--listen", &listen, "--state"])
+            .arg(dir.join(format!("{fixture}.db")))
             .arg(common::fixture(fixture))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -571,4 +572,182 @@ fn page_on_replay_of_fixtures() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A free loopback port for a listener.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The HTTP status of `POST url` with a JSON `body` and extra headers.
+fn post_status(url: &str, body: &str, headers: &[String]) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}"]);
+    cmd.args(["-X", "POST", "-H", "Content-Type: application/json"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.args(["--data", body, url]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The state column of `destination` in the store at `db` (one row per
+/// device; the fixture has one phone).
+fn stored_state(db: &Path, destination: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(format!(
+            "SELECT state FROM destination WHERE destination = '{destination}';"
+        ))
+        .output()
+        .expect("run sqlite3 (scripts/setup.sh --test installs it)");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The baseline API's entries for `destination`.
+fn api_entries(url: &str, destination: &str) -> Vec<Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "-m", "5", &format!("{url}api/baseline")])
+        .output()
+        .unwrap();
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    all.into_iter()
+        .filter(|e| e["destination"] == destination)
+        .collect()
+}
+
+/// `replay --learn-for 0` of the seed capture on `listen`, keeping its
+/// baseline in `db`.
+fn replay_seed(db: &Path, listen: &str) -> std::process::Child {
+    Command::new(common::bin())
+        .args(["replay", "--learn-for", "0", "--listen", listen, "--state"])
+        .arg(db)
+        .arg(common::fixture("seed-domains.pcap"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The triage buttons end to end. A first `replay` with no learning folds
+/// the seed capture's flows into the store when it stops (SIGTERM); a
+/// second one on the same store lists the unlisted tracker as new.
+/// Requests without the token or from another origin are refused and change
+/// nothing; clicking Accept in Chromium changes the API and the store, and
+/// the next poll no longer lists it.
+#[test]
+fn accept_button_changes_the_store() {
+    let dir = scratch("accept");
+    let db = dir.join("state.db");
+    let first_listen = format!("127.0.0.1:{}", free_port());
+    let mut first = replay_seed(&db, &first_listen);
+    let served = wait_for(Duration::from_secs(20), || {
+        let out = Command::new("curl")
+            .args(["-sf", "-m", "5", &format!("http://{first_listen}/api/view")])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .contains("example.com")
+            .then_some(())
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status();
+    let stopped = wait_for(Duration::from_secs(10), || first.try_wait().ok().flatten());
+    if stopped.is_none() {
+        let _ = first.kill();
+        let _ = first.wait();
+    }
+    assert!(served.is_some(), "the first replay never served its flows");
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}");
+    assert_eq!(stored_state(&db, "example.com"), "new");
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{listen}/");
+    let mut replay = replay_seed(&db, &listen);
+    let outcome = std::panic::catch_unwind(|| {
+        let tracker = wait_for(Duration::from_secs(20), || {
+            let entries = api_entries(&url, "example.com");
+            (entries.len() == 1 && entries[0]["state"] == "new").then(|| entries[0].clone())
+        })
+        .expect("the baseline API never listed example.com as new");
+        let mac = tracker["mac"].as_str().unwrap().to_owned();
+        let body = serde_json::json!({"device": mac, "destination": "example.com"}).to_string();
+        let accept = format!("{url}api/baseline/accept");
+
+        // Refused: no token, a wrong token, the right token from another origin.
+        assert_eq!(post_status(&accept, &body, &[]), "403");
+        assert_eq!(
+            post_status(&accept, &body, &["X-Tetherscope-Token: 00".into()]),
+            "403"
+        );
+        let token =
+            std::fs::read_to_string(dir.join("token")).expect("token file next to the store");
+        let token = token.trim();
+        assert_eq!(token.len(), 64, "{token:?}");
+        assert_eq!(
+            post_status(
+                &accept,
+                &body,
+                &[
+                    format!("X-Tetherscope-Token: {token}"),
+                    "Origin: http://evil.example:80".into()
+                ]
+            ),
+            "403"
+        );
+        assert_eq!(api_entries(&url, "example.com")[0]["state"], "new");
+        // The page embeds the same token for its buttons.
+        let html = Command::new("curl")
+            .args(["-sf", "-m", "5", &url])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&html.stdout).contains(&format!(
+            r#"<meta name="tetherscope-token" content="{token}">"#
+        )));
+
+        let out = dir.join("accept.json");
+        drive(
+            None,
+            &[
+                OsStr::new("accept"),
+                OsStr::new(&url),
+                OsStr::new("example.com"),
+                out.as_os_str(),
+            ],
+        );
+        let clicked: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        assert_eq!(clicked["status"], "Accepted example.com", "{clicked}");
+        assert_eq!(clicked["remaining"], 0, "{clicked}");
+        let awaiting = clicked["awaiting"].as_array().unwrap();
+        assert!(
+            awaiting.iter().any(|d| d == "203.0.113.50"),
+            "the other new destinations should still await triage: {clicked}"
+        );
+        assert!(!awaiting.iter().any(|d| d == "example.com"), "{clicked}");
+        assert_eq!(clicked["consoleErrors"], serde_json::json!([]), "{clicked}");
+
+        let entry = &api_entries(&url, "example.com")[0];
+        assert_eq!(entry["state"], "accepted", "{entry}");
+        // The writer commits in batches; the change reaches the file.
+        let stored = wait_for(Duration::from_secs(10), || {
+            (stored_state(&db, "example.com") == "accepted").then_some(())
+        });
+        assert!(
+            stored.is_some(),
+            "the store says {:?}",
+            stored_state(&db, "example.com")
+        );
+        assert_eq!(stored_state(&db, "203.0.113.50"), "new");
+    });
+    let _ = replay.kill();
+    let _ = replay.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }

@@ -9,7 +9,8 @@
 //       sideways.
 //   node drive.mjs accept URL DESTINATION OUT.json
 //       Clicks "Accept" in the triage row of DESTINATION and reports the
-//       triage status line and whether the row went away.
+//       triage status line, whether the row went away after the next poll,
+//       and the destinations still awaiting triage.
 //   node drive.mjs pdf URL OUT.pdf
 //       Prints the page to PDF (A4).
 // With --map-host NAME anywhere after the mode, Chromium resolves NAME to
@@ -91,7 +92,8 @@ try {
     const status = await page.locator('#triage-status').textContent();
     await page.waitForTimeout(2500);
     const remaining = await page.locator('#triage-body tr', { has: page.locator('th', { hasText: destination }) }).count();
-    writeFileSync(out, JSON.stringify({ status, remaining, consoleErrors }, null, 1));
+    const awaiting = await page.evaluate(() => [...document.querySelectorAll('#triage-body tr[data-destination]')].map(tr => tr.dataset.destination));
+    writeFileSync(out, JSON.stringify({ status, remaining, awaiting, consoleErrors }, null, 1));
   } else if (mode === 'pdf') {
     const out = rest[0];
     await page.goto(url, { waitUntil: 'load' });
