@@ -185,6 +185,17 @@ else
   say "UnexpectedDestination did not fire for a device on each sensor"
 fi
 
+# New destinations reach the baseline when their flows finish (a closed
+# connection after a few seconds, a DNS flow after 30 s): wait for them, at
+# most a minute, before asking the dashboards.
+for k in "${SENSORS[@]}"; do
+  for _ in $(seq 1 60); do
+    n=$(central_query "tetherscope_new_destinations_total{sensor=\"sensor-$k\"}" | count_results 2>/dev/null || echo 0)
+    [ "$n" -gt 0 ] && break
+    sleep 1
+  done
+done
+
 # Every dashboard query, with the sensor variable set to one sensor, answers
 # from the central Prometheus.
 dashboards_ok=1
