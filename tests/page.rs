@@ -514,6 +514,16 @@ fn demo_serves_the_page_on_host_loopback() {
     );
 }
 
+/// A child process ended when dropped.
+struct Ended(std::process::Child);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `replay` of a fixture serves the same page (no root needed): the seed
 /// capture's destinations, then the hostile one's names as text.
 #[test]
@@ -529,14 +539,17 @@ fn page_on_replay_of_fixtures() {
             .unwrap()
             .port();
         let listen = format!("127.0.0.1:{port}");
-        let mut replay = Command::new(common::bin())
-            .args(["replay", "--listen", &listen, "--state"])
-            .arg(dir.join(format!("{fixture}.db")))
-            .arg(common::fixture(fixture))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        // Ended on drop, also when the browser step panics.
+        let replay = Ended(
+            Command::new(common::bin())
+                .args(["replay", "--listen", &listen, "--state"])
+                .arg(dir.join(format!("{fixture}.db")))
+                .arg(common::fixture(fixture))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let url = format!("http://{listen}/");
         let served = wait_for(Duration::from_secs(20), || {
             let out = Command::new("curl")
@@ -555,8 +568,7 @@ fn page_on_replay_of_fixtures() {
                 &["--wait", wait],
             )
         });
-        let _ = replay.kill();
-        let _ = replay.wait();
+        drop(replay);
         let page = page.unwrap_or_else(|| panic!("replay of {fixture} never served its flows"));
         assert_eq!(page["status"], 200);
         assert!(
