@@ -82,12 +82,62 @@ pub struct Classification<'c> {
     pub matched_name: Option<String>,
 }
 
+/// What [`Catalog::judge`] decides of one flow.
+#[derive(Debug, Clone, Copy)]
+pub struct Judgement<'c> {
+    /// The rule that matched.
+    pub rule: Option<&'c Rule>,
+    /// Its purpose, or `unknown`.
+    pub purpose: Purpose,
+    /// Under the active profile.
+    pub verdict: Verdict,
+    /// The rule documents cleartext to this destination.
+    pub cleartext_known: bool,
+}
+
 /// Site label of flows no name could be given to.
 pub const UNNAMED_SITE: &str = "unnamed";
 
 impl Catalog {
     /// Classifies one flow.
     pub fn classify<'c>(&'c self, facts: &FlowFacts<'_>) -> Classification<'c> {
+        let (judgement, matched) = self.judge_with_name(facts);
+        let Judgement {
+            rule,
+            purpose,
+            verdict,
+            cleartext_known,
+        } = judgement;
+        let site = match (rule.and_then(|r| r.display.as_deref()), facts.names.first()) {
+            (Some(display), _) => display.to_owned(),
+            (None, Some(name)) if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+                registrable_domain(&name.to_ascii_lowercase()).to_owned()
+            }
+            (None, Some(name)) => registrable_domain(name).to_owned(),
+            (None, None) => rule.map_or_else(|| UNNAMED_SITE.to_owned(), |r| r.name.clone()),
+        };
+        Classification {
+            rule,
+            purpose,
+            verdict,
+            site,
+            cleartext_known,
+            matched_name: matched.map(str::to_owned),
+        }
+    }
+
+    /// The rule, purpose and verdict of one flow: [`Catalog::classify`]
+    /// without the strings, for callers that classify many flows and label
+    /// them their own way.
+    pub fn judge<'c>(&'c self, facts: &FlowFacts<'_>) -> Judgement<'c> {
+        self.judge_with_name(facts).0
+    }
+
+    /// [`Catalog::judge`], and the name the rule matched.
+    fn judge_with_name<'c, 'f>(
+        &'c self,
+        facts: &FlowFacts<'f>,
+    ) -> (Judgement<'c>, Option<&'f str>) {
         let found = facts.names.iter().find_map(|name| {
             let name = name.trim_end_matches('.');
             self.match_name(name, facts).map(|r| (r, name))
@@ -96,28 +146,21 @@ impl Catalog {
             Some((r, n)) => (Some(r), Some(n)),
             None => (self.match_flow(facts), None),
         };
-        let purpose = rule.map_or(Purpose::Unknown, |r| r.purpose);
         let expected = rule.is_some_and(|r| {
             self.active.expect_rules.contains(&r.name)
                 || self.active.expect_purposes.contains(&r.purpose)
         });
-        let site = match (rule.and_then(|r| r.display.as_deref()), facts.names.first()) {
-            (Some(display), _) => display.to_owned(),
-            (None, Some(name)) => registrable_domain(&name.to_ascii_lowercase()).to_owned(),
-            (None, None) => rule.map_or_else(|| UNNAMED_SITE.to_owned(), |r| r.name.clone()),
-        };
-        Classification {
+        let judgement = Judgement {
             rule,
-            purpose,
+            purpose: rule.map_or(Purpose::Unknown, |r| r.purpose),
             verdict: if expected {
                 Verdict::Expected
             } else {
                 Verdict::Unexpected
             },
-            site,
             cleartext_known: rule.is_some_and(|r| r.cleartext_known),
-            matched_name: matched.map(str::to_owned),
-        }
+        };
+        (judgement, matched)
     }
 
     /// The most specific rule for one name: walk its label-aligned suffixes

@@ -23,7 +23,7 @@ mod purpose;
 mod site;
 
 pub use catalog::{Catalog, CatalogError, Profile, Rule, RuleOrigin};
-pub use classify::{Classification, FlowFacts, Transport, Verdict};
+pub use classify::{Classification, FlowFacts, Judgement, Transport, Verdict};
 pub use lists::{ListFormat, ListStats};
 pub use purpose::Purpose;
 pub use site::registrable_domain;

@@ -10,34 +10,29 @@
 /// it has none.
 pub fn registrable_domain(name: &str) -> &str {
     let name = name.trim_end_matches('.');
-    // Label starts, rightmost first: "a.b.c" -> [4, 2, 0].
-    let mut starts: Vec<usize> = name.match_indices('.').map(|(i, _)| i + 1).collect();
-    starts.insert(0, 0);
-    starts.reverse();
-    let mut icann_suffix_start = None;
-    for &start in &starts {
+    // Label-aligned suffixes, shortest first: "a.b.c" -> "c", "b.c", "a.b.c".
+    let starts = name
+        .rmatch_indices('.')
+        .map(|(i, _)| i + 1)
+        .chain(std::iter::once(0));
+    // The answer is the suffix one label longer than the longest ICANN
+    // public suffix; `None` while that label is still to come.
+    let mut answer = None;
+    let mut previous_was_suffix = false;
+    for start in starts {
+        if previous_was_suffix {
+            answer = Some(start);
+        }
         let candidate = &name[start..];
-        match psl::suffix(candidate.as_bytes()) {
-            Some(s)
-                if s.as_bytes() == candidate.as_bytes() && s.typ() == Some(psl::Type::Icann) =>
-            {
-                icann_suffix_start = Some(start);
-            }
-            _ => {}
+        previous_was_suffix = matches!(
+            psl::suffix(candidate.as_bytes()),
+            Some(s) if s.as_bytes() == candidate.as_bytes() && s.typ() == Some(psl::Type::Icann)
+        );
+        if previous_was_suffix {
+            answer = None;
         }
     }
-    let Some(suffix_start) = icann_suffix_start else {
-        return name;
-    };
-    // One more label to the left of the ICANN suffix.
-    match starts
-        .iter()
-        .position(|&s| s == suffix_start)
-        .and_then(|i| starts.get(i + 1))
-    {
-        Some(&start) => &name[start..],
-        None => name,
-    }
+    answer.map_or(name, |start| &name[start..])
 }
 
 #[cfg(test)]
@@ -58,5 +53,9 @@ mod tests {
         assert_eq!(registrable_domain("example.com"), "example.com");
         assert_eq!(registrable_domain("co.uk"), "co.uk");
         assert_eq!(registrable_domain("localhost"), "localhost");
+        assert_eq!(registrable_domain("b.a.co.uk."), "a.co.uk");
+        // A wildcard rule: `*.ck`.
+        assert_eq!(registrable_domain("foo.bar.ck"), "foo.bar.ck");
+        assert_eq!(registrable_domain(""), "");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use tetherscope_classify::{Catalog, Classification, FlowFacts, Purpose, Transport};
+use tetherscope_classify::{Catalog, Classification, FlowFacts, Judgement, Purpose, Transport};
 use tetherscope_flow::flow::NameSource;
 use tetherscope_flow::{BlindSpot, Flow};
 
@@ -31,18 +31,48 @@ pub fn is_local(ip: IpAddr) -> bool {
 /// Classifies a flow: its domain first, then what the client asked its
 /// resolver and the CNAME chain behind it.
 pub fn classify<'c>(catalog: &'c Catalog, flow: &Flow) -> Classification<'c> {
-    let mut names: Vec<&str> = Vec::with_capacity(4);
-    let domain = flow.domain();
-    if let Some((d, _)) = domain {
-        names.push(d);
-    }
-    if let Some(r) = flow.names.as_deref().and_then(|n| n.resolution.as_deref()) {
-        // The chain belongs to the flow only if DNS named it or agrees with it.
-        if domain.is_some_and(|(d, src)| src == NameSource::Dns || d == &*r.query) {
-            names.extend(r.cname_chain.iter().map(|c| &**c));
+    with_facts(flow, flow.domain(), |facts| catalog.classify(facts))
+}
+
+/// [`classify`] without the strings, for a flow whose
+/// [`Flow::domain`] the caller has already.
+pub fn judge<'c>(
+    catalog: &'c Catalog,
+    flow: &Flow,
+    domain: Option<(&str, NameSource)>,
+) -> Judgement<'c> {
+    with_facts(flow, domain, |facts| catalog.judge(facts))
+}
+
+/// Calls `f` with the classifier's facts about a flow whose domain is
+/// `domain`.
+fn with_facts<R>(
+    flow: &Flow,
+    domain: Option<(&str, NameSource)>,
+    f: impl FnOnce(&FlowFacts<'_>) -> R,
+) -> R {
+    // The chain belongs to the flow only if DNS named it or agrees with it.
+    let chain = flow
+        .names
+        .as_deref()
+        .and_then(|n| n.resolution.as_deref())
+        .filter(|r| domain.is_some_and(|(d, src)| src == NameSource::Dns || d == &*r.query));
+    let one: [&str; 1];
+    let many: Vec<&str>;
+    let names: &[&str] = match (domain, chain) {
+        (None, _) => &[],
+        (Some((d, _)), None) => {
+            one = [d];
+            &one
         }
-    }
-    let facts = FlowFacts {
+        (Some((d, _)), Some(r)) => {
+            many = std::iter::once(d)
+                .chain(r.cname_chain.iter().map(|c| &**c))
+                .collect();
+            &many
+        }
+    };
+    f(&FlowFacts {
         transport: match flow.transport {
             tetherscope_flow::Transport::Tcp => Transport::Tcp,
             tetherscope_flow::Transport::Udp => Transport::Udp,
@@ -51,10 +81,9 @@ pub fn classify<'c>(catalog: &'c Catalog, flow: &Flow) -> Classification<'c> {
         server_port: Some(flow.server.port()),
         server_is_local: is_local(flow.server.ip()),
         app: flow.app.name(),
-        names: &names,
+        names,
         http_path: flow.names.as_deref().and_then(|n| n.http_path.as_deref()),
-    };
-    catalog.classify(&facts)
+    })
 }
 
 /// Why nothing names a flow that should have a name, before refining

@@ -7,12 +7,14 @@
 //! now, so a counter never goes backwards, whatever races a scrape has with
 //! the capture thread moving a flow from active to finished.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tetherscope_classify::{Catalog, Classification, Purpose, Verdict as ClassVerdict};
+use tetherscope_classify::{Catalog, Judgement, Purpose, Verdict as ClassVerdict};
+use tetherscope_flow::flow::NameSource;
 use tetherscope_flow::{BlindSpot, DeviceTable, Flow, FlowTable, Pipeline, Stats};
 
 use crate::facts;
@@ -213,6 +215,9 @@ pub struct Shared {
 
 #[derive(Default)]
 struct Inner {
+    /// Classifications the last scrape made: the next one reserves room
+    /// for as many, rather than growing its tables step by step.
+    last_classes: usize,
     retired: HashMap<FlowLabels, Totals>,
     /// The keys of `retired` by `domain`, so a value's place is given back
     /// without a pass over every label set.
@@ -365,18 +370,24 @@ impl Shared {
     /// Labels (domain not yet folded) and totals of one flow.
     fn measure(&self, flow: &Flow, finished: bool) -> (FlowLabels, Totals) {
         let class = facts::classify(&self.catalog, flow);
-        let (domain, service, purpose, verdict) = class_labels(&class, flow, self.labels.domain);
+        let domain = flow.domain().map(|(d, _)| d);
         let labels = FlowLabels {
             device: self.device_label(flow.client_mac),
-            domain,
-            service,
-            purpose,
-            verdict,
+            domain: domain_label(label_name(flow, domain), self.labels.domain),
+            service: service_label(class.rule),
+            purpose: class.purpose.as_str(),
+            verdict: verdict_label(class.verdict == ClassVerdict::Unexpected),
             rcode: rcode_label(flow),
         };
         (
             labels,
-            totals(flow, class.purpose, class.cleartext_known, finished),
+            totals(
+                flow,
+                class.purpose,
+                class.cleartext_known,
+                finished,
+                domain.is_some(),
+            ),
         )
     }
 
@@ -586,38 +597,47 @@ impl Shared {
         let mut memo = {
             let mut inner = self.lock();
             self.release_idle(&mut inner, true);
-            ClassMemo {
-                admitted: inner
+            ClassMemo::new(
+                inner
                     .domains
                     .iter()
                     .map(|(d, slot)| (d.clone(), slot.admitted_at))
                     .collect(),
-                newcomer_places: self.labels.max_domains,
-                since: inner.scraped_ns,
-                domain_label: self.labels.domain,
-                ..ClassMemo::default()
-            }
+                self.labels.max_domains,
+                inner.scraped_ns,
+                self.labels.domain,
+                inner.last_classes.min(self.table.len()),
+            )
         };
         // (client MAC, label id) → (totals, active flows)
         let mut per_key: HashMap<ActiveKey, (Totals, u64), ahash::RandomState> = HashMap::default();
         let mut private_dns: HashSet<Option<[u8; 6]>> = HashSet::new();
-        self.table.for_each(|f| {
-            let class = memo.class_of(&self.catalog, f);
-            let c = memo.classes[class as usize];
-            if c.purpose == Purpose::EncryptedDns {
-                private_dns.insert(f.client_mac);
+        self.table.for_each_batch(|flows| {
+            // The domain of every flow of the batch first: that reads each
+            // flow, its names and its name, whose memory the processor then
+            // fetches for all of them at once.
+            let domains: Vec<_> = flows.iter().map(|f| f.domain()).collect();
+            for (f, domain) in flows.iter().zip(domains) {
+                let class = memo.class_of(&self.catalog, f, domain);
+                let c = memo.classes[class as usize];
+                if c.purpose == Purpose::EncryptedDns {
+                    private_dns.insert(f.client_mac);
+                }
+                // Under its domain only if it was never reported under
+                // `other`: started after the value was admitted, or, for a
+                // value without a place, a newcomer since the last scrape
+                // (admission decides).
+                let label = match c.admitted_at {
+                    Some(at) if f.first_seen > at => c.label,
+                    None if f.first_seen > memo.since => c.label,
+                    _ => c.folded,
+                };
+                let entry = per_key.entry((f.client_mac, label)).or_default();
+                entry
+                    .0
+                    .add_flow(f, c.purpose, c.cleartext_known, false, domain.is_some());
+                entry.1 += 1;
             }
-            // Under its domain only if it was never reported under `other`:
-            // started after the value was admitted, or, for a value without
-            // a place, a newcomer since the last scrape (admission decides).
-            let label = match c.admitted_at {
-                Some(at) if f.first_seen > at => c.label,
-                None if f.first_seen > memo.since => c.label,
-                _ => c.folded,
-            };
-            let entry = per_key.entry((f.client_mac, label)).or_default();
-            entry.0.add(&totals(f, c.purpose, c.cleartext_known, false));
-            entry.1 += 1;
         });
         // Admit the most recently active first: when places are short, the
         // destinations seen last are the ones kept.
@@ -635,15 +655,7 @@ impl Shared {
                 .entry(mac)
                 .or_insert_with(|| self.device_label(mac))
                 .clone();
-            let l = &memo.labels[label as usize];
-            let labels = FlowLabels {
-                device,
-                domain: l.domain.clone(),
-                service: l.service.clone(),
-                purpose: l.purpose,
-                verdict: l.verdict,
-                rcode: l.rcode,
-            };
+            let labels = memo.flow_labels(label, device);
             // Overflow is counted once per flow, when it finishes. Flows
             // were already sorted into `other` or not (see above), so no
             // start time is checked again here.
@@ -676,6 +688,7 @@ impl Shared {
             totals.entry(labels).or_default().add(&t);
         }
         inner.scraped_ns = inner.scraped_ns.max(newest);
+        inner.last_classes = memo.classes.len();
         let private_dns = inner
             .private_dns
             .iter()
@@ -769,66 +782,89 @@ fn add_retired(inner: &mut Inner, labels: FlowLabels, totals: &Totals) {
 /// Active flows are summed by client MAC and label id.
 type ActiveKey = (Option<[u8; 6]>, u32);
 
-/// The labels a classification gives, besides the device.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ClassLabels {
-    domain: String,
-    service: String,
-    purpose: &'static str,
-    verdict: &'static str,
-    rcode: &'static str,
+/// The labels a classification gives, besides the device, as small ids:
+/// hashed and compared once per new classification, so free of strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct LabelKey {
+    /// Index into [`ClassMemo::domains`].
+    domain: u32,
+    /// Index into [`ClassMemo::services`].
+    service: u32,
+    purpose: Purpose,
+    unexpected: bool,
+    /// See [`rcode_key`].
+    rcode: u16,
 }
 
-/// The totals one flow contributes.
-/// An active DNS flow counts its questions once answered; a finished one
-/// counts them in any case (`rcode="none"` without an answer). So a
-/// question is never reported under `none` first and under its answer later.
-fn totals(flow: &Flow, purpose: Purpose, cleartext_known: bool, finished: bool) -> Totals {
-    let bytes = flow.bytes_up + flow.bytes_down;
-    let cleartext = flow.cleartext() == Some(true);
-    let blind = facts::blind_spot(flow, purpose);
-    let unnamed = blind.is_some();
-    let (mut blind_flows, mut blind_bytes) = ([0; BLIND_SPOTS], [0; BLIND_SPOTS]);
-    if let Some(reason) = blind {
-        let i = blind_index(reason);
-        blind_flows[i] = 1;
-        blind_bytes[i] = bytes;
-    }
-    let names = flow.names.as_deref();
-    Totals {
-        flows: 1,
-        bytes_up: flow.bytes_up,
-        bytes_down: flow.bytes_down,
-        cleartext_bytes: if cleartext { bytes } else { 0 },
-        unknown_cleartext_bytes: if cleartext && !cleartext_known {
-            bytes
-        } else {
-            0
-        },
-        unnamed_bytes: if unnamed { bytes } else { 0 },
-        blind_flows,
-        blind_bytes,
-        // Local names asked over mDNS/LLMNR are not DNS lookups.
-        dns_queries: names.map_or(0, |n| {
+/// The totals one flow contributes. `named`: the flow has a domain (so it
+/// is no blind spot); the caller knows it already.
+fn totals(
+    flow: &Flow,
+    purpose: Purpose,
+    cleartext_known: bool,
+    finished: bool,
+    named: bool,
+) -> Totals {
+    let mut t = Totals::default();
+    t.add_flow(flow, purpose, cleartext_known, finished, named);
+    t
+}
+
+impl Totals {
+    /// Adds what one flow contributes, in place: this runs for every
+    /// active flow at every scrape.
+    /// An active DNS flow counts its questions once answered; a finished one
+    /// counts them in any case (`rcode="none"` without an answer). So a
+    /// question is never reported under `none` first and under its answer
+    /// later.
+    fn add_flow(
+        &mut self,
+        flow: &Flow,
+        purpose: Purpose,
+        cleartext_known: bool,
+        finished: bool,
+        named: bool,
+    ) {
+        let bytes = flow.bytes_up + flow.bytes_down;
+        self.flows += 1;
+        self.bytes_up += flow.bytes_up;
+        self.bytes_down += flow.bytes_down;
+        if flow.cleartext() == Some(true) {
+            self.cleartext_bytes += bytes;
+            if !cleartext_known {
+                self.unknown_cleartext_bytes += bytes;
+            }
+        }
+        if !named {
+            if let Some(reason) = facts::blind_spot(flow, purpose) {
+                let i = blind_index(reason);
+                self.unnamed_bytes += bytes;
+                self.blind_flows[i] += 1;
+                self.blind_bytes[i] += bytes;
+            }
+        }
+        if let Some(n) = flow.names.as_deref() {
+            // Local names asked over mDNS/LLMNR are not DNS lookups.
             if n.dns_query.is_some()
                 && flow.app != tetherscope_flow::AppProto::Mdns
                 && (finished || n.dns_rcode.is_some())
             {
-                u64::from(n.dns_questions.max(1))
-            } else {
-                0
+                self.dns_queries += u64::from(n.dns_questions.max(1));
             }
-        }),
-        last_seen_ns: flow.last_seen,
-        first_seen_ns: flow.first_seen,
-        newest_start_ns: flow.first_seen,
+        }
+        self.last_seen_ns = self.last_seen_ns.max(flow.last_seen);
+        self.newest_start_ns = self.newest_start_ns.max(flow.first_seen);
+        self.first_seen_ns = match (self.first_seen_ns, flow.first_seen) {
+            (0, t) | (t, 0) => t,
+            (a, b) => a.min(b),
+        };
     }
 }
 
-/// The name the `domain` label is made of: the flow's domain, or for a DNS
-/// flow the name it asked about.
-fn label_name(flow: &Flow) -> Option<&str> {
-    flow.domain().map(|(d, _)| d).or_else(|| {
+/// The name the `domain` label is made of: the flow's domain (given, as
+/// the caller has it), or for a DNS flow the name it asked about.
+fn label_name<'f>(flow: &'f Flow, domain: Option<&'f str>) -> Option<&'f str> {
+    domain.or_else(|| {
         flow.names
             .as_deref()
             .and_then(|n| n.dns_query.as_deref())
@@ -839,73 +875,98 @@ fn label_name(flow: &Flow) -> Option<&str> {
 /// The `domain` label of a name: its registrable domain or the full name,
 /// made safe as a label value.
 pub fn domain_label(name: Option<&str>, mode: DomainLabel) -> String {
+    domain_label_ref(name, mode).into_owned()
+}
+
+/// [`domain_label`], borrowed from the name when it is safe as it is (most
+/// names): a scrape looks up many more names than it keeps.
+fn domain_label_ref(name: Option<&str>, mode: DomainLabel) -> Cow<'_, str> {
     match name {
-        None => UNNAMED.to_owned(),
-        Some(n) => sanitize(match mode {
-            DomainLabel::Registrable => tetherscope_classify::registrable_domain(n),
-            DomainLabel::Fqdn => n,
-        }),
+        None => Cow::Borrowed(UNNAMED),
+        Some(n) => {
+            let n = match mode {
+                DomainLabel::Registrable => tetherscope_classify::registrable_domain(n),
+                DomainLabel::Fqdn => n,
+            };
+            if is_safe_label(n) {
+                Cow::Borrowed(n)
+            } else {
+                Cow::Owned(sanitize(n))
+            }
+        }
     }
 }
 
+/// Whether [`sanitize`] would return the value unchanged.
+fn is_safe_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= SANITIZED_MAX_CHARS
+        && !s.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+}
+
 /// What decides the `rcode` label, as a number: 0 for flows that are not
-/// DNS, 0x1ff for no answer yet, else 0x100 | the response code.
+/// DNS, [`RCODE_NONE`] for no answer yet, else 0x100 | the response code.
 fn rcode_key(flow: &Flow) -> u16 {
     match flow.names.as_deref().filter(|n| n.dns_query.is_some()) {
         None => 0,
-        Some(n) => 0x100 | n.dns_rcode.map_or(0xff, u16::from),
+        Some(n) => n.dns_rcode.map_or(RCODE_NONE, |r| 0x100 | u16::from(r)),
     }
 }
+
+/// [`rcode_key`] of a DNS flow without an answer.
+const RCODE_NONE: u16 = 0x200;
 
 /// The `rcode` of a DNS flow: the first answer's response code, `none`
 /// when no answer was seen; "" for flows that are not DNS.
 fn rcode_label(flow: &Flow) -> &'static str {
-    let Some(names) = flow.names.as_deref().filter(|n| n.dns_query.is_some()) else {
-        return "";
-    };
-    match names.dns_rcode {
-        None => "none",
-        Some(0) => "noerror",
-        Some(2) => "servfail",
-        Some(3) => "nxdomain",
-        Some(5) => "refused",
-        Some(_) => "other",
+    rcode_name(rcode_key(flow))
+}
+
+/// The `rcode` label of an [`rcode_key`].
+fn rcode_name(key: u16) -> &'static str {
+    match key {
+        0 => "",
+        RCODE_NONE => "none",
+        0x100 => "noerror",
+        0x102 => "servfail",
+        0x103 => "nxdomain",
+        0x105 => "refused",
+        _ => "other",
     }
 }
 
-/// The labels of a classified flow.
-fn class_labels(class: &Classification<'_>, flow: &Flow, mode: DomainLabel) -> ClassLabelsTuple {
-    (
-        domain_label(label_name(flow), mode),
-        class
-            .rule
-            .map(|r| sanitize_or_empty(r.display.as_deref().unwrap_or(&r.name)))
-            .unwrap_or_default(),
-        class.purpose.as_str(),
-        match class.verdict {
-            ClassVerdict::Expected => "expected",
-            ClassVerdict::Unexpected => "unexpected",
-        },
-    )
+/// The `service` label of a classification: its rule's display name.
+fn service_label(rule: Option<&tetherscope_classify::Rule>) -> String {
+    rule.map(|r| sanitize_or_empty(r.display.as_deref().unwrap_or(&r.name)))
+        .unwrap_or_default()
 }
 
-/// Domain, service, purpose and verdict.
-type ClassLabelsTuple = (String, String, &'static str, &'static str);
+/// The `verdict` label.
+fn verdict_label(unexpected: bool) -> &'static str {
+    if unexpected {
+        "unexpected"
+    } else {
+        "expected"
+    }
+}
 
-/// What classification and labelling read from a flow, owned, to recognise
-/// repeats.
-#[derive(PartialEq, Eq)]
+/// What classification and labelling read from a flow, to recognise
+/// repeats. Strings live in [`ClassMemo::text`], so a new classification
+/// costs no allocation of its own.
 struct ClassInputs {
     transport: tetherscope_flow::Transport,
     server_port: u16,
     server_is_local: bool,
     app: tetherscope_flow::AppProto,
-    name: Option<Box<str>>,
+    name: Option<TextRange>,
     /// Identity of the shared DNS answer (its CNAME chain matters too).
     resolution: Option<*const tetherscope_flow::dns_cache::Resolution>,
-    http_path: Option<Box<str>>,
+    http_path: Option<TextRange>,
     rcode: u16,
 }
+
+/// A string kept in [`ClassMemo::text`]: start and end.
+type TextRange = (u32, u32);
 
 /// Classifications of one scrape, by the inputs that decide them.
 ///
@@ -921,14 +982,24 @@ struct ClassMemo {
     by_hash: ahash::HashMap<u64, u32>,
     /// Per id: its inputs and the next id with the same hash.
     inputs: Vec<(ClassInputs, u32)>,
+    /// The strings of `inputs`, end to end.
+    text: String,
     /// Per id: what the flows of that classification are labelled.
     classes: Vec<Class>,
     /// Label sets by label id, and the reverse.
-    labels: Vec<ClassLabels>,
-    label_ids: ahash::HashMap<ClassLabels, u32>,
+    labels: Vec<LabelKey>,
+    label_ids: ahash::HashMap<LabelKey, u32>,
+    /// `domain` values by [`LabelKey::domain`] (`other` first), and the
+    /// reverse. Only values that keep their name are here.
+    domains: Vec<String>,
+    domain_ids: ahash::HashMap<String, u32>,
+    /// `service` values by [`LabelKey::service`] (`""` first), and the
+    /// matching rule's address to its id.
+    services: Vec<String>,
+    service_ids: ahash::HashMap<*const tetherscope_classify::Rule, u32>,
     /// `domain` label values admitted when the scrape began, with their
     /// admission times.
-    admitted: HashMap<String, u64>,
+    admitted: ahash::HashMap<String, u64>,
     /// How many more classifications of values without a place may keep
     /// their name for admission to decide; after that, newcomers fold here,
     /// so a burst of new names costs at most this many label sets.
@@ -956,10 +1027,39 @@ struct Class {
 /// End of a chain of ids.
 const NO_CLASS: u32 = u32::MAX;
 
+/// [`LabelKey::domain`] of `other`.
+const OTHER_ID: u32 = 0;
+
 impl ClassMemo {
-    fn class_of(&mut self, catalog: &Catalog, f: &Flow) -> u32 {
+    /// A memo for one scrape.
+    fn new(
+        admitted: ahash::HashMap<String, u64>,
+        newcomer_places: usize,
+        since: u64,
+        domain_label: DomainLabel,
+        expected_classes: usize,
+    ) -> Self {
+        let mut memo = ClassMemo {
+            admitted,
+            newcomer_places,
+            since,
+            domain_label,
+            ..ClassMemo::default()
+        };
+        memo.by_hash.reserve(expected_classes);
+        memo.inputs.reserve(expected_classes);
+        memo.classes.reserve(expected_classes);
+        memo.domains.push(OTHER.to_owned());
+        memo.domain_ids.insert(OTHER.to_owned(), OTHER_ID);
+        memo.services.push(String::new());
+        memo
+    }
+
+    /// The classification id of a flow whose domain is `domain`
+    /// ([`Flow::domain`], which the caller needs too).
+    fn class_of(&mut self, catalog: &Catalog, f: &Flow, domain: Option<(&str, NameSource)>) -> u32 {
         let names = f.names.as_deref();
-        let name = label_name(f);
+        let name = label_name(f, domain.map(|(d, _)| d));
         let resolution = names
             .and_then(|n| n.resolution.as_ref())
             .map(std::sync::Arc::as_ptr);
@@ -978,15 +1078,17 @@ impl ClassMemo {
             http_path,
             rcode,
         ));
+        let text = &self.text;
+        let stored = |r: Option<TextRange>| r.map(|(a, b)| &text[a as usize..b as usize]);
         let same = |k: &ClassInputs| {
             k.transport == f.transport
                 && k.server_port == f.server.port()
                 && k.server_is_local == server_is_local
                 && k.app == app
-                && k.name.as_deref() == name
                 && k.resolution == resolution
-                && k.http_path.as_deref() == http_path
                 && k.rcode == rcode
+                && stored(k.name) == name
+                && stored(k.http_path) == http_path
         };
         let head = self.by_hash.get(&hash).copied().unwrap_or(NO_CLASS);
         let mut at = head;
@@ -997,31 +1099,30 @@ impl ClassMemo {
             }
             at = *next;
         }
-        let class = facts::classify(catalog, f);
+        let class = facts::judge(catalog, f, domain);
         let id = self.classes.len() as u32;
-        let (domain, service, purpose, verdict) = class_labels(&class, f, self.domain_label);
-        let admitted_at = self.admitted.get(&domain).copied();
-        let mut labels = ClassLabels {
-            domain,
-            service,
-            purpose,
-            verdict,
-            rcode: rcode_label(f),
-        };
+        let value = domain_label_ref(name, self.domain_label);
+        let admitted_at = self.admitted.get(&*value).copied();
         let mut own = true;
-        if admitted_at.is_none() && !is_reserved(&labels.domain) {
+        if admitted_at.is_none() && !is_reserved(&value) {
             // Past a budget of names without a place, newcomers fold here.
             own = self.newcomer_places > 0;
             self.newcomer_places = self.newcomer_places.saturating_sub(1);
         }
-        let folded = self.label_id(ClassLabels {
-            domain: OTHER.to_owned(),
-            ..labels.clone()
-        });
-        if !own {
-            labels.domain = OTHER.to_owned();
-        }
-        let label = self.label_id(labels);
+        let key = LabelKey {
+            domain: OTHER_ID,
+            service: self.service_id(&class),
+            purpose: class.purpose,
+            unexpected: class.verdict == ClassVerdict::Unexpected,
+            rcode,
+        };
+        let folded = self.label_id(key);
+        let label = if own {
+            let domain = self.domain_id(value);
+            self.label_id(LabelKey { domain, ..key })
+        } else {
+            folded
+        };
         self.classes.push(Class {
             label,
             folded,
@@ -1029,15 +1130,17 @@ impl ClassMemo {
             cleartext_known: class.cleartext_known,
             admitted_at,
         });
+        let name = name.map(|n| self.keep(n));
+        let http_path = http_path.map(|p| self.keep(p));
         self.inputs.push((
             ClassInputs {
                 transport: f.transport,
                 server_port: f.server.port(),
                 server_is_local,
                 app,
-                name: name.map(Into::into),
+                name,
                 resolution,
-                http_path: http_path.map(Into::into),
+                http_path,
                 rcode,
             },
             head,
@@ -1046,15 +1149,54 @@ impl ClassMemo {
         id
     }
 
-    /// The id of a label set, new or known.
-    fn label_id(&mut self, labels: ClassLabels) -> u32 {
-        if let Some(&label) = self.label_ids.get(&labels) {
-            return label;
+    /// Appends a string to `text`.
+    fn keep(&mut self, s: &str) -> TextRange {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        (start, self.text.len() as u32)
+    }
+
+    /// The id of a `domain` value, new or known.
+    fn domain_id(&mut self, value: Cow<'_, str>) -> u32 {
+        if let Some(&id) = self.domain_ids.get(&*value) {
+            return id;
         }
-        let label = self.labels.len() as u32;
-        self.labels.push(labels.clone());
-        self.label_ids.insert(labels, label);
-        label
+        let id = self.domains.len() as u32;
+        self.domains.push(value.clone().into_owned());
+        self.domain_ids.insert(value.into_owned(), id);
+        id
+    }
+
+    /// The id of a classification's `service` value.
+    fn service_id(&mut self, class: &Judgement<'_>) -> u32 {
+        let Some(rule) = class.rule else { return 0 };
+        let services = &mut self.services;
+        *self.service_ids.entry(rule as *const _).or_insert_with(|| {
+            services.push(service_label(Some(rule)));
+            (services.len() - 1) as u32
+        })
+    }
+
+    /// The id of a label set, new or known.
+    fn label_id(&mut self, key: LabelKey) -> u32 {
+        let labels = &mut self.labels;
+        *self.label_ids.entry(key).or_insert_with(|| {
+            labels.push(key);
+            (labels.len() - 1) as u32
+        })
+    }
+
+    /// The labels of a label id, with the device's.
+    fn flow_labels(&self, label: u32, device: String) -> FlowLabels {
+        let key = self.labels[label as usize];
+        FlowLabels {
+            device,
+            domain: self.domains[key.domain as usize].clone(),
+            service: self.services[key.service as usize].clone(),
+            purpose: key.purpose.as_str(),
+            verdict: verdict_label(key.unexpected),
+            rcode: rcode_name(key.rcode),
+        }
     }
 }
 
@@ -1114,9 +1256,12 @@ fn new_token() -> String {
 fn sanitize_or_empty(s: &str) -> String {
     s.chars()
         .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-        .take(128)
+        .take(SANITIZED_MAX_CHARS)
         .collect()
 }
+
+/// Longest label value [`sanitize`] keeps, in characters.
+const SANITIZED_MAX_CHARS: usize = 128;
 
 #[cfg(test)]
 mod tests {

@@ -261,11 +261,12 @@ pub struct Flow {
 
 /// Whether a name is an IP literal (never a domain).
 pub fn is_ip_literal(name: &str) -> bool {
-    // An IPv4 literal ends in a digit and an IPv6 one holds a ':'; a domain
-    // name usually ends in a letter of its TLD. Checked first: this runs for
-    // every flow at every scrape.
-    let b = name.as_bytes();
-    if !b.contains(&b':') && !b.last().is_some_and(u8::is_ascii_digit) {
+    // Address literals are made of hex digits, ':', '.', brackets and an
+    // IPv6 zone's '%'; nearly every domain name has a letter past 'f'
+    // early on. Checked first: this runs for every flow at every scrape.
+    let literal_byte =
+        |b: &u8| b.is_ascii_hexdigit() || matches!(b, b':' | b'.' | b'[' | b']' | b'%');
+    if !name.as_bytes().iter().all(literal_byte) {
         return false;
     }
     name.parse::<std::net::IpAddr>().is_ok()
@@ -424,6 +425,30 @@ pub fn printable(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_literals_are_told_from_names() {
+        for literal in [
+            "192.0.2.1",
+            "2001:db8::1",
+            "[2001:db8::a]",
+            "::ffff:192.0.2.1",
+        ] {
+            assert!(is_ip_literal(literal), "{literal}");
+        }
+        for name in [
+            "izatcloud.net",
+            "cafe.de",
+            "deadbeef",
+            "1.2.3.4.in-addr.arpa",
+            "fe80::1%wlan0",
+            "",
+            "[",
+            "::::",
+        ] {
+            assert!(!is_ip_literal(name), "{name}");
+        }
+    }
 
     #[test]
     fn hostile_bytes_never_survive_normalising() {
