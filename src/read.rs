@@ -69,12 +69,12 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         ..PipelineConfig::default()
     };
     let mut pipeline = Pipeline::new(&config);
-    let state = match &args.state.path {
+    let mut state = match &args.state.path {
         Some(path) => Some(crate::state::start(path, args.state.settings())?),
         None => None,
     };
-    if let Some(path) = &args.state.path {
-        crate::state::restore_dns(path, &mut pipeline)?;
+    if let Some(state) = &mut state {
+        crate::state::restore_dns(std::mem::take(&mut state.saved_dns), &mut pipeline);
     }
     let baseline = state.as_ref().map(|s| s.handle.clone());
     let devices = pipeline.devices.clone();
@@ -159,10 +159,7 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     drop(out);
     if let Some(state) = state {
-        state.finish()?;
-        if let Some(path) = &args.state.path {
-            crate::state::save_dns(path, &crate::state::dns_answers(&pipeline, last_packet))?;
-        }
+        state.finish(&crate::state::dns_answers(&pipeline, last_packet))?;
     }
 
     if let Some(e) = &warning {
@@ -174,6 +171,9 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         print_summary(&pipeline.stats, &summary);
     }
+    // The process ends here: freeing every destination of the baseline one
+    // by one would only cost time (all of it is saved).
+    std::mem::forget(baseline);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -107,21 +107,33 @@ pub struct Running {
     pub handle: BaselineHandle,
     /// The writer thread.
     pub persister: Persister,
+    /// DNS answers saved by the last run, for the pipeline's cache.
+    pub saved_dns: Vec<DnsAnswer>,
 }
 
 impl Running {
-    /// Writes what is left; an error here is worth a non-zero exit.
-    pub fn finish(self) -> anyhow::Result<()> {
-        self.persister
+    /// Writes what is left and saves `answers` (replacing those saved
+    /// before) through the writer's own connection; an error here is worth
+    /// a non-zero exit.
+    pub fn finish(self, answers: &[DnsAnswer]) -> anyhow::Result<()> {
+        let mut store = self
+            .persister
             .finish()
-            .map_err(|e| anyhow::anyhow!("state not saved: {e}"))
+            .map_err(|e| anyhow::anyhow!("state not saved: {e}"))?;
+        store
+            .save_dns_answers(answers)
+            .map_err(|e| anyhow::anyhow!("DNS answers not saved: {e}"))
     }
 }
 
-/// Loads the baseline from `path` and starts its writer.
+/// Loads the baseline and the saved DNS answers from `path` and starts its
+/// writer, on one connection (opening checks the file each time).
 pub fn start(path: &Path, settings: Settings) -> anyhow::Result<Running> {
     let store = open_store(path)?;
     let baseline = load(&store, settings)?;
+    let saved_dns = store
+        .dns_answers(0)
+        .map_err(|e| UsageError(e.to_string()))?;
     let baseline = Arc::new(Mutex::new(baseline));
     let persister = Persister::spawn(store, baseline.clone(), batch_interval())?;
     Ok(Running {
@@ -131,6 +143,7 @@ pub fn start(path: &Path, settings: Settings) -> anyhow::Result<Running> {
             profiles: Arc::default(),
         },
         persister,
+        saved_dns,
     })
 }
 
@@ -216,15 +229,9 @@ mod tests {
     }
 }
 
-/// Puts the DNS answers saved in the store back into the pipeline's cache.
-pub fn restore_dns(
-    store: &Path,
-    pipeline: &mut tetherscope_flow::Pipeline,
-) -> anyhow::Result<usize> {
-    let store = Store::open_read_only(store).map_err(|e| UsageError(e.to_string()))?;
-    let answers = store
-        .dns_answers(0)
-        .map_err(|e| UsageError(e.to_string()))?;
+/// Puts DNS answers saved in the store back into the pipeline's cache;
+/// returns how many.
+pub fn restore_dns(answers: Vec<DnsAnswer>, pipeline: &mut tetherscope_flow::Pipeline) -> usize {
     let mut restored = 0;
     for a in answers {
         let (Ok(client), Ok(address)) = (a.client.parse(), a.address.parse()) else {
@@ -237,7 +244,7 @@ pub fn restore_dns(
         pipeline.restore_dns_answer(client, address, Arc::new(resolution), a.expires_ns);
         restored += 1;
     }
-    Ok(restored)
+    restored
 }
 
 /// DNS answers of a pipeline, valid at `now`, as the store keeps them.
@@ -253,14 +260,6 @@ pub fn dns_answers(pipeline: &tetherscope_flow::Pipeline, now: u64) -> Vec<DnsAn
             expires_ns,
         })
         .collect()
-}
-
-/// Saves DNS answers (replacing those saved before).
-pub fn save_dns(store: &Path, answers: &[DnsAnswer]) -> anyhow::Result<()> {
-    let mut store = open_store(store)?;
-    store
-        .save_dns_answers(answers)
-        .map_err(|e| anyhow::anyhow!("DNS answers not saved: {e}"))
 }
 
 /// A `[[device]]` of the config file: a device by MAC or DHCP host name,
@@ -329,7 +328,6 @@ pub fn configure_devices(
 /// The baseline of `run` and `replay`, attached to their exporter.
 pub struct Live {
     state: Option<Running>,
-    store_path: Option<PathBuf>,
     token_file: Option<PathBuf>,
 }
 
@@ -343,18 +341,18 @@ pub fn attach(
     shared: &mut Arc<tetherscope_exporter::Shared>,
 ) -> anyhow::Result<Live> {
     let settings = args.state.settings();
-    let state = match &args.state.path {
+    let mut state = match &args.state.path {
         Some(path) => Some(start(path, settings)?),
         None => start_default(settings)?,
     };
+    if let Some(state) = &mut state {
+        restore_dns(std::mem::take(&mut state.saved_dns), pipeline);
+    }
     let mut handle = state
         .as_ref()
         .map_or_else(|| in_memory(settings), |s| s.handle.clone());
     configure_devices(&mut handle, &args.devices, &shared.catalog)?;
     let store_path = handle.path.clone();
-    if let Some(path) = &store_path {
-        restore_dns(path, pipeline)?;
-    }
     Arc::get_mut(shared)
         .ok_or_else(|| anyhow::anyhow!("the exporter was shared before its baseline was set"))?
         .set_baseline(handle);
@@ -364,11 +362,7 @@ pub fn attach(
     if let Some(path) = &store_path {
         eprintln!("tetherscope: baseline in {}", path.display());
     }
-    Ok(Live {
-        state,
-        store_path,
-        token_file,
-    })
+    Ok(Live { state, token_file })
 }
 
 impl Live {
@@ -378,12 +372,9 @@ impl Live {
         if let Some(p) = &self.token_file {
             let _ = std::fs::remove_file(p);
         }
-        if let Some(state) = self.state {
-            state.finish()?;
+        match self.state {
+            Some(state) => state.finish(&dns_answers(pipeline, now)),
+            None => Ok(()),
         }
-        if let Some(path) = &self.store_path {
-            save_dns(path, &dns_answers(pipeline, now))?;
-        }
-        Ok(())
     }
 }

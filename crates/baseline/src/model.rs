@@ -1,6 +1,10 @@
 //! The in-memory baseline: devices, their destinations, novelty.
 
-use std::collections::{HashMap, HashSet};
+/// Maps and sets keyed by MACs and names: looked up for every finished
+/// flow, so with a fast hasher (the keys are the device's own traffic, and
+/// the table sizes are capped).
+pub type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+type HashSet<T> = std::collections::HashSet<T, ahash::RandomState>;
 
 use crate::view::{Entry, Triage};
 use crate::{format_mac, is_randomised, nanos, Novelty, State, SECOND};
@@ -602,7 +606,7 @@ impl Baseline {
                     first_seen_ns: d.first_seen_ns,
                     last_seen_ns: d.last_seen_ns,
                     host_names: d.host_names.clone(),
-                    destinations: HashMap::new(),
+                    destinations: HashMap::default(),
                 };
                 batch.devices.push((mac, copy));
             }

@@ -19,7 +19,7 @@ use crate::{format_mac, parse_mac};
 /// The running writer thread.
 pub struct Persister {
     stop: mpsc::Sender<()>,
-    handle: JoinHandle<Result<(), StoreError>>,
+    handle: JoinHandle<Result<Store, StoreError>>,
 }
 
 fn lock(b: &Mutex<Baseline>) -> MutexGuard<'_, Baseline> {
@@ -116,15 +116,16 @@ impl Persister {
                         }
                     }
                     if last {
-                        return Ok(());
+                        return Ok(store);
                     }
                 }
             })?;
         Ok(Persister { stop, handle })
     }
 
-    /// Writes what is left and stops.
-    pub fn finish(self) -> Result<(), StoreError> {
+    /// Writes what is left and stops; gives the store back, for what the
+    /// caller saves last.
+    pub fn finish(self) -> Result<Store, StoreError> {
         let _ = self.stop.send(());
         self.handle.join().unwrap_or_else(|_| {
             Err(StoreError::Other {

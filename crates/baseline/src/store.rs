@@ -298,7 +298,7 @@ impl Store {
     /// Reads every device and destination into a baseline.
     pub fn load(&self, settings: Settings) -> Result<Baseline, StoreError> {
         let mut baseline = Baseline::new(settings);
-        let mut devices = std::collections::HashMap::<[u8; 6], Device>::new();
+        let mut devices = crate::model::HashMap::<[u8; 6], Device>::default();
         let mut stmt = self
             .conn
             .prepare("SELECT mac, first_seen, last_seen, host_names FROM device")
@@ -545,9 +545,16 @@ fn write_batch(
                  bytes_down = excluded.bytes_down, cleartext_bytes = excluded.cleartext_bytes,
                  names = excluded.names",
         )?;
+        // A batch holds a device's destinations together: its MAC is
+        // formatted once for all of them.
+        let mut mac_text: Option<([u8; 6], String)> = None;
         for (mac, name, d) in &batch.destinations {
+            if mac_text.as_ref().is_none_or(|(m, _)| m != mac) {
+                mac_text = Some((*mac, format_mac(mac)));
+            }
+            let mac_text = mac_text.as_ref().map_or("", |(_, t)| t.as_str());
             stmt.execute(params![
-                format_mac(mac),
+                mac_text,
                 name,
                 d.state.as_str(),
                 d.purpose,

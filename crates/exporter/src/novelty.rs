@@ -107,7 +107,11 @@ pub fn label_of(destination: &str) -> &str {
 
 /// The DHCP host name of a device, if it has one.
 pub fn host_name(devices: &DeviceTable, mac: &[u8; 6]) -> Option<String> {
-    devices.label(mac).filter(|l| *l != format_mac(mac))
+    // Asked for every finished flow: no label is formatted for devices
+    // without a name.
+    devices
+        .host_name(mac)
+        .filter(|name| *name != format_mac(mac))
 }
 
 /// Flows that never enter a baseline: those without a device, and those to

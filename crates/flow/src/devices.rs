@@ -85,6 +85,11 @@ impl DeviceTable {
         self.by_ip.get(&ip).map(|m| *m)
     }
 
+    /// The DHCP host name of a tracked device, if it gave one.
+    pub fn host_name(&self, mac: &[u8; 6]) -> Option<String> {
+        self.by_mac.get(mac)?.name.clone()
+    }
+
     /// The device label: DHCP name if known, else the MAC; `None` for a MAC
     /// the (capped) table does not track, so label values stay bounded even
     /// when frames carry forged addresses.
