@@ -590,10 +590,12 @@ impl Shared {
     /// holding any lock the capture thread needs.
     ///
     /// Flows with the same classification inputs share one classification,
-    /// and classifications with the same labels one label set, so a scrape
-    /// classifies each distinct destination once, allocates nothing per
-    /// flow, and aggregates per label set.
+    /// and classifications with the same label values one label set, so a
+    /// scrape classifies each distinct destination once, allocates nothing
+    /// per flow, and aggregates per label set.
     pub fn snapshot(&self) -> Snapshot {
+        // Read before the lock: it visits every shard of the table.
+        let flows = self.table.len();
         let mut memo = {
             let mut inner = self.lock();
             self.release_idle(&mut inner, true);
@@ -606,7 +608,7 @@ impl Shared {
                 self.labels.max_domains,
                 inner.scraped_ns,
                 self.labels.domain,
-                inner.last_classes.min(self.table.len()),
+                inner.last_classes.min(flows),
             )
         };
         // (client MAC, label id) → (totals, active flows)
@@ -792,8 +794,9 @@ struct LabelKey {
     service: u32,
     purpose: Purpose,
     unexpected: bool,
-    /// See [`rcode_key`].
-    rcode: u16,
+    /// The `rcode` label itself ([`rcode_name`]): response codes that
+    /// share a label share a label set.
+    rcode: &'static str,
 }
 
 /// The totals one flow contributes. `named`: the flow has a domain (so it
@@ -993,10 +996,11 @@ struct ClassMemo {
     /// reverse. Only values that keep their name are here.
     domains: Vec<String>,
     domain_ids: ahash::HashMap<String, u32>,
-    /// `service` values by [`LabelKey::service`] (`""` first), and the
-    /// matching rule's address to its id.
+    /// `service` values by [`LabelKey::service`] (`""` first), the
+    /// matching rule's address to its id, and the reverse.
     services: Vec<String>,
     service_ids: ahash::HashMap<*const tetherscope_classify::Rule, u32>,
+    service_by_value: ahash::HashMap<String, u32>,
     /// `domain` label values admitted when the scrape began, with their
     /// admission times.
     admitted: ahash::HashMap<String, u64>,
@@ -1052,6 +1056,7 @@ impl ClassMemo {
         memo.domains.push(OTHER.to_owned());
         memo.domain_ids.insert(OTHER.to_owned(), OTHER_ID);
         memo.services.push(String::new());
+        memo.service_by_value.insert(String::new(), 0);
         memo
     }
 
@@ -1114,7 +1119,7 @@ impl ClassMemo {
             service: self.service_id(&class),
             purpose: class.purpose,
             unexpected: class.verdict == ClassVerdict::Unexpected,
-            rcode,
+            rcode: rcode_name(rcode),
         };
         let folded = self.label_id(key);
         let label = if own {
@@ -1167,14 +1172,24 @@ impl ClassMemo {
         id
     }
 
-    /// The id of a classification's `service` value.
+    /// The id of a classification's `service` value; rules with the same
+    /// display name share it.
     fn service_id(&mut self, class: &Judgement<'_>) -> u32 {
         let Some(rule) = class.rule else { return 0 };
+        if let Some(&id) = self.service_ids.get(&(rule as *const _)) {
+            return id;
+        }
+        let value = service_label(Some(rule));
         let services = &mut self.services;
-        *self.service_ids.entry(rule as *const _).or_insert_with(|| {
-            services.push(service_label(Some(rule)));
-            (services.len() - 1) as u32
-        })
+        let id = *self
+            .service_by_value
+            .entry(value.clone())
+            .or_insert_with(|| {
+                services.push(value);
+                (services.len() - 1) as u32
+            });
+        self.service_ids.insert(rule as *const _, id);
+        id
     }
 
     /// The id of a label set, new or known.
@@ -1195,7 +1210,7 @@ impl ClassMemo {
             service: self.services[key.service as usize].clone(),
             purpose: key.purpose.as_str(),
             verdict: verdict_label(key.unexpected),
-            rcode: rcode_name(key.rcode),
+            rcode: key.rcode,
         }
     }
 }

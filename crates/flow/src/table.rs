@@ -2,7 +2,7 @@
 //!
 //! A sharded hash map (dashmap): the capture thread inserts and updates, the
 //! exporter iterates it at scrape time, and neither blocks the other for more
-//! than one shard. The table is bounded by `max_flows`: expired flows go
+//! than the shards of one small batch of flows. The table is bounded by `max_flows`: expired flows go
 //! first, then the least recently active ones; every eviction is counted by
 //! reason.
 
@@ -141,8 +141,8 @@ impl FlowTable {
     /// first reads a little of every flow in the batch, then does its real
     /// work, lets the processor fetch the batch's memory in parallel rather
     /// than waiting for it one flow after another. Holds the read locks of
-    /// the shards one batch spans (one or two in a busy table) while `f`
-    /// runs.
+    /// the shards one batch spans while `f` runs: one or two in a busy
+    /// table, up to all of them in a sparse one.
     pub fn for_each_batch(&self, mut f: impl FnMut(&[&Flow])) {
         let mut iter = self.map.iter();
         loop {
