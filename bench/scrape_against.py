@@ -41,7 +41,8 @@ def build(tree: str) -> str:
             exe = msg.get("executable") or exe
     if not exe:
         sys.exit(f"bench: no scrape executable built in {tree}")
-    copy = tempfile.mktemp(prefix="scrape-")
+    fd, copy = tempfile.mkstemp(prefix="scrape-")
+    os.close(fd)
     shutil.copy(exe, copy)
     return copy
 

@@ -2,7 +2,7 @@
 
 use crate::catalog::{Catalog, Locality, PatternKind, Rule};
 use crate::purpose::Purpose;
-use crate::site::registrable_domain;
+use crate::site::registrable_domain_lowercase;
 
 /// Transport, as the classifier sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,10 +110,7 @@ impl Catalog {
         } = judgement;
         let site = match (rule.and_then(|r| r.display.as_deref()), facts.names.first()) {
             (Some(display), _) => display.to_owned(),
-            (None, Some(name)) if name.bytes().any(|b| b.is_ascii_uppercase()) => {
-                registrable_domain(&name.to_ascii_lowercase()).to_owned()
-            }
-            (None, Some(name)) => registrable_domain(name).to_owned(),
+            (None, Some(name)) => registrable_domain_lowercase(name),
             (None, None) => rule.map_or_else(|| UNNAMED_SITE.to_owned(), |r| r.name.clone()),
         };
         Classification {

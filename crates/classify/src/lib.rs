@@ -26,4 +26,4 @@ pub use catalog::{Catalog, CatalogError, Profile, Rule, RuleOrigin};
 pub use classify::{Classification, FlowFacts, Judgement, Transport, Verdict};
 pub use lists::{ListFormat, ListStats};
 pub use purpose::Purpose;
-pub use site::registrable_domain;
+pub use site::{registrable_domain, registrable_domain_lowercase};

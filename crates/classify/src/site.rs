@@ -35,6 +35,16 @@ pub fn registrable_domain(name: &str) -> &str {
     answer.map_or(name, |start| &name[start..])
 }
 
+/// [`registrable_domain`] of a name in any case, lower-cased and owned
+/// (copied once more only when the name holds capitals).
+pub fn registrable_domain_lowercase(name: &str) -> String {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        registrable_domain(&name.to_ascii_lowercase()).to_owned()
+    } else {
+        registrable_domain(name).to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +67,9 @@ mod tests {
         // A wildcard rule: `*.ck`.
         assert_eq!(registrable_domain("foo.bar.ck"), "foo.bar.ck");
         assert_eq!(registrable_domain(""), "");
+        assert_eq!(
+            registrable_domain_lowercase("CDN.Example.CO.UK"),
+            "example.co.uk"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tetherscope_baseline::{Baseline, Novelty, Observation, Outcome};
-use tetherscope_classify::{registrable_domain, Classification, Profile, Verdict};
+use tetherscope_classify::{registrable_domain_lowercase, Classification, Profile, Verdict};
 use tetherscope_flow::devices::format_mac;
 use tetherscope_flow::{DeviceTable, Flow};
 
@@ -87,10 +87,7 @@ impl BaselineHandle {
 /// the server address when nothing names it.
 pub fn destination_of(flow: &Flow) -> String {
     match flow.domain() {
-        Some((name, _)) if name.bytes().any(|b| b.is_ascii_uppercase()) => {
-            registrable_domain(&name.to_ascii_lowercase()).to_owned()
-        }
-        Some((name, _)) => registrable_domain(name).to_owned(),
+        Some((name, _)) => registrable_domain_lowercase(name),
         None => flow.server.ip().to_string(),
     }
 }
