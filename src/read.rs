@@ -159,7 +159,7 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     drop(out);
     if let Some(state) = state {
-        state.finish(&crate::state::dns_answers(&pipeline, last_packet))?;
+        state.finish(&pipeline, last_packet)?;
     }
 
     if let Some(e) = &warning {

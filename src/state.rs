@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Args;
-use tetherscope_baseline::{Baseline, DnsAnswer, Persister, Settings, Store, StoreError, SECOND};
+use tetherscope_baseline::{
+    Baseline, DnsAnswer, DnsAnswerRef, Persister, Settings, Store, StoreError, SECOND,
+};
 use tetherscope_exporter::novelty::BaselineHandle;
 
 use crate::UsageError;
@@ -112,16 +114,27 @@ pub struct Running {
 }
 
 impl Running {
-    /// Writes what is left and saves `answers` (replacing those saved
-    /// before) through the writer's own connection; an error here is worth
-    /// a non-zero exit.
-    pub fn finish(self, answers: &[DnsAnswer]) -> anyhow::Result<()> {
+    /// Writes what is left and saves the pipeline's DNS answers still valid
+    /// at `now` (replacing those saved before) through the writer's own
+    /// connection; an error here is worth a non-zero exit.
+    pub fn finish(self, pipeline: &tetherscope_flow::Pipeline, now: u64) -> anyhow::Result<()> {
         let mut store = self
             .persister
             .finish()
             .map_err(|e| anyhow::anyhow!("state not saved: {e}"))?;
+        let entries = pipeline.dns_answers(now);
+        let answers: Vec<DnsAnswerRef<'_>> = entries
+            .iter()
+            .map(|(client, address, r, expires_ns)| DnsAnswerRef {
+                client: *client,
+                address: *address,
+                query: &r.query,
+                cname_chain: &r.cname_chain,
+                expires_ns: *expires_ns,
+            })
+            .collect();
         store
-            .save_dns_answers(answers)
+            .save_dns_answers(&answers)
             .map_err(|e| anyhow::anyhow!("DNS answers not saved: {e}"))
     }
 }
@@ -247,21 +260,6 @@ pub fn restore_dns(answers: Vec<DnsAnswer>, pipeline: &mut tetherscope_flow::Pip
     restored
 }
 
-/// DNS answers of a pipeline, valid at `now`, as the store keeps them.
-pub fn dns_answers(pipeline: &tetherscope_flow::Pipeline, now: u64) -> Vec<DnsAnswer> {
-    pipeline
-        .dns_answers(now)
-        .into_iter()
-        .map(|(client, address, r, expires_ns)| DnsAnswer {
-            client: client.to_string(),
-            address: address.to_string(),
-            query: r.query.to_string(),
-            cname_chain: r.cname_chain.iter().map(|c| c.to_string()).collect(),
-            expires_ns,
-        })
-        .collect()
-}
-
 /// A `[[device]]` of the config file: a device by MAC or DHCP host name,
 /// with a display label and a profile of its own.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -373,7 +371,7 @@ impl Live {
             let _ = std::fs::remove_file(p);
         }
         match self.state {
-            Some(state) => state.finish(&dns_answers(pipeline, now)),
+            Some(state) => state.finish(pipeline, now),
             None => Ok(()),
         }
     }

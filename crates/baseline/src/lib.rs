@@ -30,7 +30,9 @@ pub use model::{
     parse_mac, Baseline, Batch, Destination, Device, Observation, Outcome, Settings, TriageError,
 };
 pub use persister::{apply_request, flush, Persister};
-pub use store::{DnsAnswer, Request, Store, StoreError, APPLICATION_ID, SCHEMA_VERSION};
+pub use store::{
+    DnsAnswer, DnsAnswerRef, Request, Store, StoreError, APPLICATION_ID, SCHEMA_VERSION,
+};
 pub use view::{Entry, Triage};
 
 /// Nanoseconds per second.

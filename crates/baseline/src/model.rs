@@ -6,6 +6,8 @@
 pub type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 type HashSet<T> = std::collections::HashSet<T, ahash::RandomState>;
 
+use std::borrow::Cow;
+
 use crate::view::{Entry, Triage};
 use crate::{format_mac, is_randomised, nanos, Novelty, State, SECOND};
 
@@ -155,12 +157,20 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     Some(mac)
 }
 
-fn clip(s: &str) -> String {
+/// `s` as kept: at most [`MAX_NAME_LEN`] bytes, without control
+/// characters; borrowed when it already is (nearly always: it is asked for
+/// every finished flow).
+fn clip(s: &str) -> Cow<'_, str> {
+    // Control characters are U+0000–U+001F, U+007F and U+0080–U+009F, the
+    // last encoded C2 80–C2 9F: no such byte, no such character.
+    if s.len() <= MAX_NAME_LEN && !s.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        return Cow::Borrowed(s);
+    }
     let mut end = s.len().min(MAX_NAME_LEN);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].chars().filter(|c| !c.is_control()).collect()
+    Cow::Owned(s[..end].chars().filter(|c| !c.is_control()).collect())
 }
 
 /// (device, destination) pairs, looked up without allocating.
@@ -350,7 +360,7 @@ impl Baseline {
         if let Some(h) = o.host_name {
             if device.host_names.last().map(String::as_str) != Some(h) {
                 device.host_names.retain(|n| n != h);
-                device.host_names.push(clip(h));
+                device.host_names.push(clip(h).into_owned());
                 if device.host_names.len() > MAX_HOST_NAMES {
                     device.host_names.remove(0);
                 }
@@ -360,12 +370,7 @@ impl Baseline {
         let learning =
             s.learn_for_ns > 0 && o.first_seen_ns < device.first_seen_ns + s.learn_for_ns;
         let mut became_new = false;
-        let known = device.destinations.contains_key(o.destination);
-        let key: std::borrow::Cow<'_, str> = if known {
-            o.destination.into()
-        } else {
-            clip(o.destination).into()
-        };
+        let key = clip(o.destination);
         let dest = match device.destinations.get_mut(&*key) {
             Some(d) => d,
             None => {
@@ -418,7 +423,7 @@ impl Baseline {
         dest.cleartext_bytes += o.cleartext_bytes;
         if let Some(n) = o.name {
             if dest.names.len() < MAX_NAMES && !dest.names.iter().any(|x| x == n) {
-                dest.names.push(clip(n));
+                dest.names.push(clip(n).into_owned());
             }
         }
         let novelty = match dest.state {
@@ -521,10 +526,10 @@ impl Baseline {
             device.last_seen_ns = device.last_seen_ns.max(last);
             let is_name = e.device != e.mac && parse_mac(&e.device).is_none();
             if is_name && !device.host_names.contains(&e.device) {
-                device.host_names.insert(0, clip(&e.device));
+                device.host_names.insert(0, clip(&e.device).into_owned());
                 device.host_names.truncate(MAX_HOST_NAMES);
             }
-            let key = clip(&e.destination);
+            let key = clip(&e.destination).into_owned();
             if !device.destinations.contains_key(&key)
                 && device.destinations.len() >= self.settings.max_destinations
             {
@@ -555,7 +560,7 @@ impl Baseline {
             dest.cleartext_bytes = dest.cleartext_bytes.max(e.cleartext_bytes);
             for n in &e.names {
                 if dest.names.len() < MAX_NAMES && !dest.names.contains(n) {
-                    dest.names.push(clip(n));
+                    dest.names.push(clip(n).into_owned());
                 }
             }
             self.removed.remove(mac, &key);

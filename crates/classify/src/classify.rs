@@ -110,7 +110,7 @@ impl Catalog {
         } = judgement;
         let site = match (rule.and_then(|r| r.display.as_deref()), facts.names.first()) {
             (Some(display), _) => display.to_owned(),
-            (None, Some(name)) => registrable_domain_lowercase(name),
+            (None, Some(name)) => registrable_domain_lowercase(name).into_owned(),
             (None, None) => rule.map_or_else(|| UNNAMED_SITE.to_owned(), |r| r.name.clone()),
         };
         Classification {

@@ -5,6 +5,8 @@
 //! domain" of its own, which would scatter one operator over thousands of
 //! labels that mean nothing to the user.
 
+use std::borrow::Cow;
+
 /// The registrable domain of `name` (`www.example.co.uk` → `example.co.uk`,
 /// `d3nj9ptoklgw8o.cloudfront.net` → `cloudfront.net`); the name itself when
 /// it has none.
@@ -35,13 +37,13 @@ pub fn registrable_domain(name: &str) -> &str {
     answer.map_or(name, |start| &name[start..])
 }
 
-/// [`registrable_domain`] of a name in any case, lower-cased and owned
-/// (copied once more only when the name holds capitals).
-pub fn registrable_domain_lowercase(name: &str) -> String {
+/// [`registrable_domain`] of a name in any case, lower-cased: borrowed from
+/// the name unless it holds capitals.
+pub fn registrable_domain_lowercase(name: &str) -> Cow<'_, str> {
     if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        registrable_domain(&name.to_ascii_lowercase()).to_owned()
+        Cow::Owned(registrable_domain(&name.to_ascii_lowercase()).to_owned())
     } else {
-        registrable_domain(name).to_owned()
+        Cow::Borrowed(registrable_domain(name))
     }
 }
 

@@ -1,6 +1,7 @@
 //! From a finished flow to its device's baseline: which destination it is,
 //! and whether that destination is new to the device.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -85,10 +86,10 @@ impl BaselineHandle {
 
 /// The destination key of a flow: the registrable domain of its name, or
 /// the server address when nothing names it.
-pub fn destination_of(flow: &Flow) -> String {
+pub fn destination_of(flow: &Flow) -> Cow<'_, str> {
     match flow.domain() {
         Some((name, _)) => registrable_domain_lowercase(name),
-        None => flow.server.ip().to_string(),
+        None => Cow::Owned(flow.server.ip().to_string()),
     }
 }
 
