@@ -57,10 +57,14 @@ def main():
         shutil.rmtree(scratch, ignore_errors=True)
     med = lambda xs, i: statistics.median(x[i] for x in xs)
     print(f"runs: {args.runs} each, interleaved; store {'reused' if args.reuse else 'fresh each run'}")
-    print(f"read            cpu {med(plain, 0):7.2f} s  wall {med(plain, 1):7.2f} s")
-    print(f"read --state    cpu {med(stateful, 0):7.2f} s  wall {med(stateful, 1):7.2f} s")
+    ratios = [s[0] / p[0] for p, s in zip(plain, stateful)]
+    print(f"read            cpu {med(plain, 0):7.3f} s  wall {med(plain, 1):7.3f} s")
+    print(f"read --state    cpu {med(stateful, 0):7.3f} s  wall {med(stateful, 1):7.3f} s")
     print(f"cpu ratio (median --state / median plain): {med(stateful, 0) / med(plain, 0):.3f}")
-    print(f"per-run cpu ratios: {', '.join(f'{s[0] / p[0]:.3f}' for p, s in zip(plain, stateful))}")
+    # Each --state run is compared with the plain run just before it, so a
+    # slow spell of a shared machine weighs on both sides of a ratio.
+    print(f"median of per-round cpu ratios: {statistics.median(ratios):.3f}")
+    print(f"per-round cpu ratios: {', '.join(f'{r:.3f}' for r in ratios)}")
     print(f"store: {size} bytes; {rows[0]} destinations, {rows[1]} devices, {rows[2]} DNS answers")
 
 

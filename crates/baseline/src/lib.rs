@@ -124,3 +124,66 @@ pub fn nanos(s: f64) -> u64 {
         0
     }
 }
+
+/// An address as text, formatted on the stack: asked for every flow
+/// nothing names, and for thousands of saved DNS answers at every stop.
+pub struct AddressText {
+    buf: [u8; 46],
+    len: usize,
+}
+
+impl AddressText {
+    /// `address` as text.
+    pub fn of(address: std::net::IpAddr) -> Self {
+        use std::fmt::Write;
+        let mut text = AddressText {
+            buf: [0; 46],
+            len: 0,
+        };
+        // The longest address text, `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`, is 45 bytes.
+        let _ = write!(text, "{address}");
+        text
+    }
+
+    /// The text's bytes, which sort as the text does.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in.
+        std::str::from_utf8(self.bytes()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for AddressText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AddressText;
+    use std::net::IpAddr;
+
+    #[test]
+    fn address_text_is_the_display_text() {
+        for a in [
+            "10.42.0.23",
+            "255.255.255.255",
+            "2001:db8::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:192.0.2.1",
+            "64:ff9b::c000:221",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(AddressText::of(ip).as_str(), ip.to_string());
+        }
+    }
+}

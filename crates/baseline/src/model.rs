@@ -107,6 +107,8 @@ pub struct Destination {
     pub cleartext_bytes: u64,
     /// Full names seen under it (bounded).
     pub names: Vec<String>,
+    /// Changed since the writer last took it (see [`Changes`]).
+    pub(crate) unsaved: bool,
 }
 
 /// One device.
@@ -120,6 +122,8 @@ pub struct Device {
     pub host_names: Vec<String>,
     /// Its destinations.
     pub destinations: HashMap<String, Destination>,
+    /// Changed since the writer last took it (see [`Changes`]).
+    pub(crate) unsaved: bool,
 }
 
 /// Why a triage operation failed.
@@ -143,18 +147,17 @@ pub enum TriageError {
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or `-` separated), any case.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
+    // Asked of every finished flow's host name: no allocation.
+    let mut parts = s.split([':', '-']);
     let mut mac = [0u8; 6];
-    for (byte, part) in mac.iter_mut().zip(parts) {
-        if part.len() != 2 {
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         *byte = u8::from_str_radix(part, 16).ok()?;
     }
-    Some(mac)
+    parts.next().is_none().then_some(mac)
 }
 
 /// `s` as kept: at most [`MAX_NAME_LEN`] bytes, without control
@@ -199,6 +202,33 @@ impl KeySet {
     }
 }
 
+/// What changed since the writer last took it. A device or destination
+/// carries its own `unsaved` mark, so a flow to something already marked
+/// costs one test of a flag it has in hand; the lists say where the marks
+/// are. An entry whose device or destination is gone since, or whose mark
+/// was already taken (it was marked again after a removal), is skipped.
+#[derive(Debug, Default)]
+struct Changes {
+    devices: Vec<[u8; 6]>,
+    destinations: Vec<([u8; 6], String)>,
+}
+
+impl Changes {
+    fn device(&mut self, mac: [u8; 6], device: &mut Device) {
+        if !device.unsaved {
+            device.unsaved = true;
+            self.devices.push(mac);
+        }
+    }
+
+    fn destination(&mut self, mac: [u8; 6], name: &str, destination: &mut Destination) {
+        if !destination.unsaved {
+            destination.unsaved = true;
+            self.destinations.push((mac, name.to_owned()));
+        }
+    }
+}
+
 /// What changed since the last write.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -233,8 +263,7 @@ pub struct Baseline {
     labels: HashMap<[u8; 6], String>,
     /// Configured display labels of devices known by DHCP host name.
     host_labels: HashMap<String, String>,
-    dirty_devices: HashSet<[u8; 6]>,
-    dirty: KeySet,
+    changes: Changes,
     removed: KeySet,
     removed_devices: HashSet<[u8; 6]>,
     /// Latest packet time seen: retention counts back from here.
@@ -346,15 +375,19 @@ impl Baseline {
     /// when the device is past the device cap.
     pub fn observe(&mut self, o: &Observation<'_>) -> Option<Outcome> {
         let s = self.settings;
-        if !self.devices.contains_key(&o.mac) && self.devices.len() >= s.max_devices {
-            self.untracked_flows += 1;
-            return None;
-        }
+        let full = self.devices.len() >= s.max_devices;
+        let device = match self.devices.get_mut(&o.mac) {
+            Some(device) => device,
+            None if full => {
+                self.untracked_flows += 1;
+                return None;
+            }
+            None => self.devices.entry(o.mac).or_insert_with(|| Device {
+                first_seen_ns: o.first_seen_ns,
+                ..Device::default()
+            }),
+        };
         self.now_ns = self.now_ns.max(o.last_seen_ns);
-        let device = self.devices.entry(o.mac).or_insert_with(|| Device {
-            first_seen_ns: o.first_seen_ns,
-            ..Device::default()
-        });
         device.first_seen_ns = device.first_seen_ns.min(o.first_seen_ns);
         device.last_seen_ns = device.last_seen_ns.max(o.last_seen_ns);
         if let Some(h) = o.host_name {
@@ -366,7 +399,7 @@ impl Baseline {
                 }
             }
         }
-        self.dirty_devices.insert(o.mac);
+        self.changes.device(o.mac, device);
         let learning =
             s.learn_for_ns > 0 && o.first_seen_ns < device.first_seen_ns + s.learn_for_ns;
         let mut became_new = false;
@@ -381,7 +414,7 @@ impl Baseline {
                     State::New
                 };
                 if device.destinations.len() >= s.max_destinations {
-                    self.evicted += evict_oldest(device, o.mac, &mut self.dirty, &mut self.removed);
+                    self.evicted += evict_oldest(device, o.mac, &mut self.removed);
                 }
                 self.removed.remove(o.mac, &key);
                 device
@@ -399,6 +432,7 @@ impl Baseline {
                         bytes_down: 0,
                         cleartext_bytes: 0,
                         names: Vec::new(),
+                        unsaved: false,
                     })
             }
         };
@@ -432,7 +466,7 @@ impl Baseline {
             State::New => Novelty::New,
             State::Baseline | State::Accepted => Novelty::Known,
         };
-        self.dirty.insert(o.mac, &key);
+        self.changes.destination(o.mac, &key, dest);
         Some(Outcome {
             novelty,
             became_new,
@@ -481,7 +515,6 @@ impl Baseline {
         match op {
             Triage::Forget => {
                 let old = dev.destinations.remove(destination).ok_or_else(unknown)?;
-                self.dirty.remove(mac, destination);
                 self.removed.insert(mac, destination);
                 Ok(Some(self.entry(&mac, destination, &old)))
             }
@@ -492,7 +525,7 @@ impl Baseline {
                 } else {
                     State::Flagged
                 };
-                self.dirty.insert(mac, destination);
+                self.changes.destination(mac, destination, dest);
                 Ok(self.entry_of(&mac, destination))
             }
         }
@@ -533,7 +566,7 @@ impl Baseline {
             if !device.destinations.contains_key(&key)
                 && device.destinations.len() >= self.settings.max_destinations
             {
-                self.evicted += evict_oldest(device, mac, &mut self.dirty, &mut self.removed);
+                self.evicted += evict_oldest(device, mac, &mut self.removed);
             }
             let dest = device
                 .destinations
@@ -550,6 +583,7 @@ impl Baseline {
                     bytes_down: 0,
                     cleartext_bytes: 0,
                     names: Vec::new(),
+                    unsaved: false,
                 });
             dest.state = state;
             dest.first_seen_ns = dest.first_seen_ns.min(first);
@@ -564,8 +598,8 @@ impl Baseline {
                 }
             }
             self.removed.remove(mac, &key);
-            self.dirty.insert(mac, &key);
-            self.dirty_devices.insert(mac);
+            self.changes.destination(mac, &key, dest);
+            self.changes.device(mac, device);
         }
         Ok(entries.len())
     }
@@ -586,7 +620,6 @@ impl Baseline {
                 let keep = d.last_seen_ns >= cutoff;
                 if !keep {
                     self.removed.insert(*mac, name);
-                    self.dirty.remove(*mac, name);
                 }
                 keep
             });
@@ -597,7 +630,6 @@ impl Baseline {
         }
         for mac in gone_devices {
             self.devices.remove(&mac);
-            self.dirty_devices.remove(&mac);
             self.removed_devices.insert(mac);
         }
     }
@@ -605,23 +637,27 @@ impl Baseline {
     /// Takes what changed since the last call, for the writer.
     pub fn take_dirty(&mut self) -> Batch {
         let mut batch = Batch::default();
-        for mac in self.dirty_devices.drain() {
-            if let Some(d) = self.devices.get(&mac) {
+        for mac in std::mem::take(&mut self.changes.devices) {
+            if let Some(d) = self.devices.get_mut(&mac).filter(|d| d.unsaved) {
+                d.unsaved = false;
                 let copy = Device {
                     first_seen_ns: d.first_seen_ns,
                     last_seen_ns: d.last_seen_ns,
                     host_names: d.host_names.clone(),
                     destinations: HashMap::default(),
+                    unsaved: false,
                 };
                 batch.devices.push((mac, copy));
             }
         }
-        for (mac, name) in self.dirty.drain() {
+        for (mac, name) in std::mem::take(&mut self.changes.destinations) {
             if let Some(d) = self
                 .devices
-                .get(&mac)
-                .and_then(|d| d.destinations.get(&name))
+                .get_mut(&mac)
+                .and_then(|d| d.destinations.get_mut(&name))
+                .filter(|d| d.unsaved)
             {
+                d.unsaved = false;
                 batch.destinations.push((mac, name, d.clone()));
             }
         }
@@ -632,10 +668,19 @@ impl Baseline {
 
     /// Puts a batch that could not be written back, so it is tried again.
     pub fn restore_dirty(&mut self, batch: &Batch) {
-        self.dirty_devices
-            .extend(batch.devices.iter().map(|(m, _)| *m));
+        for (mac, _) in &batch.devices {
+            if let Some(d) = self.devices.get_mut(mac) {
+                self.changes.device(*mac, d);
+            }
+        }
         for (mac, name, _) in &batch.destinations {
-            self.dirty.insert(*mac, name);
+            if let Some(d) = self
+                .devices
+                .get_mut(mac)
+                .and_then(|d| d.destinations.get_mut(name))
+            {
+                self.changes.destination(*mac, name, d);
+            }
         }
         for (mac, name) in &batch.removed {
             self.removed.insert(*mac, name);
@@ -686,12 +731,7 @@ impl Baseline {
 /// Drops the least recently seen sixteenth (at least one) of a full
 /// device's destinations; returns how many. Dropping a batch at once keeps
 /// a flood of new destinations from paying a full scan per flow.
-fn evict_oldest(
-    device: &mut Device,
-    mac: [u8; 6],
-    dirty: &mut KeySet,
-    removed: &mut KeySet,
-) -> u64 {
+fn evict_oldest(device: &mut Device, mac: [u8; 6], removed: &mut KeySet) -> u64 {
     let n = (device.destinations.len() / 16).max(1);
     let mut by_age: Vec<(u64, &String)> = device
         .destinations
@@ -708,7 +748,6 @@ fn evict_oldest(
         .collect();
     for name in &oldest {
         device.destinations.remove(name);
-        dirty.remove(mac, name);
         removed.insert(mac, name);
     }
     oldest.len() as u64
@@ -798,6 +837,71 @@ mod tests {
         b.triage(Triage::Forget, "pixel-7a", "b.example").unwrap();
         let o = b.observe(&obs("b.example", t0 + 2 * HOUR)).unwrap();
         assert_eq!((o.novelty, o.became_new), (Novelty::New, true));
+    }
+
+    #[test]
+    fn macs_parse_strictly() {
+        assert_eq!(parse_mac("da:a1:19:42:00:23"), Some(MAC));
+        assert_eq!(parse_mac("DA-A1-19-42-00-23"), Some(MAC));
+        for bad in [
+            "",
+            "da:a1:19:42:00",
+            "da:a1:19:42:00:23:01",
+            "da:a1:19:42:00:+3",
+            "da:a1:19:42:0:023",
+            "pixel-7a",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_change_written_once_and_a_failed_write_again() {
+        let mut b = Baseline::new(Settings::default());
+        let t0 = 1_700_000_000 * SECOND;
+        let names = |batch: &Batch| {
+            let mut n: Vec<String> = batch
+                .destinations
+                .iter()
+                .map(|(_, n, _)| n.clone())
+                .collect();
+            n.sort();
+            n
+        };
+        for i in 0..3 {
+            b.observe(&obs("a", t0 + i)).unwrap();
+            b.observe(&obs("b", t0 + i)).unwrap();
+        }
+        let batch = b.take_dirty();
+        assert_eq!(names(&batch), ["a", "b"]);
+        assert_eq!(batch.destinations[0].2.flows, 3);
+        assert_eq!(batch.devices.len(), 1);
+        assert!(b.take_dirty().is_empty(), "nothing changed since");
+
+        // Forgotten and seen again before the next write: one row, the new
+        // one (its upsert replaces the old row; no deletion needed).
+        b.observe(&obs("a", t0 + 10)).unwrap();
+        b.triage(Triage::Forget, "pixel-7a", "a").unwrap();
+        b.observe(&obs("a", t0 + 11)).unwrap();
+        let batch = b.take_dirty();
+        assert_eq!(names(&batch), ["a"]);
+        assert_eq!(batch.destinations[0].2.flows, 1);
+        assert!(batch.removed.is_empty());
+        // Forgotten after a write: the deletion alone.
+        b.triage(Triage::Forget, "pixel-7a", "a").unwrap();
+        let batch = b.take_dirty();
+        assert!(batch.destinations.is_empty());
+        assert_eq!(batch.removed, [(MAC, "a".to_owned())]);
+
+        // A write that failed comes back with the next one, once.
+        b.observe(&obs("b", t0 + 12)).unwrap();
+        let failed = b.take_dirty();
+        b.restore_dirty(&failed);
+        b.observe(&obs("b", t0 + 13)).unwrap();
+        b.observe(&obs("c", t0 + 13)).unwrap();
+        let batch = b.take_dirty();
+        assert_eq!(names(&batch), ["b", "c"]);
+        assert_eq!(batch.devices.len(), 1);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::model::{Baseline, Batch, Destination, Device, Settings};
-use crate::{format_mac, nanos, parse_mac, seconds, State};
+use crate::{format_mac, nanos, parse_mac, seconds, AddressText, State};
 
 /// `PRAGMA application_id` of a tetherscope store: "TSCP".
 pub const APPLICATION_ID: i32 = 0x5453_4350;
@@ -325,6 +325,7 @@ impl Store {
                     last_seen_ns: nanos(last),
                     host_names: serde_json::from_str(&names).unwrap_or_default(),
                     destinations: Default::default(),
+                    unsaved: false,
                 },
             );
         }
@@ -353,6 +354,7 @@ impl Store {
                         bytes_down: to_u64(r.get(10)?),
                         cleartext_bytes: to_u64(r.get(11)?),
                         names: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
+                        unsaved: false,
                     },
                 ))
             })
@@ -526,46 +528,6 @@ pub struct DnsAnswerRef<'a> {
     pub cname_chain: &'a [Box<str>],
     /// Expiry, Unix nanoseconds.
     pub expires_ns: u64,
-}
-
-/// An address as text, formatted without allocating (thousands are saved
-/// at every stop).
-struct AddressText {
-    buf: [u8; 46],
-    len: usize,
-}
-
-impl AddressText {
-    fn of(address: IpAddr) -> Self {
-        use std::fmt::Write;
-        let mut text = AddressText {
-            buf: [0; 46],
-            len: 0,
-        };
-        // The longest address text, `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`, is 45 bytes.
-        let _ = write!(text, "{address}");
-        text
-    }
-
-    /// The text's bytes, which sort as the text does.
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    fn as_str(&self) -> &str {
-        // Only whole `&str`s are ever copied in.
-        std::str::from_utf8(self.bytes()).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Write for AddressText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
 }
 
 /// One saved DNS answer.

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tetherscope_baseline::{Baseline, Novelty, Observation, Outcome};
 use tetherscope_classify::{registrable_domain_lowercase, Classification, Profile, Verdict};
-use tetherscope_flow::devices::format_mac;
 use tetherscope_flow::{DeviceTable, Flow};
 
 use crate::facts;
@@ -105,11 +104,11 @@ pub fn label_of(destination: &str) -> &str {
 
 /// The DHCP host name of a device, if it has one.
 pub fn host_name(devices: &DeviceTable, mac: &[u8; 6]) -> Option<String> {
-    // Asked for every finished flow: no label is formatted for devices
-    // without a name.
+    // Asked for every finished flow: the name is compared with the MAC
+    // without formatting the MAC.
     devices
         .host_name(mac)
-        .filter(|name| *name != format_mac(mac))
+        .filter(|name| tetherscope_baseline::parse_mac(name) != Some(*mac))
 }
 
 /// Flows that never enter a baseline: those without a device, and those to
@@ -131,12 +130,24 @@ fn observe(
     host_name: Option<&str>,
     expected: bool,
 ) -> Option<Outcome> {
-    let destination = destination_of(flow);
+    // Unnamed flows count under their server's address, formatted on the
+    // stack (four in ten flows of a phone have no name).
+    let (named, address);
+    let destination: &str = match flow.domain() {
+        Some((name, _)) => {
+            named = registrable_domain_lowercase(name);
+            &named
+        }
+        None => {
+            address = tetherscope_baseline::AddressText::of(flow.server.ip());
+            address.as_str()
+        }
+    };
     let bytes = flow.bytes_up + flow.bytes_down;
     baseline.observe(&Observation {
         mac,
         host_name,
-        destination: &destination,
+        destination,
         name: flow.domain().map(|(d, _)| d),
         purpose: class.purpose.as_str(),
         owner: class.rule.map(|r| r.owner.as_str()),
