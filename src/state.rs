@@ -198,7 +198,7 @@ pub fn start_default(settings: Settings) -> anyhow::Result<Option<Running>> {
 
 /// A baseline without a store (the default store was unusable).
 pub fn in_memory(settings: Settings) -> BaselineHandle {
-    BaselineHandle::new(Baseline::new(settings), None)
+    BaselineHandle::new(Baseline::in_memory(settings), None)
 }
 
 /// Writes the API token next to the store, readable by its owner only.

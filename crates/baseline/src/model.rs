@@ -209,22 +209,39 @@ impl KeySet {
 /// was already taken (it was marked again after a removal), is skipped.
 #[derive(Debug, Default)]
 struct Changes {
+    /// Nothing takes the changes (a baseline kept in memory only), so none
+    /// are kept: the lists would only grow.
+    off: bool,
     devices: Vec<[u8; 6]>,
     destinations: Vec<([u8; 6], String)>,
+    removed: KeySet,
+    removed_devices: HashSet<[u8; 6]>,
 }
 
 impl Changes {
     fn device(&mut self, mac: [u8; 6], device: &mut Device) {
-        if !device.unsaved {
+        if !device.unsaved && !self.off {
             device.unsaved = true;
             self.devices.push(mac);
         }
     }
 
     fn destination(&mut self, mac: [u8; 6], name: &str, destination: &mut Destination) {
-        if !destination.unsaved {
+        if !destination.unsaved && !self.off {
             destination.unsaved = true;
             self.destinations.push((mac, name.to_owned()));
+        }
+    }
+
+    fn destination_removed(&mut self, mac: [u8; 6], name: &str) {
+        if !self.off {
+            self.removed.insert(mac, name);
+        }
+    }
+
+    fn device_removed(&mut self, mac: [u8; 6]) {
+        if !self.off {
+            self.removed_devices.insert(mac);
         }
     }
 }
@@ -264,8 +281,6 @@ pub struct Baseline {
     /// Configured display labels of devices known by DHCP host name.
     host_labels: HashMap<String, String>,
     changes: Changes,
-    removed: KeySet,
-    removed_devices: HashSet<[u8; 6]>,
     /// Latest packet time seen: retention counts back from here.
     now_ns: u64,
     /// Packet time of the last retention pass.
@@ -285,6 +300,14 @@ impl Baseline {
             settings,
             ..Baseline::default()
         }
+    }
+
+    /// An empty baseline no writer will ever save: it keeps no record of
+    /// what changed.
+    pub fn in_memory(settings: Settings) -> Self {
+        let mut baseline = Baseline::new(settings);
+        baseline.changes.off = true;
+        baseline
     }
 
     /// The limits in force.
@@ -414,9 +437,9 @@ impl Baseline {
                     State::New
                 };
                 if device.destinations.len() >= s.max_destinations {
-                    self.evicted += evict_oldest(device, o.mac, &mut self.removed);
+                    self.evicted += evict_oldest(device, o.mac, &mut self.changes);
                 }
-                self.removed.remove(o.mac, &key);
+                self.changes.removed.remove(o.mac, &key);
                 device
                     .destinations
                     .entry(key.to_string())
@@ -515,7 +538,7 @@ impl Baseline {
         match op {
             Triage::Forget => {
                 let old = dev.destinations.remove(destination).ok_or_else(unknown)?;
-                self.removed.insert(mac, destination);
+                self.changes.destination_removed(mac, destination);
                 Ok(Some(self.entry(&mac, destination, &old)))
             }
             Triage::Accept | Triage::Flag => {
@@ -566,7 +589,7 @@ impl Baseline {
             if !device.destinations.contains_key(&key)
                 && device.destinations.len() >= self.settings.max_destinations
             {
-                self.evicted += evict_oldest(device, mac, &mut self.removed);
+                self.evicted += evict_oldest(device, mac, &mut self.changes);
             }
             let dest = device
                 .destinations
@@ -597,7 +620,7 @@ impl Baseline {
                     dest.names.push(clip(n).into_owned());
                 }
             }
-            self.removed.remove(mac, &key);
+            self.changes.removed.remove(mac, &key);
             self.changes.destination(mac, &key, dest);
             self.changes.device(mac, device);
         }
@@ -619,7 +642,7 @@ impl Baseline {
             device.destinations.retain(|name, d| {
                 let keep = d.last_seen_ns >= cutoff;
                 if !keep {
-                    self.removed.insert(*mac, name);
+                    self.changes.destination_removed(*mac, name);
                 }
                 keep
             });
@@ -630,7 +653,7 @@ impl Baseline {
         }
         for mac in gone_devices {
             self.devices.remove(&mac);
-            self.removed_devices.insert(mac);
+            self.changes.device_removed(mac);
         }
     }
 
@@ -661,8 +684,8 @@ impl Baseline {
                 batch.destinations.push((mac, name, d.clone()));
             }
         }
-        batch.removed = self.removed.drain();
-        batch.removed_devices = self.removed_devices.drain().collect();
+        batch.removed = self.changes.removed.drain();
+        batch.removed_devices = self.changes.removed_devices.drain().collect();
         batch
     }
 
@@ -682,11 +705,22 @@ impl Baseline {
                 self.changes.destination(*mac, name, d);
             }
         }
+        // A row seen again since it was removed is written by its upsert
+        // (the store deletes before it upserts, too).
         for (mac, name) in &batch.removed {
-            self.removed.insert(*mac, name);
+            let back = self
+                .devices
+                .get(mac)
+                .is_some_and(|d| d.destinations.contains_key(name));
+            if !back {
+                self.changes.destination_removed(*mac, name);
+            }
         }
-        self.removed_devices
-            .extend(batch.removed_devices.iter().copied());
+        for mac in &batch.removed_devices {
+            if !self.devices.contains_key(mac) {
+                self.changes.device_removed(*mac);
+            }
+        }
     }
 
     /// One destination as shown.
@@ -731,7 +765,7 @@ impl Baseline {
 /// Drops the least recently seen sixteenth (at least one) of a full
 /// device's destinations; returns how many. Dropping a batch at once keeps
 /// a flood of new destinations from paying a full scan per flow.
-fn evict_oldest(device: &mut Device, mac: [u8; 6], removed: &mut KeySet) -> u64 {
+fn evict_oldest(device: &mut Device, mac: [u8; 6], changes: &mut Changes) -> u64 {
     let n = (device.destinations.len() / 16).max(1);
     let mut by_age: Vec<(u64, &String)> = device
         .destinations
@@ -748,7 +782,7 @@ fn evict_oldest(device: &mut Device, mac: [u8; 6], removed: &mut KeySet) -> u64 
         .collect();
     for name in &oldest {
         device.destinations.remove(name);
-        removed.insert(mac, name);
+        changes.destination_removed(mac, name);
     }
     oldest.len() as u64
 }
@@ -897,11 +931,72 @@ mod tests {
         b.observe(&obs("b", t0 + 12)).unwrap();
         let failed = b.take_dirty();
         b.restore_dirty(&failed);
+        let batch = b.take_dirty();
+        assert_eq!(names(&batch), ["b"]);
+        assert_eq!(batch.devices.len(), 1);
+        b.restore_dirty(&batch);
         b.observe(&obs("b", t0 + 13)).unwrap();
         b.observe(&obs("c", t0 + 13)).unwrap();
         let batch = b.take_dirty();
         assert_eq!(names(&batch), ["b", "c"]);
         assert_eq!(batch.devices.len(), 1);
+        assert!(b.take_dirty().is_empty());
+
+        // A removal whose write failed, of a destination seen again while
+        // it was being written: the row is written, not deleted.
+        b.triage(Triage::Forget, "pixel-7a", "c").unwrap();
+        let failed = b.take_dirty();
+        assert_eq!(failed.removed, [(MAC, "c".to_owned())]);
+        b.observe(&obs("c", t0 + 14)).unwrap();
+        b.restore_dirty(&failed);
+        let batch = b.take_dirty();
+        assert_eq!(names(&batch), ["c"]);
+        assert!(batch.removed.is_empty());
+    }
+
+    #[test]
+    fn in_memory_keeps_no_changes() {
+        let mut b = Baseline::in_memory(Settings {
+            max_destinations: 4,
+            ..Settings::default()
+        });
+        let t0 = 1_700_000_000 * SECOND;
+        for i in 0..40 {
+            b.observe(&obs(&format!("d{i}.example"), t0 + i)).unwrap();
+        }
+        assert!(b.evicted > 0);
+        b.triage(Triage::Forget, "pixel-7a", "d39.example").unwrap();
+        assert!(b.changes.destinations.is_empty() && b.changes.devices.is_empty());
+        assert!(b.take_dirty().is_empty());
+    }
+
+    #[test]
+    fn clip_keeps_names_and_drops_control_characters() {
+        let slow = |s: &str| -> String {
+            let mut end = s.len().min(MAX_NAME_LEN);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].chars().filter(|c| !c.is_control()).collect()
+        };
+        let long = "a".repeat(300);
+        let multibyte_at_cut = format!("{}é", "a".repeat(MAX_NAME_LEN - 1));
+        for s in [
+            "www.example.com",
+            "a\u{a0}b",
+            "caf\u{e9}.example",
+            "a\u{85}b",
+            "a\u{9f}b",
+            "a\u{7f}b",
+            "a\nb",
+            "\u{0}",
+            long.as_str(),
+            multibyte_at_cut.as_str(),
+        ] {
+            assert_eq!(clip(s), slow(s), "{s:?}");
+            assert!(!clip(s).chars().any(char::is_control), "{s:?}");
+        }
+        assert!(matches!(clip("www.example.com"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -550,6 +550,23 @@ fn write_batch(
     batch: &Batch,
     done: &[i64],
 ) -> rusqlite::Result<()> {
+    // Deletions first: a row removed and seen again since is then written
+    // back by its upsert, never deleted after it.
+    {
+        let mut stmt =
+            tx.prepare_cached("DELETE FROM destination WHERE mac = ?1 AND destination = ?2")?;
+        for (mac, name) in &batch.removed {
+            stmt.execute(params![format_mac(mac), name])?;
+        }
+        let mut stmt = tx.prepare_cached("DELETE FROM device WHERE mac = ?1")?;
+        for mac in &batch.removed_devices {
+            stmt.execute(params![format_mac(mac)])?;
+        }
+        let mut stmt = tx.prepare_cached("DELETE FROM request WHERE id = ?1")?;
+        for id in done {
+            stmt.execute(params![id])?;
+        }
+    }
     {
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO device (mac, first_seen, last_seen, host_names)
@@ -578,21 +595,6 @@ fn write_batch(
         insert_rows(tx, &rows, destination_upsert, |stmt, i, row| {
             bind_destination(stmt, i, row, &mut mac_text)
         })?;
-    }
-    {
-        let mut stmt =
-            tx.prepare_cached("DELETE FROM destination WHERE mac = ?1 AND destination = ?2")?;
-        for (mac, name) in &batch.removed {
-            stmt.execute(params![format_mac(mac), name])?;
-        }
-        let mut stmt = tx.prepare_cached("DELETE FROM device WHERE mac = ?1")?;
-        for mac in &batch.removed_devices {
-            stmt.execute(params![format_mac(mac)])?;
-        }
-        let mut stmt = tx.prepare_cached("DELETE FROM request WHERE id = ?1")?;
-        for id in done {
-            stmt.execute(params![id])?;
-        }
     }
     Ok(())
 }
