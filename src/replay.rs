@@ -58,7 +58,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             })?
     };
     let (summary, pipeline) = monitor::serve(shared, listener, stop, capture)?;
-    baseline.finish(&pipeline, monitor::unix_nanos())?;
+    // Packet time: a capture's DNS answers are still valid at its end,
+    // whenever it is replayed.
+    baseline.finish(&pipeline, pipeline.latest())?;
     eprintln!("tetherscope: stopped; {summary}");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! The per-device baseline through the binary: a multi-day scenario in
-//! packet time through `read` with the store kept between captures, triage
+//! packet time through `read` and through `replay` with the store kept
+//! between captures, triage
 //! from the CLI, export/import, stores that must not be touched, and
 //! durability under `kill -9`.
 
@@ -274,6 +275,116 @@ fn baseline_saved_dns_answers_name_connections_after_a_restart() {
         common::records(&out.stdout)[0]["domain"],
         serde_json::Value::Null
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Packets in a classic pcap file.
+fn pcap_packets(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let (mut at, mut packets) = (24, 0);
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + caplen;
+        packets += 1;
+    }
+    packets
+}
+
+/// `replay --state` a capture until every packet is in, then SIGTERM: the
+/// flow log's records.
+fn replay(store: &Path, cap: &Path, log: &Path) -> Vec<serde_json::Value> {
+    use crate::common::sim::{parse_metrics, value, wait_for};
+    let packets = pcap_packets(cap) as f64;
+    let port = common::free_port();
+    let mut child = Command::new(common::bin())
+        .arg("replay")
+        .arg(cap)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--state")
+        .arg(store)
+        .arg("--flow-log")
+        .arg(log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = wait_for(Duration::from_secs(15), || {
+        let m = parse_metrics(&common::get_local(port, "/metrics")?);
+        (value(&m, "tetherscope_pipeline_packets_total", &[]) >= packets).then_some(())
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(served.is_some(), "replay never served {packets} packets");
+    assert!(status.success(), "replay exited with {status}");
+    common::records(&std::fs::read(log).unwrap())
+}
+
+/// The multi-day story through `replay`, the live path: two replays with
+/// the store kept between them (a restart, in packet time). The second
+/// says exactly what is new, and a connection nothing in it names is named
+/// by a DNS answer the first one saved.
+#[test]
+fn baseline_replay_restart_reports_exactly_the_new() {
+    let dir = scratch("replay");
+    let store = dir.join("state.db");
+    let learn = dir.join("learn.pcap");
+    capture(
+        &learn,
+        &[
+            flow(T0, "www.example.com", "203.0.113.10"),
+            flow(T0 + HOUR, "api.example.net", "203.0.113.11"),
+            format!(
+                r#"{{"t": {}, "mac": "{PHONE}", "ip": "10.42.0.23", "server": "203.0.113.30", "host": "", "dns": "saved.example.org", "ttl": {}}}"#,
+                T0 + 2 * HOUR,
+                4 * DAY
+            ),
+        ],
+    );
+    let later = dir.join("later.pcap");
+    capture(
+        &later,
+        &[
+            flow(T0 + 3 * DAY, "static.example.com", "203.0.113.10"),
+            flow(T0 + 3 * DAY + 60, "tracker.example.io", "203.0.113.20"),
+            flow(T0 + 3 * DAY + 120, "tracker.example.io", "203.0.113.20"),
+            format!(
+                r#"{{"t": {}, "mac": "{PHONE}", "ip": "10.42.0.23", "server": "203.0.113.30", "host": "", "syn": true}}"#,
+                T0 + 3 * DAY + 180
+            ),
+        ],
+    );
+    let novelty = |records: &[serde_json::Value]| {
+        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in records.iter().filter(|r| r["transport"] == "tcp") {
+            seen.entry(r["domain"].as_str().unwrap_or("-").to_owned())
+                .or_default()
+                .push(r["novelty"].as_str().unwrap_or("null").to_owned());
+        }
+        seen
+    };
+    let first = novelty(&replay(&store, &learn, &dir.join("learn.jsonl")));
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(
+        first.values().flatten().all(|n| n == "learning"),
+        "{first:?}"
+    );
+
+    let second = novelty(&replay(&store, &later, &dir.join("later.jsonl")));
+    assert_eq!(second["static.example.com"], v(&["known"]), "{second:?}");
+    assert_eq!(second["tracker.example.io"], v(&["new", "new"]));
+    // Named only by the answer the first replay saved.
+    assert_eq!(second["saved.example.org"], v(&["new"]), "{second:?}");
+    let st = states(&store);
+    let new: Vec<&String> = st
+        .iter()
+        .filter(|(_, s)| *s == "new")
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(new, ["example.io", "example.org"]);
+    assert_eq!(st["example.com"], "baseline");
+    assert_eq!(st["example.net"], "baseline");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -175,6 +175,11 @@ impl Pipeline {
         self.dns.len()
     }
 
+    /// Packet time of the newest packet ingested (0 before the first).
+    pub fn latest(&self) -> Nanos {
+        self.latest
+    }
+
     /// Expires idle flows as of `now` (the live source calls this when idle).
     pub fn tick(&mut self, now: Nanos) {
         if now >= self.last_sweep + SWEEP_EVERY {
