@@ -114,14 +114,10 @@ pub struct Running {
 }
 
 impl Running {
-    /// Writes what is left and saves the pipeline's DNS answers still valid
-    /// at `now` (replacing those saved before) through the writer's own
-    /// connection; an error here is worth a non-zero exit.
+    /// Stops the writer and writes what is left with the pipeline's DNS
+    /// answers still valid at `now` (replacing those saved before), in one
+    /// transaction; an error here is worth a non-zero exit.
     pub fn finish(self, pipeline: &tetherscope_flow::Pipeline, now: u64) -> anyhow::Result<()> {
-        let mut store = self
-            .persister
-            .finish()
-            .map_err(|e| anyhow::anyhow!("state not saved: {e}"))?;
         let entries = pipeline.dns_answers(now);
         let answers: Vec<DnsAnswerRef<'_>> = entries
             .iter()
@@ -133,9 +129,10 @@ impl Running {
                 expires_ns: *expires_ns,
             })
             .collect();
-        store
-            .save_dns_answers(&answers)
-            .map_err(|e| anyhow::anyhow!("DNS answers not saved: {e}"))
+        self.persister
+            .finish(&answers)
+            .map(drop)
+            .map_err(|e| anyhow::anyhow!("state not saved: {e}"))
     }
 }
 

@@ -259,7 +259,52 @@ pub struct Batch {
     pub removed_devices: Vec<[u8; 6]>,
 }
 
+/// What the store writes, borrowed: from a [`Batch`], or straight from the
+/// baseline when nothing else needs it any more (the last write).
+#[derive(Debug, Default)]
+pub struct Rows<'a> {
+    /// Devices to upsert.
+    pub devices: Vec<([u8; 6], &'a Device)>,
+    /// Destinations to upsert.
+    pub destinations: Vec<([u8; 6], &'a str, &'a Destination)>,
+    /// Destinations to delete.
+    pub removed: &'a [([u8; 6], String)],
+    /// Devices to delete.
+    pub removed_devices: &'a [[u8; 6]],
+}
+
+/// Where the changes are, taken from the baseline by
+/// [`Baseline::take_changes`]; [`Baseline::rows`] reads them.
+#[derive(Debug, Default)]
+pub struct Changed {
+    devices: Vec<[u8; 6]>,
+    destinations: Vec<([u8; 6], String)>,
+    removed: Vec<([u8; 6], String)>,
+    removed_devices: Vec<[u8; 6]>,
+}
+
+impl Changed {
+    /// Destinations changed.
+    pub fn destinations(&self) -> usize {
+        self.destinations.len()
+    }
+}
+
 impl Batch {
+    /// The batch as the store writes it.
+    pub fn rows(&self) -> Rows<'_> {
+        Rows {
+            devices: self.devices.iter().map(|(m, d)| (*m, d)).collect(),
+            destinations: self
+                .destinations
+                .iter()
+                .map(|(m, n, d)| (*m, n.as_str(), d))
+                .collect(),
+            removed: &self.removed,
+            removed_devices: &self.removed_devices,
+        }
+    }
+
     /// Nothing to write.
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
@@ -657,20 +702,44 @@ impl Baseline {
         }
     }
 
-    /// Takes what changed since the last call, for the writer.
+    /// Takes what changed since the last call, for the writer: a copy, so
+    /// the baseline's lock is held only while it is made.
     pub fn take_dirty(&mut self) -> Batch {
-        let mut batch = Batch::default();
+        let changed = self.take_changes();
+        let rows = self.rows(&changed);
+        Batch {
+            devices: rows
+                .devices
+                .iter()
+                .map(|(mac, d)| {
+                    let copy = Device {
+                        first_seen_ns: d.first_seen_ns,
+                        last_seen_ns: d.last_seen_ns,
+                        host_names: d.host_names.clone(),
+                        destinations: HashMap::default(),
+                        unsaved: false,
+                    };
+                    (*mac, copy)
+                })
+                .collect(),
+            destinations: rows
+                .destinations
+                .iter()
+                .map(|(mac, name, d)| (*mac, (*name).to_owned(), (*d).clone()))
+                .collect(),
+            removed: changed.removed,
+            removed_devices: changed.removed_devices,
+        }
+    }
+
+    /// Takes the marks of what changed since the last call: each changed
+    /// device and destination once, and what was removed.
+    pub fn take_changes(&mut self) -> Changed {
+        let mut changed = Changed::default();
         for mac in std::mem::take(&mut self.changes.devices) {
             if let Some(d) = self.devices.get_mut(&mac).filter(|d| d.unsaved) {
                 d.unsaved = false;
-                let copy = Device {
-                    first_seen_ns: d.first_seen_ns,
-                    last_seen_ns: d.last_seen_ns,
-                    host_names: d.host_names.clone(),
-                    destinations: HashMap::default(),
-                    unsaved: false,
-                };
-                batch.devices.push((mac, copy));
+                changed.devices.push(mac);
             }
         }
         for (mac, name) in std::mem::take(&mut self.changes.destinations) {
@@ -681,12 +750,33 @@ impl Baseline {
                 .filter(|d| d.unsaved)
             {
                 d.unsaved = false;
-                batch.destinations.push((mac, name, d.clone()));
+                changed.destinations.push((mac, name));
             }
         }
-        batch.removed = self.changes.removed.drain();
-        batch.removed_devices = self.changes.removed_devices.drain().collect();
-        batch
+        changed.removed = self.changes.removed.drain();
+        changed.removed_devices = self.changes.removed_devices.drain().collect();
+        changed
+    }
+
+    /// The rows of `changed`, borrowed from the baseline.
+    pub fn rows<'a>(&'a self, changed: &'a Changed) -> Rows<'a> {
+        Rows {
+            devices: changed
+                .devices
+                .iter()
+                .filter_map(|mac| Some((*mac, self.devices.get(mac)?)))
+                .collect(),
+            destinations: changed
+                .destinations
+                .iter()
+                .filter_map(|(mac, name)| {
+                    let d = self.devices.get(mac)?.destinations.get(name)?;
+                    Some((*mac, name.as_str(), d))
+                })
+                .collect(),
+            removed: &changed.removed,
+            removed_devices: &changed.removed_devices,
+        }
     }
 
     /// Puts a batch that could not be written back, so it is tried again.

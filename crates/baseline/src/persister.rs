@@ -12,14 +12,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::model::{Baseline, TriageError};
-use crate::store::{Request, Store, StoreError};
+use crate::store::{DnsAnswerRef, Request, Store, StoreError};
 use crate::view::{Entry, Triage};
 use crate::{format_mac, parse_mac};
 
 /// The running writer thread.
 pub struct Persister {
     stop: mpsc::Sender<()>,
-    handle: JoinHandle<Result<Store, StoreError>>,
+    handle: JoinHandle<Store>,
+    baseline: Arc<Mutex<Baseline>>,
 }
 
 fn lock(b: &Mutex<Baseline>) -> MutexGuard<'_, Baseline> {
@@ -96,18 +97,15 @@ impl Persister {
         interval: Duration,
     ) -> std::io::Result<Persister> {
         let (stop, stopped) = mpsc::channel::<()>();
+        let shared = baseline.clone();
         let handle = std::thread::Builder::new()
             .name("baseline-writer".into())
             .spawn(move || {
                 let mut warned = false;
-                loop {
-                    let last = match stopped.recv_timeout(interval) {
-                        Err(RecvTimeoutError::Timeout) => false,
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
-                    };
-                    match flush(&mut store, &baseline) {
+                // Stopped: what is left is written by `finish`.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    match flush(&mut store, &shared) {
                         Ok(_) => warned = false,
-                        Err(e) if last => return Err(e),
                         Err(e) => {
                             if !warned {
                                 tracing::warn!("baseline not saved yet: {e}; retrying");
@@ -115,23 +113,47 @@ impl Persister {
                             }
                         }
                     }
-                    if last {
-                        return Ok(store);
-                    }
                 }
+                store
             })?;
-        Ok(Persister { stop, handle })
+        Ok(Persister {
+            stop,
+            handle,
+            baseline,
+        })
     }
 
-    /// Writes what is left and stops; gives the store back, for what the
-    /// caller saves last.
-    pub fn finish(self) -> Result<Store, StoreError> {
+    /// Stops the writer and writes what is left with `answers`, the DNS
+    /// answers to keep (replacing those saved before), in one transaction
+    /// on the caller's thread. Nothing reads the baseline any more, so the
+    /// rows are written from it without a copy. Gives the store back.
+    pub fn finish(self, answers: &[DnsAnswerRef<'_>]) -> Result<Store, StoreError> {
         let _ = self.stop.send(());
-        self.handle.join().unwrap_or_else(|_| {
-            Err(StoreError::Other {
-                path: Default::default(),
-                detail: "baseline writer panicked".into(),
-            })
-        })
+        let mut store = self.handle.join().map_err(|_| StoreError::Other {
+            path: Default::default(),
+            detail: "baseline writer panicked".into(),
+        })?;
+        let requests = if store.has_requests()? {
+            store.pending_requests()?
+        } else {
+            Vec::new()
+        };
+        let mut b = lock(&self.baseline);
+        for r in &requests {
+            if let Err(e) = apply_request(&mut b, r) {
+                tracing::debug!("baseline request {} {}: {e}", r.op, r.destination);
+            }
+        }
+        b.expire();
+        let changed = b.take_changes();
+        let done: Vec<i64> = requests.iter().map(|r| r.id).collect();
+        store.save_last(&b.rows(&changed), &done, answers)?;
+        tracing::debug!(
+            "baseline: committed {} destinations at stop; {} destinations in all",
+            changed.destinations(),
+            b.len()
+        );
+        drop(b);
+        Ok(store)
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
-use crate::model::{Baseline, Batch, Destination, Device, Settings};
+use crate::model::{Baseline, Batch, Destination, Device, Rows, Settings};
 use crate::{format_mac, nanos, parse_mac, seconds, AddressText, State};
 
 /// `PRAGMA application_id` of a tetherscope store: "TSCP".
@@ -383,7 +383,25 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| classify(&path, e))?;
-        write_batch(&tx, batch, done).map_err(|e| classify(&path, e))?;
+        write_batch(&tx, &batch.rows(), done).map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, e))
+    }
+
+    /// The last write of a run, in one transaction: `rows`, the requests
+    /// they carry out, and the DNS answers (replacing those saved before).
+    pub fn save_last(
+        &mut self,
+        rows: &Rows<'_>,
+        done: &[i64],
+        answers: &[DnsAnswerRef<'_>],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e))?;
+        write_batch(&tx, rows, done).map_err(|e| classify(&path, e))?;
+        write_dns_answers(&tx, answers).map_err(|e| classify(&path, e))?;
         tx.commit().map_err(|e| classify(&path, e))
     }
 
@@ -402,7 +420,7 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| classify(&path, e))?;
-        write_batch(&tx, batch, &[]).map_err(|e| classify(&path, e))?;
+        write_batch(&tx, &batch.rows(), &[]).map_err(|e| classify(&path, e))?;
         tx.execute(
             "INSERT INTO request (op, mac, destination, payload) VALUES (?1, ?2, ?3, ?4)",
             params![op, mac, destination, payload],
@@ -462,39 +480,7 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| classify(&path, e))?;
-        let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
-            tx.execute("DELETE FROM dns_answer", [])?;
-            // In key order, like destinations (see `write_batch`); the
-            // addresses are formatted on the stack, as text sorts.
-            let mut rows: Vec<(AddressText, AddressText, &DnsAnswerRef<'_>)> = answers
-                .iter()
-                .map(|a| (AddressText::of(a.client), AddressText::of(a.address), a))
-                .collect();
-            rows.sort_unstable_by(|a, b| {
-                (a.0.bytes(), a.1.bytes()).cmp(&(b.0.bytes(), b.1.bytes()))
-            });
-            let sql = |n| {
-                format!(
-                    "INSERT OR REPLACE INTO dns_answer (client, address, query, cname_chain, expires)
-                     VALUES {}",
-                    placeholders(n, 5)
-                )
-            };
-            insert_rows(tx, &rows, sql, |stmt, i, (client, address, a)| {
-                let chain = if a.cname_chain.is_empty() {
-                    Cow::Borrowed("[]")
-                } else {
-                    Cow::Owned(serde_json::to_string(a.cname_chain).unwrap_or_else(|_| "[]".into()))
-                };
-                let first = i * 5;
-                stmt.raw_bind_parameter(first + 1, client.as_str())?;
-                stmt.raw_bind_parameter(first + 2, address.as_str())?;
-                stmt.raw_bind_parameter(first + 3, a.query)?;
-                stmt.raw_bind_parameter(first + 4, chain.as_ref())?;
-                stmt.raw_bind_parameter(first + 5, seconds(a.expires_ns))
-            })
-        };
-        write(&tx).map_err(|e| classify(&path, e))?;
+        write_dns_answers(&tx, answers).map_err(|e| classify(&path, e))?;
         tx.commit().map_err(|e| classify(&path, e))
     }
 
@@ -545,9 +531,44 @@ pub struct DnsAnswer {
     pub expires_ns: u64,
 }
 
+/// Replaces the saved DNS answers with `answers`.
+fn write_dns_answers(
+    tx: &rusqlite::Transaction<'_>,
+    answers: &[DnsAnswerRef<'_>],
+) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM dns_answer", [])?;
+    // In key order, like destinations (see `write_batch`); the
+    // addresses are formatted on the stack, as text sorts.
+    let mut rows: Vec<(AddressText, AddressText, &DnsAnswerRef<'_>)> = answers
+        .iter()
+        .map(|a| (AddressText::of(a.client), AddressText::of(a.address), a))
+        .collect();
+    rows.sort_unstable_by(|a, b| (a.0.bytes(), a.1.bytes()).cmp(&(b.0.bytes(), b.1.bytes())));
+    let sql = |n| {
+        format!(
+            "INSERT OR REPLACE INTO dns_answer (client, address, query, cname_chain, expires)
+                 VALUES {}",
+            placeholders(n, 5)
+        )
+    };
+    insert_rows(tx, &rows, sql, |stmt, i, (client, address, a)| {
+        let chain = if a.cname_chain.is_empty() {
+            Cow::Borrowed("[]")
+        } else {
+            Cow::Owned(serde_json::to_string(a.cname_chain).unwrap_or_else(|_| "[]".into()))
+        };
+        let first = i * 5;
+        stmt.raw_bind_parameter(first + 1, client.as_str())?;
+        stmt.raw_bind_parameter(first + 2, address.as_str())?;
+        stmt.raw_bind_parameter(first + 3, a.query)?;
+        stmt.raw_bind_parameter(first + 4, chain.as_ref())?;
+        stmt.raw_bind_parameter(first + 5, seconds(a.expires_ns))
+    })
+}
+
 fn write_batch(
     tx: &rusqlite::Transaction<'_>,
-    batch: &Batch,
+    batch: &Rows<'_>,
     done: &[i64],
 ) -> rusqlite::Result<()> {
     // Deletions first: a row removed and seen again since is then written
@@ -555,11 +576,11 @@ fn write_batch(
     {
         let mut stmt =
             tx.prepare_cached("DELETE FROM destination WHERE mac = ?1 AND destination = ?2")?;
-        for (mac, name) in &batch.removed {
+        for (mac, name) in batch.removed {
             stmt.execute(params![format_mac(mac), name])?;
         }
         let mut stmt = tx.prepare_cached("DELETE FROM device WHERE mac = ?1")?;
-        for mac in &batch.removed_devices {
+        for mac in batch.removed_devices {
             stmt.execute(params![format_mac(mac)])?;
         }
         let mut stmt = tx.prepare_cached("DELETE FROM request WHERE id = ?1")?;
@@ -665,7 +686,7 @@ fn placeholders(rows: usize, columns: usize) -> String {
 fn bind_destination(
     stmt: &mut rusqlite::Statement<'_>,
     index: usize,
-    (mac, name, d): &([u8; 6], String, Destination),
+    (mac, name, d): &([u8; 6], &str, &Destination),
     mac_text: &mut Option<([u8; 6], String)>,
 ) -> rusqlite::Result<()> {
     if mac_text.as_ref().is_none_or(|(m, _)| m != mac) {
