@@ -179,12 +179,12 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
 /// hands them over in the order of a randomly seeded map; sorted, the same
 /// capture gives the same records in the same order (and the baseline
 /// sees them in that order) every time.
-fn ended_in_order(pipeline: &mut Pipeline) -> Vec<Box<Flow>> {
+fn ended_in_order(pipeline: &mut Pipeline) -> impl Iterator<Item = Box<Flow>> {
     let mut ended: Vec<Box<Flow>> = pipeline.take_finished().map(|(f, _)| f).collect();
     if ended.len() > 1 {
         ended.sort_by_key(|f| (f.first_seen, f.client, f.server));
     }
-    ended
+    ended.into_iter()
 }
 
 fn pct(part: u64, whole: u64) -> f64 {
