@@ -61,12 +61,14 @@ fn read(store: &Path, cap: &Path, extra: &[&str]) -> BTreeMap<String, Vec<String
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    novelties(&common::records(&out.stdout))
+}
+
+/// The novelty of each TCP flow, in order, by domain (`-` unnamed).
+fn novelties(records: &[serde_json::Value]) -> BTreeMap<String, Vec<String>> {
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in common::records(&out.stdout) {
-        if r["transport"] != "tcp" {
-            continue;
-        }
-        seen.entry(r["domain"].as_str().unwrap_or("").to_owned())
+    for r in records.iter().filter(|r| r["transport"] == "tcp") {
+        seen.entry(r["domain"].as_str().unwrap_or("-").to_owned())
             .or_default()
             .push(r["novelty"].as_str().unwrap_or("null").to_owned());
     }
@@ -105,6 +107,15 @@ fn states(store: &Path) -> BTreeMap<String, String> {
                 e["state"].as_str().unwrap().to_owned(),
             )
         })
+        .collect()
+}
+
+/// The destinations in `state`, sorted.
+fn in_state<'a>(states: &'a BTreeMap<String, String>, state: &str) -> Vec<&'a str> {
+    states
+        .iter()
+        .filter(|(_, s)| *s == state)
+        .map(|(d, _)| d.as_str())
         .collect()
 }
 
@@ -154,11 +165,7 @@ fn baseline_multi_day_read_learns_then_reports_exactly_the_new() {
     assert_eq!(seen["tracker.example.io"], v(&["new", "new"]));
     assert_eq!(seen["ads.example.edu"], v(&["new"]));
     let st = states(&store);
-    let new: Vec<&String> = st
-        .iter()
-        .filter(|(_, s)| *s == "new")
-        .map(|(d, _)| d)
-        .collect();
+    let new = in_state(&st, "new");
     assert_eq!(new, ["example.edu", "example.io"]);
     assert_eq!(st["example.com"], "baseline");
     assert_eq!(st["gstatic.com"], "baseline");
@@ -355,33 +362,20 @@ fn baseline_replay_restart_reports_exactly_the_new() {
             ),
         ],
     );
-    let novelty = |records: &[serde_json::Value]| {
-        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in records.iter().filter(|r| r["transport"] == "tcp") {
-            seen.entry(r["domain"].as_str().unwrap_or("-").to_owned())
-                .or_default()
-                .push(r["novelty"].as_str().unwrap_or("null").to_owned());
-        }
-        seen
-    };
-    let first = novelty(&replay(&store, &learn, &dir.join("learn.jsonl")));
+    let first = novelties(&replay(&store, &learn, &dir.join("learn.jsonl")));
     assert_eq!(first.len(), 2, "{first:?}");
     assert!(
         first.values().flatten().all(|n| n == "learning"),
         "{first:?}"
     );
 
-    let second = novelty(&replay(&store, &later, &dir.join("later.jsonl")));
+    let second = novelties(&replay(&store, &later, &dir.join("later.jsonl")));
     assert_eq!(second["static.example.com"], v(&["known"]), "{second:?}");
     assert_eq!(second["tracker.example.io"], v(&["new", "new"]));
     // Named only by the answer the first replay saved.
     assert_eq!(second["saved.example.org"], v(&["new"]), "{second:?}");
     let st = states(&store);
-    let new: Vec<&String> = st
-        .iter()
-        .filter(|(_, s)| *s == "new")
-        .map(|(d, _)| d)
-        .collect();
+    let new = in_state(&st, "new");
     assert_eq!(new, ["example.io", "example.org"]);
     assert_eq!(st["example.com"], "baseline");
     assert_eq!(st["example.net"], "baseline");

@@ -378,13 +378,7 @@ impl Store {
     /// Writes a batch and deletes the requests it carries out, in one
     /// transaction.
     pub fn save(&mut self, batch: &Batch, done: &[i64]) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| classify(&path, e))?;
-        write_batch(&tx, &batch.rows(), done).map_err(|e| classify(&path, e))?;
-        tx.commit().map_err(|e| classify(&path, e))
+        self.in_transaction(|tx| write_batch(tx, &batch.rows(), done))
     }
 
     /// The last write of a run, in one transaction: `rows`, the requests
@@ -395,14 +389,10 @@ impl Store {
         done: &[i64],
         answers: &[DnsAnswerRef<'_>],
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| classify(&path, e))?;
-        write_batch(&tx, rows, done).map_err(|e| classify(&path, e))?;
-        write_dns_answers(&tx, answers).map_err(|e| classify(&path, e))?;
-        tx.commit().map_err(|e| classify(&path, e))
+        self.in_transaction(|tx| {
+            write_batch(tx, rows, done)?;
+            write_dns_answers(tx, answers)
+        })
     }
 
     /// Queues a request for a running process and applies its effect
@@ -415,18 +405,14 @@ impl Store {
         payload: Option<&str>,
         batch: &Batch,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| classify(&path, e))?;
-        write_batch(&tx, &batch.rows(), &[]).map_err(|e| classify(&path, e))?;
-        tx.execute(
-            "INSERT INTO request (op, mac, destination, payload) VALUES (?1, ?2, ?3, ?4)",
-            params![op, mac, destination, payload],
-        )
-        .map_err(|e| classify(&path, e))?;
-        tx.commit().map_err(|e| classify(&path, e))
+        self.in_transaction(|tx| {
+            write_batch(tx, &batch.rows(), &[])?;
+            tx.execute(
+                "INSERT INTO request (op, mac, destination, payload) VALUES (?1, ?2, ?3, ?4)",
+                params![op, mac, destination, payload],
+            )
+            .map(drop)
+        })
     }
 
     /// Requests queued by other processes, oldest first.
@@ -475,13 +461,23 @@ impl Store {
 
     /// Replaces the saved DNS answers.
     pub fn save_dns_answers(&mut self, answers: &[DnsAnswerRef<'_>]) -> Result<(), StoreError> {
-        let path = self.path.clone();
+        self.in_transaction(|tx| write_dns_answers(tx, answers))
+    }
+
+    /// Runs `write` in one transaction that takes the write lock at once
+    /// (so it never fails half-way for another writer); commits if it
+    /// succeeds.
+    fn in_transaction(
+        &mut self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let path = &self.path;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| classify(&path, e))?;
-        write_dns_answers(&tx, answers).map_err(|e| classify(&path, e))?;
-        tx.commit().map_err(|e| classify(&path, e))
+            .map_err(|e| classify(path, e))?;
+        write(&tx).map_err(|e| classify(path, e))?;
+        tx.commit().map_err(|e| classify(path, e))
     }
 
     /// Runs `PRAGMA integrity_check`; "ok" when sound.
