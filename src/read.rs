@@ -140,13 +140,13 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
                 break;
             }
         }
-        for flow in ended_in_order(&mut pipeline) {
+        for (flow, _) in pipeline.take_finished() {
             emit(flow, &mut out, &mut table_rows, &mut summary)?;
         }
         progress.update(&source);
     }
     pipeline.finish();
-    for flow in ended_in_order(&mut pipeline) {
+    for (flow, _) in pipeline.take_finished() {
         emit(flow, &mut out, &mut table_rows, &mut summary)?;
     }
     progress.clear();
@@ -173,18 +173,6 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     // by one would only cost time (all of it is saved).
     std::mem::forget(baseline);
     Ok(ExitCode::SUCCESS)
-}
-
-/// The flows the last packet ended, oldest first. A sweep of idle flows
-/// hands them over in the order of a randomly seeded map; sorted, the same
-/// capture gives the same records in the same order (and the baseline
-/// sees them in that order) every time.
-fn ended_in_order(pipeline: &mut Pipeline) -> impl Iterator<Item = Box<Flow>> {
-    let mut ended: Vec<Box<Flow>> = pipeline.take_finished().map(|(f, _)| f).collect();
-    if ended.len() > 1 {
-        ended.sort_by_key(|f| (f.first_seen, f.client, f.server));
-    }
-    ended.into_iter()
 }
 
 fn pct(part: u64, whole: u64) -> f64 {

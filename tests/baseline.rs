@@ -299,7 +299,7 @@ fn pcap_packets(path: &Path) -> u64 {
 
 /// `replay --state` a capture until every packet is in, then SIGTERM: the
 /// flow log's records.
-fn replay(store: &Path, cap: &Path, log: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn replay(store: &Path, cap: &Path, log: &Path) -> Vec<serde_json::Value> {
     use crate::common::sim::{parse_metrics, value, wait_for};
     let packets = pcap_packets(cap) as f64;
     let port = common::free_port();

@@ -131,8 +131,15 @@ impl Pipeline {
         }
     }
 
-    /// Takes the flows that have finished since the last call.
+    /// Takes the flows that have finished since the last call, oldest
+    /// first. A sweep of idle flows (or the end of the input) ends them in
+    /// the order of a randomly seeded map; sorted, the same capture gives
+    /// the same records, flow log and baseline every time.
     pub fn take_finished(&mut self) -> std::vec::Drain<'_, Finished> {
+        if self.finished.len() > 1 {
+            self.finished
+                .sort_by_key(|(f, _)| (f.first_seen, f.client, f.server));
+        }
         self.finished.drain(..)
     }
 
