@@ -41,6 +41,19 @@ pub fn apply_request(baseline: &mut Baseline, r: &Request) -> Result<(), TriageE
         .map(drop)
 }
 
+/// Flows the baseline holds, for the debug log of what a commit makes
+/// durable (the crash test reads it); 0 unless that log is on.
+fn flows_for_log(b: &Baseline) -> u64 {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return 0;
+    }
+    b.devices()
+        .values()
+        .flat_map(|d| d.destinations.values())
+        .map(|d| d.flows)
+        .sum()
+}
+
 /// One batch: requests in, changes out. Returns destinations written.
 pub fn flush(store: &mut Store, baseline: &Mutex<Baseline>) -> Result<usize, StoreError> {
     let requests = if store.has_requests()? {
@@ -58,17 +71,7 @@ pub fn flush(store: &mut Store, baseline: &Mutex<Baseline>) -> Result<usize, Sto
             }
         }
         b.expire();
-        // What this batch makes durable, for the log (and the crash test).
-        let flows = if tracing::enabled!(tracing::Level::DEBUG) {
-            b.devices()
-                .values()
-                .flat_map(|d| d.destinations.values())
-                .map(|d| d.flows)
-                .sum()
-        } else {
-            0
-        };
-        (b.take_dirty(), b.len(), flows)
+        (b.take_dirty(), b.len(), flows_for_log(&b))
     };
     let done: Vec<i64> = requests.iter().map(|r| r.id).collect();
     if batch.is_empty() && done.is_empty() {
@@ -102,8 +105,20 @@ impl Persister {
             .name("baseline-writer".into())
             .spawn(move || {
                 let mut warned = false;
-                // Stopped: what is left is written by `finish`.
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                loop {
+                    match stopped.recv_timeout(interval) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        // Stopped by `finish`, which writes what is left.
+                        Ok(()) => return store,
+                        // Dropped without `finish` (a run ending on an
+                        // error): one last try, as the process may allow.
+                        Err(RecvTimeoutError::Disconnected) => {
+                            if let Err(e) = flush(&mut store, &shared) {
+                                tracing::warn!("baseline not saved at exit: {e}");
+                            }
+                            return store;
+                        }
+                    }
                     match flush(&mut store, &shared) {
                         Ok(_) => warned = false,
                         Err(e) => {
@@ -114,7 +129,6 @@ impl Persister {
                         }
                     }
                 }
-                store
             })?;
         Ok(Persister {
             stop,
@@ -149,9 +163,10 @@ impl Persister {
         let done: Vec<i64> = requests.iter().map(|r| r.id).collect();
         store.save_last(&b.rows(&changed), &done, answers)?;
         tracing::debug!(
-            "baseline: committed {} destinations at stop; {} destinations in all",
+            "baseline: committed {} destinations at stop; {} destinations, {} flows in all",
             changed.destinations(),
-            b.len()
+            b.len(),
+            flows_for_log(&b)
         );
         drop(b);
         Ok(store)

@@ -132,13 +132,13 @@ impl Pipeline {
     }
 
     /// Takes the flows that have finished since the last call, oldest
-    /// first. A sweep of idle flows (or the end of the input) ends them in
+    /// first (then by endpoints and transport). A sweep of idle flows (or the end of the input) ends them in
     /// the order of a randomly seeded map; sorted, the same capture gives
     /// the same records, flow log and baseline every time.
     pub fn take_finished(&mut self) -> std::vec::Drain<'_, Finished> {
         if self.finished.len() > 1 {
             self.finished
-                .sort_by_key(|(f, _)| (f.first_seen, f.client, f.server));
+                .sort_by_key(|(f, _)| (f.first_seen, f.client, f.server, f.transport));
         }
         self.finished.drain(..)
     }
