@@ -459,11 +459,6 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Replaces the saved DNS answers.
-    pub fn save_dns_answers(&mut self, answers: &[DnsAnswerRef<'_>]) -> Result<(), StoreError> {
-        self.in_transaction(|tx| write_dns_answers(tx, answers))
-    }
-
     /// Runs `write` in one transaction that takes the write lock at once
     /// (so it never fails half-way for another writer); commits if it
     /// succeeds.
@@ -820,7 +815,7 @@ mod tests {
                 expires_ns: 1_800_000_000 * SECOND,
             })
             .collect();
-        store.save_dns_answers(&answers).unwrap();
+        store.save_last(&Rows::default(), &[], &answers).unwrap();
         drop(store);
 
         let store = Store::open(&path).unwrap();

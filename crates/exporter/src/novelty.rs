@@ -1,7 +1,6 @@
 //! From a finished flow to its device's baseline: which destination it is,
 //! and whether that destination is new to the device.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -85,10 +84,18 @@ impl BaselineHandle {
 
 /// The destination key of a flow: the registrable domain of its name, or
 /// the server address when nothing names it.
-pub fn destination_of(flow: &Flow) -> Cow<'_, str> {
+pub fn destination_of(flow: &Flow) -> String {
+    with_destination(flow, str::to_owned)
+}
+
+/// Calls `f` with a flow's destination key (see [`destination_of`])
+/// without allocating it: the registrable domain is borrowed from the name
+/// unless it holds capitals, the address formatted on the stack (four in
+/// ten flows of a phone have no name).
+fn with_destination<R>(flow: &Flow, f: impl FnOnce(&str) -> R) -> R {
     match flow.domain() {
-        Some((name, _)) => registrable_domain_lowercase(name),
-        None => Cow::Owned(flow.server.ip().to_string()),
+        Some((name, _)) => f(&registrable_domain_lowercase(name)),
+        None => f(tetherscope_baseline::AddressText::of(flow.server.ip()).as_str()),
     }
 }
 
@@ -130,37 +137,26 @@ fn observe(
     host_name: Option<&str>,
     expected: bool,
 ) -> Option<Outcome> {
-    // Unnamed flows count under their server's address, formatted on the
-    // stack (four in ten flows of a phone have no name).
-    let (named, address);
-    let destination: &str = match flow.domain() {
-        Some((name, _)) => {
-            named = registrable_domain_lowercase(name);
-            &named
-        }
-        None => {
-            address = tetherscope_baseline::AddressText::of(flow.server.ip());
-            address.as_str()
-        }
-    };
     let bytes = flow.bytes_up + flow.bytes_down;
-    baseline.observe(&Observation {
-        mac,
-        host_name,
-        destination,
-        name: flow.domain().map(|(d, _)| d),
-        purpose: class.purpose.as_str(),
-        owner: class.rule.map(|r| r.owner.as_str()),
-        service: class.rule.and_then(|r| r.display.as_deref()),
-        expected,
-        first_seen_ns: flow.first_seen,
-        last_seen_ns: flow.last_seen,
-        bytes_up: flow.bytes_up,
-        bytes_down: flow.bytes_down,
-        cleartext_bytes: if flow.cleartext() == Some(true) {
-            bytes
-        } else {
-            0
-        },
+    with_destination(flow, |destination| {
+        baseline.observe(&Observation {
+            mac,
+            host_name,
+            destination,
+            name: flow.domain().map(|(d, _)| d),
+            purpose: class.purpose.as_str(),
+            owner: class.rule.map(|r| r.owner.as_str()),
+            service: class.rule.and_then(|r| r.display.as_deref()),
+            expected,
+            first_seen_ns: flow.first_seen,
+            last_seen_ns: flow.last_seen,
+            bytes_up: flow.bytes_up,
+            bytes_down: flow.bytes_down,
+            cleartext_bytes: if flow.cleartext() == Some(true) {
+                bytes
+            } else {
+                0
+            },
+        })
     })
 }

@@ -559,7 +559,7 @@ impl Shared {
             let key = f.client_mac.map(|m| {
                 (
                     m,
-                    novelty::destination_of(f).into_owned(),
+                    novelty::destination_of(f),
                     class.verdict,
                     f.first_seen,
                     facts::is_local(f.server.ip()),

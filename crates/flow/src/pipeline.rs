@@ -132,9 +132,10 @@ impl Pipeline {
     }
 
     /// Takes the flows that have finished since the last call, oldest
-    /// first (then by endpoints and transport). A sweep of idle flows (or the end of the input) ends them in
-    /// the order of a randomly seeded map; sorted, the same capture gives
-    /// the same records, flow log and baseline every time.
+    /// first (then by endpoints and transport). A sweep of idle flows (or
+    /// the end of the input) ends them in the order of a randomly seeded
+    /// map; sorted, the same capture gives the same records, flow log and
+    /// baseline every time.
     pub fn take_finished(&mut self) -> std::vec::Drain<'_, Finished> {
         if self.finished.len() > 1 {
             self.finished
