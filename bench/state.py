@@ -51,7 +51,9 @@ def main():
             ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
              "print(c.execute('select count(*) from destination').fetchone()[0], "
              "c.execute('select count(*) from device').fetchone()[0], "
-             "c.execute('select count(*) from dns_answer').fetchone()[0])", store],
+             "c.execute('select count(*) from dns_answer').fetchone()[0], "
+             "c.execute('select coalesce(sum(json_array_length(addresses)), 0) from dns_answer').fetchone()[0])",
+             store],
             capture_output=True, text=True, check=True).stdout.split()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -65,7 +67,7 @@ def main():
     # slow spell of a shared machine weighs on both sides of a ratio.
     print(f"median of per-round cpu ratios: {statistics.median(ratios):.3f}")
     print(f"per-round cpu ratios: {', '.join(f'{r:.3f}' for r in ratios)}")
-    print(f"store: {size} bytes; {rows[0]} destinations, {rows[1]} devices, {rows[2]} DNS answers")
+    print(f"store: {size} bytes; {rows[0]} destinations, {rows[1]} devices, {rows[2]} DNS answers ({rows[3]} addresses)")
 
 
 if __name__ == "__main__":

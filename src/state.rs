@@ -118,15 +118,15 @@ impl Running {
     /// answers still valid at `now` (replacing those saved before), in one
     /// transaction; an error here is worth a non-zero exit.
     pub fn finish(self, pipeline: &tetherscope_flow::Pipeline, now: u64) -> anyhow::Result<()> {
-        let entries = pipeline.dns_answers(now);
-        let answers: Vec<DnsAnswerRef<'_>> = entries
+        let valid = pipeline.dns_answers(now);
+        let answers: Vec<DnsAnswerRef<'_>> = valid
             .iter()
-            .map(|(client, address, r, expires_ns)| DnsAnswerRef {
-                client: *client,
-                address: *address,
-                query: &r.query,
-                cname_chain: &r.cname_chain,
-                expires_ns: *expires_ns,
+            .map(|a| DnsAnswerRef {
+                client: a.client,
+                addresses: &a.addresses,
+                query: &a.resolution.query,
+                cname_chain: &a.resolution.cname_chain,
+                expires_ns: a.expires,
             })
             .collect();
         self.persister
@@ -244,15 +244,19 @@ mod tests {
 pub fn restore_dns(answers: Vec<DnsAnswer>, pipeline: &mut tetherscope_flow::Pipeline) -> usize {
     let mut restored = 0;
     for a in answers {
-        let (Ok(client), Ok(address)) = (a.client.parse(), a.address.parse()) else {
+        let Ok(client) = a.client.parse() else {
             continue;
         };
-        let resolution = tetherscope_flow::dns_cache::Resolution {
+        // One resolution for all the addresses of a response, as the
+        // cache held it.
+        let resolution = Arc::new(tetherscope_flow::dns_cache::Resolution {
             query: a.query.into(),
             cname_chain: a.cname_chain.into_iter().map(Into::into).collect(),
-        };
-        pipeline.restore_dns_answer(client, address, Arc::new(resolution), a.expires_ns);
-        restored += 1;
+        });
+        for address in a.addresses.iter().filter_map(|t| t.parse().ok()) {
+            pipeline.restore_dns_answer(client, address, resolution.clone(), a.expires_ns);
+            restored += 1;
+        }
     }
     restored
 }

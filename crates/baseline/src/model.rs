@@ -7,6 +7,9 @@ pub type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 type HashSet<T> = std::collections::HashSet<T, ahash::RandomState>;
 
 use std::borrow::Cow;
+use std::sync::Arc;
+
+pub use compact_str::CompactString;
 
 use crate::view::{Entry, Triage};
 use crate::{format_mac, is_randomised, nanos, Novelty, State, SECOND};
@@ -87,12 +90,12 @@ pub struct Outcome {
 pub struct Destination {
     /// Triage state.
     pub state: State,
-    /// Purpose of the latest flow.
-    pub purpose: String,
+    /// Purpose of the latest flow (shared: see [`Vocabulary`]).
+    pub purpose: Arc<str>,
     /// Owner of the latest flow.
-    pub owner: Option<String>,
+    pub owner: Option<Arc<str>>,
     /// Catalog display name.
-    pub service: Option<String>,
+    pub service: Option<Arc<str>>,
     /// First flow, packet time.
     pub first_seen_ns: u64,
     /// Latest flow, packet time.
@@ -105,8 +108,10 @@ pub struct Destination {
     pub bytes_down: u64,
     /// Bytes of cleartext flows.
     pub cleartext_bytes: u64,
-    /// Full names seen under it (bounded).
-    pub names: Vec<String>,
+    /// Full names seen under it (bounded). Inline strings: a flow compares
+    /// its name with these, and most fit in place of a pointer, so the
+    /// comparison reads no other memory.
+    pub names: Vec<CompactString>,
     /// Changed since the writer last took it (see [`Changes`]).
     pub(crate) unsaved: bool,
 }
@@ -120,8 +125,10 @@ pub struct Device {
     pub last_seen_ns: u64,
     /// DHCP host names it used (bounded, latest last).
     pub host_names: Vec<String>,
-    /// Its destinations.
-    pub destinations: HashMap<String, Destination>,
+    /// Its destinations. Keys are inline strings (a registrable domain
+    /// nearly always fits), so finding one compares bytes already in the
+    /// table instead of following a pointer per candidate.
+    pub destinations: HashMap<CompactString, Destination>,
     /// Changed since the writer last took it (see [`Changes`]).
     pub(crate) unsaved: bool,
 }
@@ -176,6 +183,52 @@ fn clip(s: &str) -> Cow<'_, str> {
     Cow::Owned(s[..end].chars().filter(|c| !c.is_control()).collect())
 }
 
+/// Purposes, owners and service names: a handful of values repeated over
+/// thousands of destinations, each kept once and shared. A flow compares
+/// its purpose with a string every destination shares (warm in the cache)
+/// rather than with a copy of its own, and a new destination allocates
+/// none of them.
+#[derive(Debug, Default)]
+struct Vocabulary(HashSet<Arc<str>>);
+
+impl Vocabulary {
+    /// Distinct values kept; imports can bring any text, so past this a
+    /// value is no longer shared (still correct, just not deduplicated).
+    const MAX: usize = 4096;
+
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(s) {
+            return shared.clone();
+        }
+        let value: Arc<str> = s.into();
+        if self.0.len() < Self::MAX {
+            self.0.insert(value.clone());
+        }
+        value
+    }
+
+    /// `slot` set to `s`, unless it already holds it.
+    fn set(&mut self, slot: &mut Arc<str>, s: &str) {
+        if **slot != *s {
+            *slot = self.get(s);
+        }
+    }
+
+    /// `slot` set to `s`, unless it already holds it.
+    fn set_option(&mut self, slot: &mut Option<Arc<str>>, s: Option<&str>) {
+        if slot.as_deref() != s {
+            *slot = s.map(|s| self.get(s));
+        }
+    }
+
+    /// A destination read from elsewhere, its values shared.
+    fn share(&mut self, d: &mut Destination) {
+        d.purpose = self.get(&d.purpose);
+        d.owner = d.owner.as_deref().map(|s| self.get(s));
+        d.service = d.service.as_deref().map(|s| self.get(s));
+    }
+}
+
 /// (device, destination) pairs, looked up without allocating.
 #[derive(Debug, Default)]
 struct KeySet(HashMap<[u8; 6], HashSet<String>>);
@@ -213,7 +266,7 @@ struct Changes {
     /// are kept: the lists would only grow.
     off: bool,
     devices: Vec<[u8; 6]>,
-    destinations: Vec<([u8; 6], String)>,
+    destinations: Vec<([u8; 6], CompactString)>,
     removed: KeySet,
     removed_devices: HashSet<[u8; 6]>,
 }
@@ -229,7 +282,7 @@ impl Changes {
     fn destination(&mut self, mac: [u8; 6], name: &str, destination: &mut Destination) {
         if !destination.unsaved && !self.off {
             destination.unsaved = true;
-            self.destinations.push((mac, name.to_owned()));
+            self.destinations.push((mac, name.into()));
         }
     }
 
@@ -278,7 +331,7 @@ pub struct Rows<'a> {
 #[derive(Debug, Default)]
 pub struct Changed {
     devices: Vec<[u8; 6]>,
-    destinations: Vec<([u8; 6], String)>,
+    destinations: Vec<([u8; 6], CompactString)>,
     removed: Vec<([u8; 6], String)>,
     removed_devices: Vec<[u8; 6]>,
 }
@@ -326,6 +379,7 @@ pub struct Baseline {
     /// Configured display labels of devices known by DHCP host name.
     host_labels: HashMap<String, String>,
     changes: Changes,
+    vocabulary: Vocabulary,
     /// Latest packet time seen: retention counts back from here.
     now_ns: u64,
     /// Packet time of the last retention pass.
@@ -394,8 +448,11 @@ impl Baseline {
 
     /// Inserts a device and its destinations as loaded from the store
     /// (nothing becomes dirty).
-    pub fn load_device(&mut self, mac: [u8; 6], device: Device) {
+    pub fn load_device(&mut self, mac: [u8; 6], mut device: Device) {
         self.now_ns = self.now_ns.max(device.last_seen_ns);
+        for d in device.destinations.values_mut() {
+            self.vocabulary.share(d);
+        }
         self.devices.insert(mac, device);
     }
 
@@ -487,12 +544,12 @@ impl Baseline {
                 self.changes.removed.remove(o.mac, &key);
                 device
                     .destinations
-                    .entry(key.to_string())
+                    .entry(CompactString::from(&*key))
                     .or_insert(Destination {
                         state,
-                        purpose: String::new(),
-                        owner: None,
-                        service: None,
+                        purpose: self.vocabulary.get(o.purpose),
+                        owner: o.owner.map(|s| self.vocabulary.get(s)),
+                        service: o.service.map(|s| self.vocabulary.get(s)),
                         first_seen_ns: o.first_seen_ns,
                         last_seen_ns: o.last_seen_ns,
                         flows: 0,
@@ -508,15 +565,9 @@ impl Baseline {
         if o.expected && dest.state == State::New {
             dest.state = State::Baseline;
         }
-        if dest.purpose != o.purpose {
-            dest.purpose = o.purpose.to_owned();
-        }
-        if dest.owner.as_deref() != o.owner {
-            dest.owner = o.owner.map(str::to_owned);
-        }
-        if dest.service.as_deref() != o.service {
-            dest.service = o.service.map(str::to_owned);
-        }
+        self.vocabulary.set(&mut dest.purpose, o.purpose);
+        self.vocabulary.set_option(&mut dest.owner, o.owner);
+        self.vocabulary.set_option(&mut dest.service, o.service);
         dest.first_seen_ns = dest.first_seen_ns.min(o.first_seen_ns);
         dest.last_seen_ns = dest.last_seen_ns.max(o.last_seen_ns);
         dest.flows += 1;
@@ -525,7 +576,7 @@ impl Baseline {
         dest.cleartext_bytes += o.cleartext_bytes;
         if let Some(n) = o.name {
             if dest.names.len() < MAX_NAMES && !dest.names.iter().any(|x| x == n) {
-                dest.names.push(clip(n).into_owned());
+                dest.names.push(clip(n).into());
             }
         }
         let novelty = match dest.state {
@@ -630,7 +681,7 @@ impl Baseline {
                 device.host_names.insert(0, clip(&e.device).into_owned());
                 device.host_names.truncate(MAX_HOST_NAMES);
             }
-            let key = clip(&e.destination).into_owned();
+            let key = CompactString::from(clip(&e.destination));
             if !device.destinations.contains_key(&key)
                 && device.destinations.len() >= self.settings.max_destinations
             {
@@ -641,9 +692,9 @@ impl Baseline {
                 .entry(key.clone())
                 .or_insert_with(|| Destination {
                     state,
-                    purpose: e.purpose.clone(),
-                    owner: e.owner.clone(),
-                    service: e.service.clone(),
+                    purpose: self.vocabulary.get(&e.purpose),
+                    owner: e.owner.as_deref().map(|s| self.vocabulary.get(s)),
+                    service: e.service.as_deref().map(|s| self.vocabulary.get(s)),
                     first_seen_ns: first,
                     last_seen_ns: last,
                     flows: 0,
@@ -661,8 +712,8 @@ impl Baseline {
             dest.bytes_down = dest.bytes_down.max(e.bytes_down);
             dest.cleartext_bytes = dest.cleartext_bytes.max(e.cleartext_bytes);
             for n in &e.names {
-                if dest.names.len() < MAX_NAMES && !dest.names.contains(n) {
-                    dest.names.push(clip(n).into_owned());
+                if dest.names.len() < MAX_NAMES && !dest.names.iter().any(|x| x == n) {
+                    dest.names.push(clip(n).into());
                 }
             }
             self.changes.removed.remove(mac, &key);
@@ -790,7 +841,7 @@ impl Baseline {
             if let Some(d) = self
                 .devices
                 .get_mut(mac)
-                .and_then(|d| d.destinations.get_mut(name))
+                .and_then(|d| d.destinations.get_mut(name.as_str()))
             {
                 self.changes.destination(*mac, name, d);
             }
@@ -801,7 +852,7 @@ impl Baseline {
             let back = self
                 .devices
                 .get(mac)
-                .is_some_and(|d| d.destinations.contains_key(name));
+                .is_some_and(|d| d.destinations.contains_key(name.as_str()));
             if !back {
                 self.changes.destination_removed(*mac, name);
             }
@@ -857,7 +908,7 @@ impl Baseline {
 /// a flood of new destinations from paying a full scan per flow.
 fn evict_oldest(device: &mut Device, mac: [u8; 6], changes: &mut Changes) -> u64 {
     let n = (device.destinations.len() / 16).max(1);
-    let mut by_age: Vec<(u64, &String)> = device
+    let mut by_age: Vec<(u64, &CompactString)> = device
         .destinations
         .iter()
         .map(|(name, d)| (d.last_seen_ns, name))
@@ -865,13 +916,13 @@ fn evict_oldest(device: &mut Device, mac: [u8; 6], changes: &mut Changes) -> u64
     if n < by_age.len() {
         by_age.select_nth_unstable(n);
     }
-    let oldest: Vec<String> = by_age
+    let oldest: Vec<CompactString> = by_age
         .into_iter()
         .take(n)
         .map(|(_, name)| name.clone())
         .collect();
     for name in &oldest {
-        device.destinations.remove(name);
+        device.destinations.remove(name.as_str());
         changes.destination_removed(mac, name);
     }
     oldest.len() as u64
@@ -1102,8 +1153,7 @@ mod tests {
             b.observe(&obs(d, t0 + i as u64 * HOUR)).unwrap();
         }
         assert_eq!(b.evicted, 1);
-        let names: HashSet<&String> = b.devices[&MAC].destinations.keys().collect();
-        assert!(!names.contains(&"a".to_owned()));
+        assert!(!b.devices[&MAC].destinations.contains_key("a"));
         let mut other = obs("x", t0);
         other.mac = [2, 0, 0, 0, 0, 9];
         assert_eq!(b.observe(&other), None, "device cap");

@@ -1,8 +1,8 @@
 //! The SQLite file behind the baseline.
 //!
 //! Recognised by its `application_id` (`TSCP`); `user_version` is the schema
-//! version, and [`MIGRATIONS`] bring any older file up to date in one
-//! transaction. A file that is not SQLite, SQLite of another application, a
+//! version. A new file gets [`SCHEMA`]; [`MIGRATIONS`] bring any older file
+//! up to date, in one transaction. A file that is not SQLite, SQLite of another application, a
 //! newer schema, damaged or not writable is refused with an error and left
 //! exactly as it was.
 //!
@@ -27,7 +27,48 @@ pub const APPLICATION_ID: i32 = 0x5453_4350;
 /// The schema this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
-/// `MIGRATIONS[v]` takes a store from version `v` to `v + 1`.
+/// The schema of version [`SCHEMA_VERSION`], which a new file gets in one
+/// step (the migrations are for files written by older builds; a test
+/// checks they arrive at the same tables).
+const SCHEMA: &str = "CREATE TABLE device (
+        mac        TEXT PRIMARY KEY,
+        first_seen REAL NOT NULL,
+        last_seen  REAL NOT NULL,
+        host_names TEXT NOT NULL DEFAULT '[]'
+    ) WITHOUT ROWID;
+    CREATE TABLE destination (
+        mac             TEXT NOT NULL,
+        destination     TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('baseline', 'accepted', 'new', 'flagged')),
+        purpose         TEXT NOT NULL,
+        owner           TEXT,
+        service         TEXT,
+        first_seen      REAL NOT NULL,
+        last_seen       REAL NOT NULL,
+        flows           INTEGER NOT NULL,
+        bytes_up        INTEGER NOT NULL,
+        bytes_down      INTEGER NOT NULL,
+        cleartext_bytes INTEGER NOT NULL,
+        names           TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (mac, destination)
+    ) WITHOUT ROWID;
+    CREATE TABLE dns_answer (
+        client      TEXT NOT NULL,
+        query       TEXT NOT NULL,
+        cname_chain TEXT NOT NULL DEFAULT '[]',
+        addresses   TEXT NOT NULL,
+        expires     REAL NOT NULL
+    );
+    CREATE TABLE request (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        op          TEXT NOT NULL,
+        mac         TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        payload     TEXT
+    );";
+
+/// `MIGRATIONS[v]` takes a store from version `v` to `v + 1`; version 0 is
+/// a file with no tables yet.
 const MIGRATIONS: &[&str] = &[
     // v1: devices, destinations, saved DNS answers, queued triage requests.
     "CREATE TABLE device (
@@ -67,6 +108,22 @@ const MIGRATIONS: &[&str] = &[
         destination TEXT NOT NULL,
         payload     TEXT
     );",
+    // v2: one saved DNS answer per response and client, its addresses a
+    // JSON array (a response's addresses share the name, the CNAME chain
+    // and the expiry: fewer, shorter rows); rows in the order the cache
+    // took them.
+    "CREATE TABLE dns_answer_v2 (
+        client      TEXT NOT NULL,
+        query       TEXT NOT NULL,
+        cname_chain TEXT NOT NULL DEFAULT '[]',
+        addresses   TEXT NOT NULL,
+        expires     REAL NOT NULL
+    );
+    INSERT INTO dns_answer_v2 (client, query, cname_chain, addresses, expires)
+        SELECT client, query, cname_chain, json_group_array(address), expires
+        FROM dns_answer GROUP BY client, query, cname_chain, expires ORDER BY expires;
+    DROP TABLE dns_answer;
+    ALTER TABLE dns_answer_v2 RENAME TO dns_answer;",
 ];
 
 /// Why a store cannot be used.
@@ -252,13 +309,15 @@ impl Store {
         Ok(())
     }
 
-    /// WAL, then migrations up to [`SCHEMA_VERSION`].
+    /// WAL, then the schema (a new file) or migrations up to
+    /// [`SCHEMA_VERSION`].
     fn prepare(&self) -> Result<(), StoreError> {
         let path = &self.path;
         let c = &self.conn;
-        c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
-            .map_err(|e| classify(path, e))?;
+        // Synchronous first: switching a new file to WAL is itself a write.
         c.execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(|e| classify(path, e))?;
+        c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
             .map_err(|e| classify(path, e))?;
         let version: i32 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -266,10 +325,18 @@ impl Store {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
+        let fresh: bool = c
+            .query_row("SELECT count(*) = 0 FROM sqlite_schema", [], |r| r.get(0))
+            .map_err(|e| classify(path, e))?;
         let mut script = String::from("BEGIN IMMEDIATE;\n");
-        for step in &MIGRATIONS[version as usize..] {
-            script.push_str(step);
+        if version == 0 && fresh {
+            script.push_str(SCHEMA);
             script.push('\n');
+        } else {
+            for step in &MIGRATIONS[version as usize..] {
+                script.push_str(step);
+                script.push('\n');
+            }
         }
         script.push_str(&format!(
             "PRAGMA application_id = {APPLICATION_ID};\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
@@ -367,7 +434,7 @@ impl Store {
                 last_seen_ns: dest.last_seen_ns,
                 ..Device::default()
             });
-            device.destinations.insert(name, dest);
+            device.destinations.insert(name.into(), dest);
         }
         for (mac, device) in devices {
             baseline.load_device(mac, device);
@@ -435,21 +502,21 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Saved DNS answers not yet expired at `now_ns`:
-    /// (client, address, query, CNAME chain, expiry in nanoseconds).
+    /// Saved DNS answers not yet expired at `now_ns`, in the order the
+    /// cache took them.
     pub fn dns_answers(&self, now_ns: u64) -> Result<Vec<DnsAnswer>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT client, address, query, cname_chain, expires FROM dns_answer
-                 WHERE expires > ?1 ORDER BY expires",
+                "SELECT client, addresses, query, cname_chain, expires FROM dns_answer
+                 WHERE expires > ?1 ORDER BY rowid",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([seconds(now_ns)], |r| {
                 Ok(DnsAnswer {
                     client: r.get(0)?,
-                    address: r.get(1)?,
+                    addresses: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
                     query: r.get(2)?,
                     cname_chain: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
                     expires_ns: nanos(r.get(4)?),
@@ -492,13 +559,14 @@ impl Store {
     }
 }
 
-/// A DNS answer to save, borrowed from the cache that holds it.
+/// A DNS answer to save, borrowed from the cache that holds it: the
+/// addresses one response gave one client.
 #[derive(Debug, Clone, Copy)]
 pub struct DnsAnswerRef<'a> {
     /// The client that asked.
     pub client: IpAddr,
-    /// The answered address.
-    pub address: IpAddr,
+    /// The answered addresses.
+    pub addresses: &'a [IpAddr],
     /// The name asked for.
     pub query: &'a str,
     /// CNAME targets in order.
@@ -512,8 +580,8 @@ pub struct DnsAnswerRef<'a> {
 pub struct DnsAnswer {
     /// The client that asked.
     pub client: String,
-    /// The answered address.
-    pub address: String,
+    /// The answered addresses.
+    pub addresses: Vec<String>,
     /// The name asked for.
     pub query: String,
     /// CNAME targets in order.
@@ -522,37 +590,44 @@ pub struct DnsAnswer {
     pub expires_ns: u64,
 }
 
-/// Replaces the saved DNS answers with `answers`.
+/// Replaces the saved DNS answers with `answers`, in their order.
 fn write_dns_answers(
     tx: &rusqlite::Transaction<'_>,
     answers: &[DnsAnswerRef<'_>],
 ) -> rusqlite::Result<()> {
+    // Without a WHERE, SQLite empties the table in one step; the rows then
+    // go in at its end (a rowid table), so nothing needs sorting.
     tx.execute("DELETE FROM dns_answer", [])?;
-    // In key order, like destinations (see `write_batch`); the
-    // addresses are formatted on the stack, as text sorts.
-    let mut rows: Vec<(AddressText, AddressText, &DnsAnswerRef<'_>)> = answers
-        .iter()
-        .map(|a| (AddressText::of(a.client), AddressText::of(a.address), a))
-        .collect();
-    rows.sort_unstable_by(|a, b| (a.0.bytes(), a.1.bytes()).cmp(&(b.0.bytes(), b.1.bytes())));
     let sql = |n| {
         format!(
-            "INSERT OR REPLACE INTO dns_answer (client, address, query, cname_chain, expires)
-                 VALUES {}",
+            "INSERT INTO dns_answer (client, query, cname_chain, addresses, expires) VALUES {}",
             placeholders(n, 5)
         )
     };
-    insert_rows(tx, &rows, sql, |stmt, i, (client, address, a)| {
+    let mut addresses = String::new();
+    insert_rows(tx, answers, sql, |stmt, i, a| {
         let chain = if a.cname_chain.is_empty() {
             Cow::Borrowed("[]")
         } else {
             Cow::Owned(serde_json::to_string(a.cname_chain).unwrap_or_else(|_| "[]".into()))
         };
+        // Address text needs no JSON escaping.
+        addresses.clear();
+        addresses.push('[');
+        for (n, address) in a.addresses.iter().enumerate() {
+            if n > 0 {
+                addresses.push(',');
+            }
+            addresses.push('"');
+            addresses.push_str(AddressText::of(*address).as_str());
+            addresses.push('"');
+        }
+        addresses.push(']');
         let first = i * 5;
-        stmt.raw_bind_parameter(first + 1, client.as_str())?;
-        stmt.raw_bind_parameter(first + 2, address.as_str())?;
-        stmt.raw_bind_parameter(first + 3, a.query)?;
-        stmt.raw_bind_parameter(first + 4, chain.as_ref())?;
+        stmt.raw_bind_parameter(first + 1, AddressText::of(a.client).as_str())?;
+        stmt.raw_bind_parameter(first + 2, a.query)?;
+        stmt.raw_bind_parameter(first + 3, chain.as_ref())?;
+        stmt.raw_bind_parameter(first + 4, addresses.as_str())?;
         stmt.raw_bind_parameter(first + 5, seconds(a.expires_ns))
     })
 }
@@ -805,14 +880,29 @@ mod tests {
         observe(&mut b, 2);
         store.save(&b.take_dirty(), &[]).unwrap();
 
+        // One response per client and name, one to three addresses each:
+        // more rows than one multi-row statement takes.
         let chains: Vec<Box<str>> = vec!["edge.example.net".into()];
-        let answers: Vec<DnsAnswerRef<'_>> = (0..ROWS_PER_INSERT + 5)
-            .map(|i| DnsAnswerRef {
+        let addresses: Vec<Vec<IpAddr>> = (0..ROWS_PER_INSERT + 5)
+            .map(|i| {
+                (0..1 + i % 3)
+                    .map(|k| IpAddr::from([192, 0, 2, (i * 3 + k) as u8]))
+                    .collect()
+            })
+            .collect();
+        let queries: Vec<String> = (0..addresses.len())
+            .map(|i| format!("site{i}.example"))
+            .collect();
+        let answers: Vec<DnsAnswerRef<'_>> = addresses
+            .iter()
+            .zip(&queries)
+            .enumerate()
+            .map(|(i, (addresses, query))| DnsAnswerRef {
                 client: "10.42.0.23".parse().unwrap(),
-                address: IpAddr::from([192, 0, 2, i as u8]),
-                query: "site.example",
+                addresses,
+                query,
                 cname_chain: if i % 2 == 0 { &chains } else { &[] },
-                expires_ns: 1_800_000_000 * SECOND,
+                expires_ns: (1_800_000_000 + i as u64) * SECOND,
             })
             .collect();
         store.save_last(&Rows::default(), &[], &answers).unwrap();
@@ -822,16 +912,20 @@ mod tests {
         let again = store.load(Settings::default()).unwrap();
         assert_eq!(again.entries(None).unwrap().len(), rows);
         assert_eq!(again.entries(None).unwrap(), b.entries(None).unwrap());
-        let mut saved = store.dns_answers(0).unwrap();
-        saved.sort_by_key(|a| a.address.parse::<IpAddr>().unwrap());
+        // Back in the order they were given.
+        let saved = store.dns_answers(0).unwrap();
         assert_eq!(saved.len(), answers.len());
         for (s, a) in saved.iter().zip(&answers) {
             assert_eq!(s.client, a.client.to_string());
-            assert_eq!(s.address, a.address.to_string());
+            let given: Vec<String> = a.addresses.iter().map(|x| x.to_string()).collect();
+            assert_eq!(s.addresses, given);
             assert_eq!(s.query, a.query);
             assert_eq!(s.cname_chain.len(), a.cname_chain.len());
             assert_eq!(s.expires_ns, a.expires_ns);
         }
+        // Answers expired by then (the first eleven) are not read back.
+        let later = store.dns_answers(1_800_000_010 * SECOND).unwrap();
+        assert_eq!(later.len(), answers.len() - 11);
         assert_eq!(store.integrity_check().unwrap(), "ok");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
@@ -867,5 +961,105 @@ mod tests {
             Err(StoreError::Directory(_))
         ));
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// The tables a store has, as `table: column type notnull pk, ...`.
+    fn tables(c: &Connection) -> Vec<String> {
+        let names: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        names
+            .iter()
+            .map(|t| {
+                let columns: Vec<String> = c
+                    .prepare(&format!("PRAGMA table_info({t})"))
+                    .unwrap()
+                    .query_map([], |r| {
+                        Ok(format!(
+                            "{} {} {} {}",
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i64>(5)?
+                        ))
+                    })
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                format!("{t}: {}", columns.join(", "))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_to_the_schema_of_a_new_one() {
+        let old = temp("v1");
+        {
+            let c = Connection::open(&old).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch(&format!(
+                "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;
+                 INSERT INTO dns_answer VALUES
+                     ('10.42.0.23', '192.0.2.1', 'a.example', '[]', 1800000100.0),
+                     ('10.42.0.23', '192.0.2.2', 'a.example', '[]', 1800000100.0),
+                     ('10.42.0.23', '192.0.2.3', 'b.example', '[\"edge.example.net\"]', 1800000050.0),
+                     ('10.42.0.24', '192.0.2.1', 'a.example', '[]', 1800000100.0);"
+            ))
+            .unwrap();
+        }
+        let store = Store::open(&old).unwrap();
+        let fresh_path = temp("fresh");
+        let fresh = Store::open(&fresh_path).unwrap();
+        assert_eq!(tables(&store.conn), tables(&fresh.conn));
+        let version: i32 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // The saved answers survive, one row per client and response,
+        // soonest to expire first.
+        let answers: Vec<(String, Vec<String>, String, Vec<String>)> = store
+            .dns_answers(0)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.client, a.addresses, a.query, a.cname_chain))
+            .collect();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            answers[0],
+            (
+                "10.42.0.23".into(),
+                s(&["192.0.2.3"]),
+                "b.example".into(),
+                s(&["edge.example.net"])
+            )
+        );
+        let mut rest = answers[1..].to_vec();
+        rest.sort();
+        assert_eq!(
+            rest,
+            [
+                (
+                    "10.42.0.23".into(),
+                    s(&["192.0.2.1", "192.0.2.2"]),
+                    "a.example".into(),
+                    vec![]
+                ),
+                (
+                    "10.42.0.24".into(),
+                    s(&["192.0.2.1"]),
+                    "a.example".into(),
+                    vec![]
+                ),
+            ]
+        );
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        for p in [old, fresh_path] {
+            let _ = std::fs::remove_dir_all(p.parent().unwrap());
+        }
     }
 }

@@ -97,16 +97,16 @@ impl Entry {
             randomised,
             destination: destination.to_owned(),
             state: d.state.as_str().to_owned(),
-            purpose: d.purpose.clone(),
-            owner: d.owner.clone(),
-            service: d.service.clone(),
+            purpose: d.purpose.to_string(),
+            owner: d.owner.as_deref().map(str::to_owned),
+            service: d.service.as_deref().map(str::to_owned),
             first_seen: seconds(d.first_seen_ns),
             last_seen: seconds(d.last_seen_ns),
             flows: d.flows,
             bytes_up: d.bytes_up,
             bytes_down: d.bytes_down,
             cleartext_bytes: d.cleartext_bytes,
-            names: d.names.clone(),
+            names: d.names.iter().map(|n| n.to_string()).collect(),
         }
     }
 }

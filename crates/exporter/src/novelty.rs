@@ -110,9 +110,9 @@ pub fn label_of(destination: &str) -> &str {
 }
 
 /// The DHCP host name of a device, if it has one.
-pub fn host_name(devices: &DeviceTable, mac: &[u8; 6]) -> Option<String> {
-    // Asked for every finished flow: the name is compared with the MAC
-    // without formatting the MAC.
+pub fn host_name(devices: &DeviceTable, mac: &[u8; 6]) -> Option<Arc<str>> {
+    // Asked for every finished flow: the name is shared, not copied, and
+    // compared with the MAC without formatting the MAC.
     devices
         .host_name(mac)
         .filter(|name| tetherscope_baseline::parse_mac(name) != Some(*mac))

@@ -94,7 +94,7 @@ async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<DeviceView>> {
                 .devices
                 .label(&d.mac)
                 .unwrap_or_else(|| format_mac(&d.mac)),
-            name: d.name,
+            name: d.name.as_deref().map(str::to_owned),
             private_dns: shared.uses_private_dns(&d.mac),
             addresses: d.addresses.iter().map(|a| a.to_string()).collect(),
         })

@@ -515,7 +515,9 @@ impl Aggregate {
             match mac {
                 None => ("unknown".into(), "unknown".into(), None),
                 Some(m) => {
-                    let name = names.get(&m).and_then(|d| d.name.clone());
+                    let name = names
+                        .get(&m)
+                        .and_then(|d| d.name.as_deref().map(str::to_owned));
                     let mac = format_mac(&m);
                     (name.clone().unwrap_or_else(|| mac.clone()), mac, name)
                 }

@@ -5,6 +5,7 @@
 //! DHCP server's lease file. Bounded, because MACs are cheap to forge.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use dashmap::DashMap;
 
@@ -13,8 +14,9 @@ use dashmap::DashMap;
 pub struct Device {
     /// Hardware address.
     pub mac: [u8; 6],
-    /// Host name from DHCP (option 12 or the lease file).
-    pub name: Option<String>,
+    /// Host name from DHCP (option 12 or the lease file); shared, as it is
+    /// asked for every finished flow.
+    pub name: Option<Arc<str>>,
     /// Addresses seen for it (most recent last, a few kept).
     pub addresses: Vec<IpAddr>,
 }
@@ -77,7 +79,7 @@ impl DeviceTable {
                 mac,
                 ..Device::default()
             })
-            .name = Some(clean);
+            .name = Some(clean.into());
     }
 
     /// The MAC behind an address.
@@ -86,7 +88,7 @@ impl DeviceTable {
     }
 
     /// The DHCP host name of a tracked device, if it gave one.
-    pub fn host_name(&self, mac: &[u8; 6]) -> Option<String> {
+    pub fn host_name(&self, mac: &[u8; 6]) -> Option<Arc<str>> {
         self.by_mac.get(mac)?.name.clone()
     }
 
@@ -95,7 +97,11 @@ impl DeviceTable {
     /// when frames carry forged addresses.
     pub fn label(&self, mac: &[u8; 6]) -> Option<String> {
         let dev = self.by_mac.get(mac)?;
-        Some(dev.name.clone().unwrap_or_else(|| format_mac(mac)))
+        Some(
+            dev.name
+                .as_deref()
+                .map_or_else(|| format_mac(mac), str::to_owned),
+        )
     }
 
     /// A snapshot of all devices.

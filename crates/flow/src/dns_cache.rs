@@ -30,6 +30,20 @@ pub struct Resolution {
     pub cname_chain: Box<[Box<str>]>,
 }
 
+/// Addresses one response gave one client, still valid (see
+/// [`DnsCache::valid_answers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidAnswer<'a> {
+    /// The client that asked.
+    pub client: IpAddr,
+    /// What it asked and the CNAME chain.
+    pub resolution: &'a Resolution,
+    /// The answered addresses, in the order they were cached.
+    pub addresses: Vec<IpAddr>,
+    /// When they expire.
+    pub expires: Nanos,
+}
+
 #[derive(Debug)]
 struct Entry {
     resolution: Arc<Resolution>,
@@ -110,17 +124,38 @@ impl DnsCache {
         self.put((client, address), resolution, expires);
     }
 
-    /// Answers still valid at `now`, oldest first: (client, address,
-    /// resolution, expiry).
-    pub fn valid_entries(&self, now: Nanos) -> Vec<(IpAddr, IpAddr, Arc<Resolution>, Nanos)> {
-        let mut out: Vec<_> = self
+    /// Answers still valid at `now`, oldest first, the addresses one
+    /// response gave one client together (one row each in the state store,
+    /// a third of the rows one per address needed).
+    pub fn valid_answers(&self, now: Nanos) -> Vec<ValidAnswer<'_>> {
+        let mut entries: Vec<_> = self
             .map
             .iter()
             .filter(|(_, e)| e.expires >= now)
-            .map(|((c, a), e)| (e.generation, (*c, *a, e.resolution.clone(), e.expires)))
+            .map(|((client, address), e)| (e.generation, *client, *address, e))
             .collect();
-        out.sort_by_key(|(g, _)| *g);
-        out.into_iter().map(|(_, e)| e).collect()
+        entries.sort_unstable_by_key(|(generation, ..)| *generation);
+        let mut out: Vec<ValidAnswer<'_>> = Vec::new();
+        for (_, client, address, e) in entries {
+            // A response's addresses are cached one after the other, so
+            // they are neighbours in this order.
+            match out.last_mut() {
+                Some(last)
+                    if last.client == client
+                        && last.expires == e.expires
+                        && std::ptr::eq(last.resolution, &*e.resolution) =>
+                {
+                    last.addresses.push(address);
+                }
+                _ => out.push(ValidAnswer {
+                    client,
+                    resolution: &e.resolution,
+                    addresses: vec![address],
+                    expires: e.expires,
+                }),
+            }
+        }
+        out
     }
 
     fn put(&mut self, key: (IpAddr, IpAddr), resolution: Arc<Resolution>, expires: Nanos) {
@@ -274,6 +309,49 @@ mod tests {
         // A short TTL is still trusted for a minute.
         c.insert(p1, a, res("two.example"), 1, 0);
         assert_eq!(&*c.lookup(p1, a, 59 * SECOND).unwrap().query, "two.example");
+    }
+
+    #[test]
+    fn valid_answers_group_a_responses_addresses_oldest_first() {
+        let mut c = DnsCache::new(10, 0);
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let (p1, p2) = (ip("10.42.0.2"), ip("10.42.0.3"));
+        let one = res("one.example");
+        c.insert(p1, ip("192.0.2.1"), one.clone(), 300, 0);
+        c.insert(p1, ip("192.0.2.2"), one.clone(), 300, 0);
+        // The same answer another client received is its own row.
+        c.insert(p2, ip("192.0.2.1"), one.clone(), 300, 0);
+        c.insert(p1, ip("192.0.2.3"), res("two.example"), 100, 0);
+        // Refreshed by a later response: it moves to that one.
+        c.insert(p1, ip("192.0.2.2"), res("three.example"), 300, SECOND);
+        let rows: Vec<(IpAddr, &str, Vec<IpAddr>)> = c
+            .valid_answers(0)
+            .into_iter()
+            .map(|a| (a.client, &*a.resolution.query, a.addresses))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (p1, "one.example", vec![ip("192.0.2.1")]),
+                (p2, "one.example", vec![ip("192.0.2.1")]),
+                (p1, "two.example", vec![ip("192.0.2.3")]),
+                (p1, "three.example", vec![ip("192.0.2.2")]),
+            ]
+        );
+        // Only what is still valid.
+        let later: Vec<&str> = c
+            .valid_answers(200 * SECOND)
+            .iter()
+            .map(|a| &*a.resolution.query)
+            .collect();
+        assert_eq!(later, ["one.example", "one.example", "three.example"]);
+        let mut fresh = DnsCache::new(10, 0);
+        let both = res("both.example");
+        fresh.insert(p1, ip("192.0.2.1"), both.clone(), 300, 0);
+        fresh.insert(p1, ip("2001:db8::1"), both, 300, 0);
+        let rows = fresh.valid_answers(0);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].addresses, [ip("192.0.2.1"), ip("2001:db8::1")]);
     }
 
     #[test]

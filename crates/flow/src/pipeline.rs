@@ -155,16 +155,8 @@ impl Pipeline {
     }
 
     /// DNS answers still valid at `now` (to save them across a restart).
-    pub fn dns_answers(
-        &self,
-        now: Nanos,
-    ) -> Vec<(
-        std::net::IpAddr,
-        std::net::IpAddr,
-        std::sync::Arc<crate::dns_cache::Resolution>,
-        Nanos,
-    )> {
-        self.dns.valid_entries(now)
+    pub fn dns_answers(&self, now: Nanos) -> Vec<crate::dns_cache::ValidAnswer<'_>> {
+        self.dns.valid_answers(now)
     }
 
     /// Puts back a DNS answer saved earlier (see [`DnsCache::restore`]).
