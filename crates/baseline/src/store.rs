@@ -27,16 +27,14 @@ pub const APPLICATION_ID: i32 = 0x5453_4350;
 /// The schema this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
-/// The schema of version [`SCHEMA_VERSION`], which a new file gets in one
-/// step (the migrations are for files written by older builds; a test
-/// checks they arrive at the same tables).
-const SCHEMA: &str = "CREATE TABLE device (
+const DEVICE_TABLE: &str = "CREATE TABLE device (
         mac        TEXT PRIMARY KEY,
         first_seen REAL NOT NULL,
         last_seen  REAL NOT NULL,
         host_names TEXT NOT NULL DEFAULT '[]'
-    ) WITHOUT ROWID;
-    CREATE TABLE destination (
+    ) WITHOUT ROWID;";
+
+const DESTINATION_TABLE: &str = "CREATE TABLE destination (
         mac             TEXT NOT NULL,
         destination     TEXT NOT NULL,
         state           TEXT NOT NULL CHECK (state IN ('baseline', 'accepted', 'new', 'flagged')),
@@ -51,15 +49,20 @@ const SCHEMA: &str = "CREATE TABLE device (
         cleartext_bytes INTEGER NOT NULL,
         names           TEXT NOT NULL DEFAULT '[]',
         PRIMARY KEY (mac, destination)
-    ) WITHOUT ROWID;
-    CREATE TABLE dns_answer (
+    ) WITHOUT ROWID;";
+
+/// Saved DNS answers: one row per response and client, its addresses a
+/// JSON array (a response's addresses share the name, the CNAME chain and
+/// the expiry), in the order the cache took them.
+const DNS_ANSWER_TABLE: &str = "CREATE TABLE dns_answer (
         client      TEXT NOT NULL,
         query       TEXT NOT NULL,
         cname_chain TEXT NOT NULL DEFAULT '[]',
         addresses   TEXT NOT NULL,
         expires     REAL NOT NULL
-    );
-    CREATE TABLE request (
+    );";
+
+const REQUEST_TABLE: &str = "CREATE TABLE request (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
         op          TEXT NOT NULL,
         mac         TEXT NOT NULL,
@@ -67,63 +70,43 @@ const SCHEMA: &str = "CREATE TABLE device (
         payload     TEXT
     );";
 
+/// The schema of version [`SCHEMA_VERSION`], which a new file gets in one
+/// step (the migrations are for files written by older builds; a test
+/// checks they arrive at the same tables).
+const SCHEMA: &[&str] = &[
+    DEVICE_TABLE,
+    DESTINATION_TABLE,
+    DNS_ANSWER_TABLE,
+    REQUEST_TABLE,
+];
+
 /// `MIGRATIONS[v]` takes a store from version `v` to `v + 1`; version 0 is
 /// a file with no tables yet.
-const MIGRATIONS: &[&str] = &[
-    // v1: devices, destinations, saved DNS answers, queued triage requests.
-    "CREATE TABLE device (
-        mac        TEXT PRIMARY KEY,
-        first_seen REAL NOT NULL,
-        last_seen  REAL NOT NULL,
-        host_names TEXT NOT NULL DEFAULT '[]'
-    ) WITHOUT ROWID;
-    CREATE TABLE destination (
-        mac             TEXT NOT NULL,
-        destination     TEXT NOT NULL,
-        state           TEXT NOT NULL CHECK (state IN ('baseline', 'accepted', 'new', 'flagged')),
-        purpose         TEXT NOT NULL,
-        owner           TEXT,
-        service         TEXT,
-        first_seen      REAL NOT NULL,
-        last_seen       REAL NOT NULL,
-        flows           INTEGER NOT NULL,
-        bytes_up        INTEGER NOT NULL,
-        bytes_down      INTEGER NOT NULL,
-        cleartext_bytes INTEGER NOT NULL,
-        names           TEXT NOT NULL DEFAULT '[]',
-        PRIMARY KEY (mac, destination)
-    ) WITHOUT ROWID;
-    CREATE TABLE dns_answer (
-        client      TEXT NOT NULL,
-        address     TEXT NOT NULL,
-        query       TEXT NOT NULL,
-        cname_chain TEXT NOT NULL DEFAULT '[]',
-        expires     REAL NOT NULL,
-        PRIMARY KEY (client, address)
-    ) WITHOUT ROWID;
-    CREATE TABLE request (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        op          TEXT NOT NULL,
-        mac         TEXT NOT NULL,
-        destination TEXT NOT NULL,
-        payload     TEXT
-    );",
-    // v2: one saved DNS answer per response and client, its addresses a
-    // JSON array (a response's addresses share the name, the CNAME chain
-    // and the expiry: fewer, shorter rows); rows in the order the cache
-    // took them.
-    "CREATE TABLE dns_answer_v2 (
-        client      TEXT NOT NULL,
-        query       TEXT NOT NULL,
-        cname_chain TEXT NOT NULL DEFAULT '[]',
-        addresses   TEXT NOT NULL,
-        expires     REAL NOT NULL
-    );
-    INSERT INTO dns_answer_v2 (client, query, cname_chain, addresses, expires)
-        SELECT client, query, cname_chain, json_group_array(address), expires
-        FROM dns_answer GROUP BY client, query, cname_chain, expires ORDER BY expires;
-    DROP TABLE dns_answer;
-    ALTER TABLE dns_answer_v2 RENAME TO dns_answer;",
+const MIGRATIONS: &[&[&str]] = &[
+    // v1: devices, destinations, saved DNS answers (a row per address),
+    // queued triage requests.
+    &[
+        DEVICE_TABLE,
+        DESTINATION_TABLE,
+        "CREATE TABLE dns_answer (
+            client      TEXT NOT NULL,
+            address     TEXT NOT NULL,
+            query       TEXT NOT NULL,
+            cname_chain TEXT NOT NULL DEFAULT '[]',
+            expires     REAL NOT NULL,
+            PRIMARY KEY (client, address)
+        ) WITHOUT ROWID;",
+        REQUEST_TABLE,
+    ],
+    // v2: a saved DNS answer per response: fewer, shorter rows.
+    &[
+        "ALTER TABLE dns_answer RENAME TO dns_answer_v1;",
+        DNS_ANSWER_TABLE,
+        "INSERT INTO dns_answer (client, query, cname_chain, addresses, expires)
+            SELECT client, query, cname_chain, json_group_array(address), expires
+            FROM dns_answer_v1 GROUP BY client, query, cname_chain, expires ORDER BY expires;
+        DROP TABLE dns_answer_v1;",
+    ],
 ];
 
 /// Why a store cannot be used.
@@ -330,11 +313,11 @@ impl Store {
             .map_err(|e| classify(path, e))?;
         let mut script = String::from("BEGIN IMMEDIATE;\n");
         if version == 0 && fresh {
-            script.push_str(SCHEMA);
+            script.push_str(&SCHEMA.join("\n"));
             script.push('\n');
         } else {
             for step in &MIGRATIONS[version as usize..] {
-                script.push_str(step);
+                script.push_str(&step.join("\n"));
                 script.push('\n');
             }
         }
@@ -1000,7 +983,7 @@ mod tests {
         let old = temp("v1");
         {
             let c = Connection::open(&old).unwrap();
-            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch(&MIGRATIONS[0].join("\n")).unwrap();
             c.execute_batch(&format!(
                 "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;
                  INSERT INTO dns_answer VALUES
