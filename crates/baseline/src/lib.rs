@@ -27,8 +27,8 @@ mod store;
 mod view;
 
 pub use model::{
-    parse_mac, Baseline, Batch, Changed, Destination, Device, Observation, Outcome, Rows, Settings,
-    TriageError,
+    parse_mac, Baseline, Batch, Changed, CompactString, Destination, Device, Labels, Names,
+    Observation, Outcome, Rows, Settings, TriageError,
 };
 pub use persister::{apply_request, flush, Persister};
 pub use store::{

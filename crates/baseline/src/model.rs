@@ -85,17 +85,47 @@ pub struct Outcome {
     pub became_new: bool,
 }
 
-/// One destination of one device.
+/// What the catalog said of a destination's latest flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels {
+    /// Purpose.
+    pub purpose: Box<str>,
+    /// Owner.
+    pub owner: Option<Box<str>>,
+    /// Catalog display name of the matching rule.
+    pub service: Option<Box<str>>,
+}
+
+impl Labels {
+    /// Labels of their own (not shared with other destinations).
+    pub fn new(purpose: &str, owner: Option<&str>, service: Option<&str>) -> Arc<Labels> {
+        Arc::new(Labels {
+            purpose: purpose.into(),
+            owner: owner.map(Into::into),
+            service: service.map(Into::into),
+        })
+    }
+
+    /// Whether these are `purpose`, `owner` and `service`.
+    pub fn are(&self, purpose: &str, owner: Option<&str>, service: Option<&str>) -> bool {
+        *self.purpose == *purpose
+            && self.owner.as_deref() == owner
+            && self.service.as_deref() == service
+    }
+}
+
+/// Names seen under a destination: nearly always one, kept in place.
+pub type Names = smallvec::SmallVec<[CompactString; 1]>;
+
+/// One destination of one device. Kept small: every finished flow reads
+/// one, among thousands the processor's caches do not hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Destination {
     /// Triage state.
     pub state: State,
-    /// Purpose of the latest flow (shared: see [`Vocabulary`]).
-    pub purpose: Arc<str>,
-    /// Owner of the latest flow.
-    pub owner: Option<Arc<str>>,
-    /// Catalog display name.
-    pub service: Option<Arc<str>>,
+    /// Purpose, owner and catalog display name of the latest flow, shared
+    /// with every destination that has the same (see [`Vocabulary`]).
+    pub labels: Arc<Labels>,
     /// First flow, packet time.
     pub first_seen_ns: u64,
     /// Latest flow, packet time.
@@ -108,10 +138,10 @@ pub struct Destination {
     pub bytes_down: u64,
     /// Bytes of cleartext flows.
     pub cleartext_bytes: u64,
-    /// Full names seen under it (bounded). Inline strings: a flow compares
-    /// its name with these, and most fit in place of a pointer, so the
-    /// comparison reads no other memory.
-    pub names: Vec<CompactString>,
+    /// Full names seen under it (bounded). Inline strings, the first in
+    /// place: a flow compares its name with these, and most fit where a
+    /// pointer to them would be, so the comparison reads no other memory.
+    pub names: Names,
     /// Changed since the writer last took it (see [`Changes`]).
     pub(crate) unsaved: bool,
 }
@@ -183,49 +213,54 @@ fn clip(s: &str) -> Cow<'_, str> {
     Cow::Owned(s[..end].chars().filter(|c| !c.is_control()).collect())
 }
 
-/// Purposes, owners and service names: a handful of values repeated over
-/// thousands of destinations, each kept once and shared. A flow compares
-/// its purpose with a string every destination shares (warm in the cache)
-/// rather than with a copy of its own, and a new destination allocates
-/// none of them.
+/// Purposes, owners and service names: a handful of combinations repeated
+/// over thousands of destinations, each kept once and shared. A flow
+/// compares its labels with ones every destination shares (warm in the
+/// cache) rather than with copies of its own, and a new destination
+/// allocates none.
 #[derive(Debug, Default)]
-struct Vocabulary(HashSet<Arc<str>>);
+struct Vocabulary {
+    by_hash: HashMap<u64, Vec<Arc<Labels>>>,
+    len: usize,
+    hasher: ahash::RandomState,
+}
 
 impl Vocabulary {
-    /// Distinct values kept; imports can bring any text, so past this a
-    /// value is no longer shared (still correct, just not deduplicated).
+    /// Combinations kept; imports can bring any text, so past this labels
+    /// are no longer shared (still correct, just not deduplicated).
     const MAX: usize = 4096;
 
-    fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(s) {
+    fn get(&mut self, purpose: &str, owner: Option<&str>, service: Option<&str>) -> Arc<Labels> {
+        let hash = self.hasher.hash_one((purpose, owner, service));
+        let same = |l: &&Arc<Labels>| l.are(purpose, owner, service);
+        if let Some(shared) = self.by_hash.get(&hash).and_then(|v| v.iter().find(same)) {
             return shared.clone();
         }
-        let value: Arc<str> = s.into();
-        if self.0.len() < Self::MAX {
-            self.0.insert(value.clone());
+        let labels = Labels::new(purpose, owner, service);
+        if self.len < Self::MAX {
+            self.by_hash.entry(hash).or_default().push(labels.clone());
+            self.len += 1;
         }
-        value
+        labels
     }
 
-    /// `slot` set to `s`, unless it already holds it.
-    fn set(&mut self, slot: &mut Arc<str>, s: &str) {
-        if **slot != *s {
-            *slot = self.get(s);
+    /// `slot` set to these labels, unless it already holds them.
+    fn set(
+        &mut self,
+        slot: &mut Arc<Labels>,
+        purpose: &str,
+        owner: Option<&str>,
+        service: Option<&str>,
+    ) {
+        if !slot.are(purpose, owner, service) {
+            *slot = self.get(purpose, owner, service);
         }
     }
 
-    /// `slot` set to `s`, unless it already holds it.
-    fn set_option(&mut self, slot: &mut Option<Arc<str>>, s: Option<&str>) {
-        if slot.as_deref() != s {
-            *slot = s.map(|s| self.get(s));
-        }
-    }
-
-    /// A destination read from elsewhere, its values shared.
+    /// A destination read from elsewhere, its labels shared.
     fn share(&mut self, d: &mut Destination) {
-        d.purpose = self.get(&d.purpose);
-        d.owner = d.owner.as_deref().map(|s| self.get(s));
-        d.service = d.service.as_deref().map(|s| self.get(s));
+        let own = d.labels.clone();
+        d.labels = self.get(&own.purpose, own.owner.as_deref(), own.service.as_deref());
     }
 }
 
@@ -547,16 +582,14 @@ impl Baseline {
                     .entry(CompactString::from(&*key))
                     .or_insert(Destination {
                         state,
-                        purpose: self.vocabulary.get(o.purpose),
-                        owner: o.owner.map(|s| self.vocabulary.get(s)),
-                        service: o.service.map(|s| self.vocabulary.get(s)),
+                        labels: self.vocabulary.get(o.purpose, o.owner, o.service),
                         first_seen_ns: o.first_seen_ns,
                         last_seen_ns: o.last_seen_ns,
                         flows: 0,
                         bytes_up: 0,
                         bytes_down: 0,
                         cleartext_bytes: 0,
-                        names: Vec::new(),
+                        names: Names::new(),
                         unsaved: false,
                     })
             }
@@ -565,9 +598,8 @@ impl Baseline {
         if o.expected && dest.state == State::New {
             dest.state = State::Baseline;
         }
-        self.vocabulary.set(&mut dest.purpose, o.purpose);
-        self.vocabulary.set_option(&mut dest.owner, o.owner);
-        self.vocabulary.set_option(&mut dest.service, o.service);
+        self.vocabulary
+            .set(&mut dest.labels, o.purpose, o.owner, o.service);
         dest.first_seen_ns = dest.first_seen_ns.min(o.first_seen_ns);
         dest.last_seen_ns = dest.last_seen_ns.max(o.last_seen_ns);
         dest.flows += 1;
@@ -692,16 +724,18 @@ impl Baseline {
                 .entry(key.clone())
                 .or_insert_with(|| Destination {
                     state,
-                    purpose: self.vocabulary.get(&e.purpose),
-                    owner: e.owner.as_deref().map(|s| self.vocabulary.get(s)),
-                    service: e.service.as_deref().map(|s| self.vocabulary.get(s)),
+                    labels: self.vocabulary.get(
+                        &e.purpose,
+                        e.owner.as_deref(),
+                        e.service.as_deref(),
+                    ),
                     first_seen_ns: first,
                     last_seen_ns: last,
                     flows: 0,
                     bytes_up: 0,
                     bytes_down: 0,
                     cleartext_bytes: 0,
-                    names: Vec::new(),
+                    names: Names::new(),
                     unsaved: false,
                 });
             dest.state = state;
@@ -958,6 +992,52 @@ mod tests {
             learn_for_ns: 48 * HOUR,
             ..Settings::default()
         })
+    }
+
+    #[test]
+    fn labels_are_shared_and_follow_the_latest_flow() {
+        let mut b = base();
+        let xtra = |dest| Observation {
+            purpose: "gnss-assistance",
+            owner: Some("Qualcomm"),
+            service: Some("Qualcomm XTRA"),
+            ..obs(dest, 0)
+        };
+        b.observe(&xtra("izatcloud.net")).unwrap();
+        b.observe(&xtra("gpsonextra.net")).unwrap();
+        b.observe(&obs("example.org", 0)).unwrap();
+        let d = &b.devices[&MAC].destinations;
+        assert!(Arc::ptr_eq(
+            &d["izatcloud.net"].labels,
+            &d["gpsonextra.net"].labels
+        ));
+        assert!(d["izatcloud.net"].labels.are(
+            "gnss-assistance",
+            Some("Qualcomm"),
+            Some("Qualcomm XTRA")
+        ));
+        assert!(d["example.org"].labels.are("unknown", None, None));
+        // A later flow classified otherwise relabels its destination only.
+        b.observe(&obs("gpsonextra.net", HOUR)).unwrap();
+        let d = &b.devices[&MAC].destinations;
+        assert!(Arc::ptr_eq(
+            &d["gpsonextra.net"].labels,
+            &d["example.org"].labels
+        ));
+        assert_eq!(&*d["izatcloud.net"].labels.purpose, "gnss-assistance");
+        // Names: each once, in the order seen, at most MAX_NAMES.
+        for i in 0..2 * MAX_NAMES {
+            let name = format!("n{}.example.org", i % (MAX_NAMES + 3));
+            b.observe(&Observation {
+                name: Some(&name),
+                ..obs("example.org", HOUR)
+            })
+            .unwrap();
+        }
+        let names = &b.devices[&MAC].destinations["example.org"].names;
+        assert_eq!(names.len(), MAX_NAMES);
+        assert_eq!(names[0], "example.org");
+        assert_eq!(names[1], "n0.example.org");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
-use crate::model::{Baseline, Batch, Destination, Device, Rows, Settings};
+use crate::model::{Baseline, Batch, Destination, Device, Labels, Rows, Settings};
 use crate::{format_mac, nanos, parse_mac, seconds, AddressText, State};
 
 /// `PRAGMA application_id` of a tetherscope store: "TSCP".
@@ -394,9 +394,11 @@ impl Store {
                     r.get::<_, String>(1)?,
                     Destination {
                         state: State::parse(&r.get::<_, String>(2)?).unwrap_or(State::New),
-                        purpose: r.get(3)?,
-                        owner: r.get(4)?,
-                        service: r.get(5)?,
+                        labels: Labels::new(
+                            &r.get::<_, String>(3)?,
+                            r.get::<_, Option<String>>(4)?.as_deref(),
+                            r.get::<_, Option<String>>(5)?.as_deref(),
+                        ),
                         first_seen_ns: nanos(r.get(6)?),
                         last_seen_ns: nanos(r.get(7)?),
                         flows: to_u64(r.get(8)?),
@@ -751,9 +753,9 @@ fn bind_destination(
     stmt.raw_bind_parameter(first + 1, mac)?;
     stmt.raw_bind_parameter(first + 2, name)?;
     stmt.raw_bind_parameter(first + 3, d.state.as_str())?;
-    stmt.raw_bind_parameter(first + 4, &d.purpose)?;
-    stmt.raw_bind_parameter(first + 5, &d.owner)?;
-    stmt.raw_bind_parameter(first + 6, &d.service)?;
+    stmt.raw_bind_parameter(first + 4, &*d.labels.purpose)?;
+    stmt.raw_bind_parameter(first + 5, d.labels.owner.as_deref())?;
+    stmt.raw_bind_parameter(first + 6, d.labels.service.as_deref())?;
     stmt.raw_bind_parameter(first + 7, seconds(d.first_seen_ns))?;
     stmt.raw_bind_parameter(first + 8, seconds(d.last_seen_ns))?;
     stmt.raw_bind_parameter(first + 9, to_i64(d.flows))?;

@@ -483,7 +483,7 @@ fn baseline_families(shared: &Shared, snap: &crate::state::Snapshot, b: &mut Bui
                     pending.push((
                         *mac,
                         crate::novelty::label_of(name).to_owned(),
-                        d.purpose.to_string(),
+                        d.labels.purpose.to_string(),
                         (d.first_seen_ns / 1_000_000_000) as i64,
                     ));
                 }

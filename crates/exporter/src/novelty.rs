@@ -85,16 +85,17 @@ impl BaselineHandle {
 /// The destination key of a flow: the registrable domain of its name, or
 /// the server address when nothing names it.
 pub fn destination_of(flow: &Flow) -> String {
-    with_destination(flow, str::to_owned)
+    with_destination(flow.domain().map(|(name, _)| name), flow, str::to_owned)
 }
 
-/// Calls `f` with a flow's destination key (see [`destination_of`])
-/// without allocating it: the registrable domain is borrowed from the name
-/// unless it holds capitals, the address formatted on the stack (four in
-/// ten flows of a phone have no name).
-fn with_destination<R>(flow: &Flow, f: impl FnOnce(&str) -> R) -> R {
-    match flow.domain() {
-        Some((name, _)) => f(&registrable_domain_lowercase(name)),
+/// Calls `f` with a flow's destination key (see [`destination_of`]) given
+/// its name (`flow.domain()`, which the caller has in hand), without
+/// allocating it: the registrable domain is borrowed from the name unless
+/// it holds capitals, the address formatted on the stack (four in ten
+/// flows of a phone have no name).
+fn with_destination<R>(name: Option<&str>, flow: &Flow, f: impl FnOnce(&str) -> R) -> R {
+    match name {
+        Some(name) => f(&registrable_domain_lowercase(name)),
         None => f(tetherscope_baseline::AddressText::of(flow.server.ip()).as_str()),
     }
 }
@@ -138,12 +139,13 @@ fn observe(
     expected: bool,
 ) -> Option<Outcome> {
     let bytes = flow.bytes_up + flow.bytes_down;
-    with_destination(flow, |destination| {
+    let name = flow.domain().map(|(name, _)| name);
+    with_destination(name, flow, |destination| {
         baseline.observe(&Observation {
             mac,
             host_name,
             destination,
-            name: flow.domain().map(|(d, _)| d),
+            name,
             purpose: class.purpose.as_str(),
             owner: class.rule.map(|r| r.owner.as_str()),
             service: class.rule.and_then(|r| r.display.as_deref()),
