@@ -11,6 +11,7 @@ import argparse
 import os
 import resource
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -25,6 +26,21 @@ def timed(cmd):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, wall
+
+
+def store_rows(path):
+    """Destinations, devices, saved DNS answers and the addresses they hold
+    (a store of schema 1 kept one answer per address)."""
+    c = sqlite3.connect(path)
+    try:
+        count = lambda sql: c.execute(sql).fetchone()[0]
+        columns = [r[1] for r in c.execute("PRAGMA table_info(dns_answer)")]
+        addresses = ("SELECT coalesce(sum(json_array_length(addresses)), 0) FROM dns_answer"
+                     if "addresses" in columns else "SELECT count(*) FROM dns_answer")
+        return (count("SELECT count(*) FROM destination"), count("SELECT count(*) FROM device"),
+                count("SELECT count(*) FROM dns_answer"), count(addresses))
+    finally:
+        c.close()
 
 
 def main():
@@ -47,14 +63,7 @@ def main():
                 os.makedirs(scratch)
             stateful.append(timed(base + ["--state", store, args.capture]))
         size = sum(os.path.getsize(p) for p in (store, store + "-wal") if os.path.exists(p))
-        rows = subprocess.run(
-            ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
-             "print(c.execute('select count(*) from destination').fetchone()[0], "
-             "c.execute('select count(*) from device').fetchone()[0], "
-             "c.execute('select count(*) from dns_answer').fetchone()[0], "
-             "c.execute('select coalesce(sum(json_array_length(addresses)), 0) from dns_answer').fetchone()[0])",
-             store],
-            capture_output=True, text=True, check=True).stdout.split()
+        rows = store_rows(store)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     med = lambda xs, i: statistics.median(x[i] for x in xs)

@@ -224,6 +224,71 @@ mod tests {
     use super::*;
 
     #[test]
+    fn saved_dns_answers_come_back_as_the_cache_held_them() {
+        let answer = |client: &str, addresses: &[&str], query: &str, expires_s: u64| DnsAnswer {
+            client: client.into(),
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            query: query.into(),
+            cname_chain: vec!["edge.example.net".into()],
+            expires_ns: expires_s * SECOND,
+        };
+        let saved = vec![
+            answer(
+                "10.42.0.23",
+                &["192.0.2.1", "2001:db8::1"],
+                "a.example",
+                2_000,
+            ),
+            answer("10.42.0.24", &["192.0.2.1"], "a.example", 2_000),
+            // Unparsable text is skipped, the rest of its row kept.
+            answer(
+                "10.42.0.23",
+                &["192.0.2.9", "not an address"],
+                "b.example",
+                1_000,
+            ),
+            answer("nobody", &["192.0.2.7"], "c.example", 1_000),
+        ];
+        let mut pipeline = tetherscope_flow::Pipeline::new(&Default::default());
+        assert_eq!(restore_dns(saved, &mut pipeline), 4);
+        let rows: Vec<(String, Vec<String>, String, usize, u64)> = pipeline
+            .dns_answers(0)
+            .into_iter()
+            .map(|a| {
+                (
+                    a.client.to_string(),
+                    a.addresses.iter().map(|x| x.to_string()).collect(),
+                    a.resolution.query.to_string(),
+                    a.resolution.cname_chain.len(),
+                    a.expires / SECOND,
+                )
+            })
+            .collect();
+        let row = |c: &str, a: &[&str], q: &str, e| {
+            (
+                c.to_string(),
+                a.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+                q.to_string(),
+                1,
+                e,
+            )
+        };
+        assert_eq!(
+            rows,
+            [
+                row(
+                    "10.42.0.23",
+                    &["192.0.2.1", "2001:db8::1"],
+                    "a.example",
+                    2_000
+                ),
+                row("10.42.0.24", &["192.0.2.1"], "a.example", 2_000),
+                row("10.42.0.23", &["192.0.2.9"], "b.example", 1_000),
+            ]
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(
             parse_duration("48h").unwrap(),
@@ -240,7 +305,7 @@ mod tests {
 }
 
 /// Puts DNS answers saved in the store back into the pipeline's cache;
-/// returns how many.
+/// returns how many addresses.
 pub fn restore_dns(answers: Vec<DnsAnswer>, pipeline: &mut tetherscope_flow::Pipeline) -> usize {
     let mut restored = 0;
     for a in answers {

@@ -97,12 +97,13 @@ pub struct Labels {
 }
 
 impl Labels {
-    /// Labels of their own (not shared with other destinations).
+    /// Labels of their own (not shared with other destinations), clipped
+    /// like every text the baseline keeps (imports bring any text).
     pub fn new(purpose: &str, owner: Option<&str>, service: Option<&str>) -> Arc<Labels> {
         Arc::new(Labels {
-            purpose: purpose.into(),
-            owner: owner.map(Into::into),
-            service: service.map(Into::into),
+            purpose: clip(purpose).into(),
+            owner: owner.map(|s| clip(s).into()),
+            service: service.map(|s| clip(s).into()),
         })
     }
 
@@ -222,24 +223,52 @@ fn clip(s: &str) -> Cow<'_, str> {
 struct Vocabulary {
     by_hash: HashMap<u64, Vec<Arc<Labels>>>,
     len: usize,
+    /// Labels handed out unshared since the last pruning.
+    unshared: usize,
+    /// Pruned at least once.
+    pruned: bool,
     hasher: ahash::RandomState,
 }
 
 impl Vocabulary {
-    /// Combinations kept; imports can bring any text, so past this labels
-    /// are no longer shared (still correct, just not deduplicated).
+    /// Combinations kept; imports can bring any text, so past this (and
+    /// once those no destination uses any more are dropped) labels are no
+    /// longer shared: still correct, just not deduplicated.
     const MAX: usize = 4096;
 
+    /// Drops the labels only the vocabulary still holds. Walks everything,
+    /// so it runs the first time the vocabulary is full and then only after
+    /// a quarter of its size was handed out unshared.
+    fn prune(&mut self) {
+        self.by_hash.retain(|_, shared| {
+            shared.retain(|l| Arc::strong_count(l) > 1);
+            !shared.is_empty()
+        });
+        self.len = self.by_hash.values().map(Vec::len).sum();
+        self.unshared = 0;
+        self.pruned = true;
+    }
+
     fn get(&mut self, purpose: &str, owner: Option<&str>, service: Option<&str>) -> Arc<Labels> {
+        // Looked up as kept (see `Labels::new`), so an over-long label
+        // finds its clipped self instead of adding another.
+        let (purpose, owner, service) = (clip(purpose), owner.map(clip), service.map(clip));
+        let (purpose, owner, service) = (&*purpose, owner.as_deref(), service.as_deref());
         let hash = self.hasher.hash_one((purpose, owner, service));
         let same = |l: &&Arc<Labels>| l.are(purpose, owner, service);
         if let Some(shared) = self.by_hash.get(&hash).and_then(|v| v.iter().find(same)) {
             return shared.clone();
         }
         let labels = Labels::new(purpose, owner, service);
+        let first_time_full = !self.pruned && self.len >= Self::MAX;
+        if first_time_full || self.unshared >= Self::MAX / 4 {
+            self.prune();
+        }
         if self.len < Self::MAX {
             self.by_hash.entry(hash).or_default().push(labels.clone());
             self.len += 1;
+        } else {
+            self.unshared += 1;
         }
         labels
     }
@@ -607,8 +636,10 @@ impl Baseline {
         dest.bytes_down += o.bytes_down;
         dest.cleartext_bytes += o.cleartext_bytes;
         if let Some(n) = o.name {
-            if dest.names.len() < MAX_NAMES && !dest.names.iter().any(|x| x == n) {
-                dest.names.push(clip(n).into());
+            // Compared as kept: a name clipping changes is then kept once.
+            let n = clip(n);
+            if dest.names.len() < MAX_NAMES && !dest.names.iter().any(|x| *x == *n) {
+                dest.names.push(n.into());
             }
         }
         let novelty = match dest.state {
@@ -746,8 +777,9 @@ impl Baseline {
             dest.bytes_down = dest.bytes_down.max(e.bytes_down);
             dest.cleartext_bytes = dest.cleartext_bytes.max(e.cleartext_bytes);
             for n in &e.names {
-                if dest.names.len() < MAX_NAMES && !dest.names.iter().any(|x| x == n) {
-                    dest.names.push(clip(n).into());
+                let n = clip(n);
+                if dest.names.len() < MAX_NAMES && !dest.names.iter().any(|x| *x == *n) {
+                    dest.names.push(n.into());
                 }
             }
             self.changes.removed.remove(mac, &key);
@@ -995,6 +1027,39 @@ mod tests {
     }
 
     #[test]
+    fn vocabulary_is_bounded_and_drops_labels_nobody_uses() {
+        let mut v = Vocabulary::default();
+        let kept: Vec<Arc<Labels>> = (0..100)
+            .map(|i| v.get(&format!("kept-{i}"), None, None))
+            .collect();
+        // A flood of labels nothing keeps (an import of junk, say).
+        for i in 0..3 * Vocabulary::MAX {
+            drop(v.get(&format!("junk-{i}"), Some("owner"), None));
+            assert!(v.len <= Vocabulary::MAX);
+        }
+        // Sharing resumes: the junk is dropped within a quarter of the
+        // vocabulary's size of requests.
+        let mut tries = 0;
+        while !Arc::ptr_eq(
+            &v.get("after-flood", None, None),
+            &v.get("after-flood", None, None),
+        ) {
+            tries += 1;
+            assert!(tries <= Vocabulary::MAX / 4, "labels no longer shared");
+        }
+        // What destinations still hold is still shared.
+        for (i, k) in kept.iter().enumerate() {
+            assert!(Arc::ptr_eq(k, &v.get(&format!("kept-{i}"), None, None)));
+        }
+        // Text is kept clipped, and found again by its unclipped form.
+        let long = "p".repeat(400);
+        let a = v.get(&long, Some("bad\u{7}owner"), None);
+        assert_eq!(a.purpose.len(), MAX_NAME_LEN);
+        assert_eq!(a.owner.as_deref(), Some("badowner"));
+        assert!(Arc::ptr_eq(&a, &v.get(&long, Some("bad\u{7}owner"), None)));
+    }
+
+    #[test]
     fn labels_are_shared_and_follow_the_latest_flow() {
         let mut b = base();
         let xtra = |dest| Observation {
@@ -1036,6 +1101,17 @@ mod tests {
         }
         let names = &b.devices[&MAC].destinations["example.org"].names;
         assert_eq!(names.len(), MAX_NAMES);
+        // A name kept clipped is kept once, however often it comes.
+        for _ in 0..3 {
+            b.observe(&Observation {
+                name: Some("evil\u{1b}[31m.example.net"),
+                ..obs("example.net", HOUR)
+            })
+            .unwrap();
+        }
+        let names = &b.devices[&MAC].destinations["example.net"].names;
+        assert_eq!(names.as_slice(), ["evil[31m.example.net"]);
+        let names = &b.devices[&MAC].destinations["example.org"].names;
         assert_eq!(names[0], "example.org");
         assert_eq!(names[1], "n0.example.org");
     }

@@ -2,9 +2,9 @@
 //!
 //! Recognised by its `application_id` (`TSCP`); `user_version` is the schema
 //! version. A new file gets [`SCHEMA`]; [`MIGRATIONS`] bring any older file
-//! up to date, in one transaction. A file that is not SQLite, SQLite of another application, a
-//! newer schema, damaged or not writable is refused with an error and left
-//! exactly as it was.
+//! up to date, in one transaction. A file that is not SQLite, SQLite of
+//! another application, a newer schema, damaged or not writable is refused
+//! with an error and left exactly as it was.
 //!
 //! WAL journal with `synchronous = NORMAL`: a transaction is durable once
 //! committed as far as a killed process goes (the OS still holds the log),
@@ -27,6 +27,7 @@ pub const APPLICATION_ID: i32 = 0x5453_4350;
 /// The schema this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
+/// Devices: MAC, first and last seen, DHCP host names (JSON array).
 const DEVICE_TABLE: &str = "CREATE TABLE device (
         mac        TEXT PRIMARY KEY,
         first_seen REAL NOT NULL,
@@ -34,6 +35,7 @@ const DEVICE_TABLE: &str = "CREATE TABLE device (
         host_names TEXT NOT NULL DEFAULT '[]'
     ) WITHOUT ROWID;";
 
+/// Destinations per device, with their state, labels, counters and names.
 const DESTINATION_TABLE: &str = "CREATE TABLE destination (
         mac             TEXT NOT NULL,
         destination     TEXT NOT NULL,
@@ -62,6 +64,7 @@ const DNS_ANSWER_TABLE: &str = "CREATE TABLE dns_answer (
         expires     REAL NOT NULL
     );";
 
+/// Triage requests queued for the process that holds the store.
 const REQUEST_TABLE: &str = "CREATE TABLE request (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
         op          TEXT NOT NULL,
@@ -72,7 +75,7 @@ const REQUEST_TABLE: &str = "CREATE TABLE request (
 
 /// The schema of version [`SCHEMA_VERSION`], which a new file gets in one
 /// step (the migrations are for files written by older builds; a test
-/// checks they arrive at the same tables).
+/// checks they arrive at the same schema).
 const SCHEMA: &[&str] = &[
     DEVICE_TABLE,
     DESTINATION_TABLE,
@@ -81,23 +84,50 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// `MIGRATIONS[v]` takes a store from version `v` to `v + 1`; version 0 is
-/// a file with no tables yet.
+/// a file with no tables yet. Only the newest may use the table constants
+/// [`SCHEMA`] is made of: adding a version, write the one before it out as
+/// it is.
 const MIGRATIONS: &[&[&str]] = &[
     // v1: devices, destinations, saved DNS answers (a row per address),
-    // queued triage requests.
-    &[
-        DEVICE_TABLE,
-        DESTINATION_TABLE,
-        "CREATE TABLE dns_answer (
-            client      TEXT NOT NULL,
-            address     TEXT NOT NULL,
-            query       TEXT NOT NULL,
-            cname_chain TEXT NOT NULL DEFAULT '[]',
-            expires     REAL NOT NULL,
-            PRIMARY KEY (client, address)
-        ) WITHOUT ROWID;",
-        REQUEST_TABLE,
-    ],
+    // queued triage requests. Written out as it was: a migration is
+    // history, and must not change when the current tables do.
+    &["CREATE TABLE device (
+        mac        TEXT PRIMARY KEY,
+        first_seen REAL NOT NULL,
+        last_seen  REAL NOT NULL,
+        host_names TEXT NOT NULL DEFAULT '[]'
+    ) WITHOUT ROWID;
+    CREATE TABLE destination (
+        mac             TEXT NOT NULL,
+        destination     TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('baseline', 'accepted', 'new', 'flagged')),
+        purpose         TEXT NOT NULL,
+        owner           TEXT,
+        service         TEXT,
+        first_seen      REAL NOT NULL,
+        last_seen       REAL NOT NULL,
+        flows           INTEGER NOT NULL,
+        bytes_up        INTEGER NOT NULL,
+        bytes_down      INTEGER NOT NULL,
+        cleartext_bytes INTEGER NOT NULL,
+        names           TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (mac, destination)
+    ) WITHOUT ROWID;
+    CREATE TABLE dns_answer (
+        client      TEXT NOT NULL,
+        address     TEXT NOT NULL,
+        query       TEXT NOT NULL,
+        cname_chain TEXT NOT NULL DEFAULT '[]',
+        expires     REAL NOT NULL,
+        PRIMARY KEY (client, address)
+    ) WITHOUT ROWID;
+    CREATE TABLE request (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        op          TEXT NOT NULL,
+        mac         TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        payload     TEXT
+    );"],
     // v2: a saved DNS answer per response: fewer, shorter rows.
     &[
         "ALTER TABLE dns_answer RENAME TO dns_answer_v1;",
@@ -270,6 +300,12 @@ impl Store {
         let fresh = app == 0 && version == 0 && objects == 0;
         if !fresh && app != APPLICATION_ID {
             return Err(StoreError::Foreign(path.clone()));
+        }
+        if version < 0 {
+            return Err(StoreError::Damaged {
+                path: path.clone(),
+                detail: format!("schema version {version}"),
+            });
         }
         if version > SCHEMA_VERSION {
             return Err(StoreError::Newer {
@@ -940,6 +976,13 @@ mod tests {
             .unwrap();
         drop(c);
         assert!(matches!(Store::open(&path), Err(StoreError::Newer { .. })));
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA user_version = -1").unwrap();
+        drop(c);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::Damaged { .. })
+        ));
 
         assert!(matches!(
             Store::open(path.parent().unwrap()),
@@ -948,36 +991,24 @@ mod tests {
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
-    /// The tables a store has, as `table: column type notnull pk, ...`.
-    fn tables(c: &Connection) -> Vec<String> {
-        let names: Vec<String> = c
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+    /// Everything a store's schema holds (tables, indexes, their SQL with
+    /// runs of white space made one space), in name order.
+    fn schema(c: &Connection) -> Vec<String> {
+        c.prepare("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema ORDER BY name")
             .unwrap()
-            .query_map([], |r| r.get(0))
+            .query_map([], |r| {
+                let sql: String = r.get(3)?;
+                Ok(format!(
+                    "{} {} {}: {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+                ))
+            })
             .unwrap()
             .collect::<Result<_, _>>()
-            .unwrap();
-        names
-            .iter()
-            .map(|t| {
-                let columns: Vec<String> = c
-                    .prepare(&format!("PRAGMA table_info({t})"))
-                    .unwrap()
-                    .query_map([], |r| {
-                        Ok(format!(
-                            "{} {} {} {}",
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, i64>(5)?
-                        ))
-                    })
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
-                format!("{t}: {}", columns.join(", "))
-            })
-            .collect()
+            .unwrap()
     }
 
     #[test]
@@ -992,14 +1023,19 @@ mod tests {
                      ('10.42.0.23', '192.0.2.1', 'a.example', '[]', 1800000100.0),
                      ('10.42.0.23', '192.0.2.2', 'a.example', '[]', 1800000100.0),
                      ('10.42.0.23', '192.0.2.3', 'b.example', '[\"edge.example.net\"]', 1800000050.0),
-                     ('10.42.0.24', '192.0.2.1', 'a.example', '[]', 1800000100.0);"
+                     ('10.42.0.24', '192.0.2.1', 'a.example', '[]', 1800000100.0);
+                 INSERT INTO device VALUES ('da:a1:19:42:00:23', 1700000000.0, 1700000100.0, '[\"pixel\"]');
+                 INSERT INTO destination VALUES ('da:a1:19:42:00:23', 'izatcloud.net', 'accepted',
+                     'gnss-assistance', 'Qualcomm', 'Qualcomm XTRA', 1700000000.0, 1700000100.0,
+                     3, 100, 2000, 2100, '[\"xtrapath3.izatcloud.net\"]');
+                 INSERT INTO request (op, mac, destination) VALUES ('flag', 'da:a1:19:42:00:23', 'izatcloud.net');"
             ))
             .unwrap();
         }
         let store = Store::open(&old).unwrap();
         let fresh_path = temp("fresh");
         let fresh = Store::open(&fresh_path).unwrap();
-        assert_eq!(tables(&store.conn), tables(&fresh.conn));
+        assert_eq!(schema(&store.conn), schema(&fresh.conn));
         let version: i32 = store
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -1042,8 +1078,39 @@ mod tests {
                 ),
             ]
         );
+        // Devices, destinations and queued requests are untouched.
+        let entries = store
+            .load(Settings::default())
+            .unwrap()
+            .entries(None)
+            .unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            (
+                entries[0].device.as_str(),
+                entries[0].destination.as_str(),
+                entries[0].state.as_str()
+            ),
+            ("pixel", "izatcloud.net", "accepted")
+        );
+        assert_eq!((entries[0].flows, entries[0].cleartext_bytes), (3, 2100));
+        assert_eq!(entries[0].names, ["xtrapath3.izatcloud.net"]);
+        assert_eq!(store.pending_requests().unwrap().len(), 1);
         assert_eq!(store.integrity_check().unwrap(), "ok");
-        for p in [old, fresh_path] {
+        // A version 1 store that saved no answer migrates too.
+        let empty = temp("v1-empty");
+        {
+            let c = Connection::open(&empty).unwrap();
+            c.execute_batch(&MIGRATIONS[0].join("\n")).unwrap();
+            c.execute_batch(&format!(
+                "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;"
+            ))
+            .unwrap();
+        }
+        let migrated = Store::open(&empty).unwrap();
+        assert_eq!(schema(&migrated.conn), schema(&fresh.conn));
+        assert!(migrated.dns_answers(0).unwrap().is_empty());
+        for p in [old, fresh_path, empty] {
             let _ = std::fs::remove_dir_all(p.parent().unwrap());
         }
     }

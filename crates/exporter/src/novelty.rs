@@ -2,6 +2,7 @@
 //! and whether that destination is new to the device.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -85,18 +86,22 @@ impl BaselineHandle {
 /// The destination key of a flow: the registrable domain of its name, or
 /// the server address when nothing names it.
 pub fn destination_of(flow: &Flow) -> String {
-    with_destination(flow.domain().map(|(name, _)| name), flow, str::to_owned)
+    with_destination(
+        flow.domain().map(|(name, _)| name),
+        flow.server.ip(),
+        str::to_owned,
+    )
 }
 
 /// Calls `f` with a flow's destination key (see [`destination_of`]) given
-/// its name (`flow.domain()`, which the caller has in hand), without
+/// its name (`flow.domain()`, which the caller has in hand) and server, without
 /// allocating it: the registrable domain is borrowed from the name unless
 /// it holds capitals, the address formatted on the stack (four in ten
 /// flows of a phone have no name).
-fn with_destination<R>(name: Option<&str>, flow: &Flow, f: impl FnOnce(&str) -> R) -> R {
+fn with_destination<R>(name: Option<&str>, server: IpAddr, f: impl FnOnce(&str) -> R) -> R {
     match name {
         Some(name) => f(&registrable_domain_lowercase(name)),
-        None => f(tetherscope_baseline::AddressText::of(flow.server.ip()).as_str()),
+        None => f(tetherscope_baseline::AddressText::of(server).as_str()),
     }
 }
 
@@ -140,7 +145,7 @@ fn observe(
 ) -> Option<Outcome> {
     let bytes = flow.bytes_up + flow.bytes_down;
     let name = flow.domain().map(|(name, _)| name);
-    with_destination(name, flow, |destination| {
+    with_destination(name, flow.server.ip(), |destination| {
         baseline.observe(&Observation {
             mac,
             host_name,

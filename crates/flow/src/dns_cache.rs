@@ -125,8 +125,8 @@ impl DnsCache {
     }
 
     /// Answers still valid at `now`, oldest first, the addresses one
-    /// response gave one client together (one row each in the state store,
-    /// a third of the rows one per address needed).
+    /// response gave one client together (one row each in the state store:
+    /// about two rows where one per address took three).
     pub fn valid_answers(&self, now: Nanos) -> Vec<ValidAnswer<'_>> {
         let mut entries: Vec<_> = self
             .map
