@@ -510,6 +510,17 @@ impl Baseline {
         self.len() == 0
     }
 
+    /// The labels every destination with these values shares (for
+    /// destinations read from the store).
+    pub(crate) fn shared_labels(
+        &mut self,
+        purpose: &str,
+        owner: Option<&str>,
+        service: Option<&str>,
+    ) -> Arc<Labels> {
+        self.vocabulary.get(purpose, owner, service)
+    }
+
     /// Inserts a device and its destinations as loaded from the store
     /// (nothing becomes dirty).
     pub fn load_device(&mut self, mac: [u8; 6], mut device: Device) {

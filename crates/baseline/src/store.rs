@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
-use crate::model::{Baseline, Batch, Destination, Device, Labels, Rows, Settings};
+use crate::model::{Baseline, Batch, CompactString, Destination, Device, Rows, Settings};
 use crate::{format_mac, nanos, parse_mac, seconds, AddressText, State};
 
 /// `PRAGMA application_id` of a tetherscope store: "TSCP".
@@ -425,16 +425,19 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
+                // Text read in place, labels shared as they come.
+                let text = |i| r.get_ref(i)?.as_str().map_err(rusqlite::Error::from);
+                let optional = |i| {
+                    r.get_ref(i)?
+                        .as_str_or_null()
+                        .map_err(rusqlite::Error::from)
+                };
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
+                    parse_mac(text(0)?),
+                    CompactString::from(text(1)?),
                     Destination {
-                        state: State::parse(&r.get::<_, String>(2)?).unwrap_or(State::New),
-                        labels: Labels::new(
-                            &r.get::<_, String>(3)?,
-                            r.get::<_, Option<String>>(4)?.as_deref(),
-                            r.get::<_, Option<String>>(5)?.as_deref(),
-                        ),
+                        state: State::parse(text(2)?).unwrap_or(State::New),
+                        labels: baseline.shared_labels(text(3)?, optional(4)?, optional(5)?),
                         first_seen_ns: nanos(r.get(6)?),
                         last_seen_ns: nanos(r.get(7)?),
                         flows: to_u64(r.get(8)?),
@@ -449,13 +452,13 @@ impl Store {
             .map_err(|e| self.err(e))?;
         for row in rows {
             let (mac, name, dest) = row.map_err(|e| self.err(e))?;
-            let Some(mac) = parse_mac(&mac) else { continue };
+            let Some(mac) = mac else { continue };
             let device = devices.entry(mac).or_insert_with(|| Device {
                 first_seen_ns: dest.first_seen_ns,
                 last_seen_ns: dest.last_seen_ns,
                 ..Device::default()
             });
-            device.destinations.insert(name.into(), dest);
+            device.destinations.insert(name, dest);
         }
         for (mac, device) in devices {
             baseline.load_device(mac, device);
@@ -931,6 +934,15 @@ mod tests {
 
         let store = Store::open(&path).unwrap();
         let again = store.load(Settings::default()).unwrap();
+        // Loaded destinations share their labels, as observed ones do.
+        let loaded: Vec<&Destination> = again
+            .devices()
+            .values()
+            .flat_map(|d| d.destinations.values())
+            .collect();
+        assert!(loaded
+            .windows(2)
+            .all(|w| std::sync::Arc::ptr_eq(&w[0].labels, &w[1].labels)));
         assert_eq!(again.entries(None).unwrap().len(), rows);
         assert_eq!(again.entries(None).unwrap(), b.entries(None).unwrap());
         // Back in the order they were given.
