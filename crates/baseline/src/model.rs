@@ -285,12 +285,6 @@ impl Vocabulary {
             *slot = self.get(purpose, owner, service);
         }
     }
-
-    /// A destination read from elsewhere, its labels shared.
-    fn share(&mut self, d: &mut Destination) {
-        let own = d.labels.clone();
-        d.labels = self.get(&own.purpose, own.owner.as_deref(), own.service.as_deref());
-    }
 }
 
 /// (device, destination) pairs, looked up without allocating.
@@ -522,12 +516,10 @@ impl Baseline {
     }
 
     /// Inserts a device and its destinations as loaded from the store
-    /// (nothing becomes dirty).
-    pub fn load_device(&mut self, mac: [u8; 6], mut device: Device) {
+    /// (nothing becomes dirty), their labels already shared (the store's
+    /// load takes them from the baseline's vocabulary).
+    pub fn load_device(&mut self, mac: [u8; 6], device: Device) {
         self.now_ns = self.now_ns.max(device.last_seen_ns);
-        for d in device.destinations.values_mut() {
-            self.vocabulary.share(d);
-        }
         self.devices.insert(mac, device);
     }
 
