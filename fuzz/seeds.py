@@ -88,4 +88,39 @@ if endian == "<":
     out("capture_file", "pcap", head)
     out("capture_file", "pcap-gz", gzip.compress(head))
 out("capture_file", "pcapng", pcapng(frames[:20]))
+
+# The tunnel, h2c and ech_config targets parse payloads no capture of ours
+# carries: their seeds are built here, one well-formed example of each shape.
+eth = frames[0] if frames else b"\0" * 14
+ipv4 = next((transport(f)[1] for f in frames if transport(f) and f[12:14] == b"\x08\x00"), b"\x45" + b"\0" * 19)
+out("tunnel", "vxlan", struct.pack(">BBHI", 0x08, 0, 0, 42 << 8) + eth)
+out("tunnel", "geneve", struct.pack(">BBHI", 0, 0, 0x6558, 7 << 8) + eth)
+out("tunnel", "geneve-opt", struct.pack(">BBHI", 2, 0, 0x0800, 7 << 8) + struct.pack(">HBB", 0x0102, 3, 1) + b"\0" * 4 + ipv4)
+out("tunnel", "gre", struct.pack(">HH", 0, 0x0800) + ipv4)
+out("tunnel", "gre-key-seq", struct.pack(">HHII", 0x3000, 0x6558, 1, 2) + eth)
+out("tunnel", "teredo", b"\x00\x01\x00\x00" + b"\0" * 8 + bytes([0x60]) + b"\0" * 39)
+
+def h2_frame(kind, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+# HEADERS: :method GET (indexed 2), :scheme http (6), :path / (4),
+# :authority as a literal with incremental indexing (name index 1).
+block = bytes([0x82, 0x86, 0x84, 0x41, 11]) + b"example.org"
+out("h2c", "stream", b"\x00" + h2_frame(4, 0, 0, b"") + h2_frame(1, 5, 1, block))
+out("h2c", "hpack", b"\x01" + block)
+# "www.example.com" Huffman-coded (RFC 7541 C.4.1).
+out("h2c", "huffman", b"\x02" + bytes.fromhex("f1e3c2e5f23a6ba0ab90f4ff"))
+
+def ech_config(public_name):
+    key = b"\x11" * 32
+    contents = (bytes([7]) + struct.pack(">H", 0x0020) + struct.pack(">H", len(key)) + key
+                + struct.pack(">H", 4) + struct.pack(">HH", 1, 1)
+                + bytes([0]) + bytes([len(public_name)]) + public_name + struct.pack(">H", 0))
+    return struct.pack(">HH", 0xfe0d, len(contents)) + contents
+
+configs = ech_config(b"public.example") + ech_config(b"other.example")
+out("ech_config", "list", struct.pack(">H", len(configs)) + configs)
+# The same list as an HTTPS record's SvcParams: alpn, then ech (key 5).
+out("ech_config", "svcparams", struct.pack(">HH", 1, 3) + b"\x02h2" + struct.pack(">HH", 5, len(configs) + 2) + struct.pack(">H", len(configs)) + configs)
+
 print(f"fuzz/seeds.py: seeds from {len(frames)} frames of {cap}")
