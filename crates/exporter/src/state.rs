@@ -211,6 +211,8 @@ pub struct Shared {
     pub(crate) reported: Mutex<HashMap<(&'static str, Vec<String>), u64>>,
     /// Finished flows folded for the page (`crate::view`).
     view: Mutex<crate::view::Aggregate>,
+    /// The last computed view, shared by `/` and `/api/view`.
+    view_cache: crate::view_cache::ViewCache,
 }
 
 #[derive(Default)]
@@ -288,7 +290,19 @@ impl Shared {
             inner: Mutex::new(Inner::default()),
             reported: Mutex::new(HashMap::new()),
             view: Mutex::new(crate::view::Aggregate::live()),
+            view_cache: crate::view_cache::ViewCache::default(),
         }
+    }
+
+    /// Serves each computed view for `interval` (one second by default).
+    pub fn with_view_interval(mut self, interval: std::time::Duration) -> Self {
+        self.view_cache = crate::view_cache::ViewCache::new(interval);
+        self
+    }
+
+    /// The shared view slot.
+    pub fn view_cache(&self) -> &crate::view_cache::ViewCache {
+        &self.view_cache
     }
 
     /// Adds the per-device baseline: finished flows are judged against it.
