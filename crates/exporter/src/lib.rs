@@ -12,6 +12,7 @@ pub mod html;
 pub mod metrics;
 pub mod novelty;
 pub mod page;
+pub mod paging;
 pub mod record;
 pub mod server;
 pub mod state;
