@@ -140,9 +140,7 @@ pub fn current_view(shared: &Shared) -> View {
                 continue;
             };
             for d in &mut device.destinations {
-                d.novelty = baseline
-                    .state_of(&mac, &d.destination)
-                    .map(|s| s.as_str());
+                d.novelty = baseline.state_of(&mac, &d.destination).map(|s| s.as_str());
             }
         }
     }

@@ -91,7 +91,7 @@ pub fn baseline_cursor(mac: &str, destination: &str) -> String {
 
 /// Parses a baseline cursor into MAC and destination.
 pub fn parse_baseline_cursor(s: &str) -> Option<([u8; 6], String)> {
-    if s.len() % 2 != 0 || s.len() > 2 * 2048 {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * 2048 {
         return None;
     }
     let bytes: Vec<u8> = (0..s.len())
@@ -100,7 +100,10 @@ pub fn parse_baseline_cursor(s: &str) -> Option<([u8; 6], String)> {
         .collect::<Option<_>>()?;
     let text = String::from_utf8(bytes).ok()?;
     let (mac, destination) = text.split_once('/')?;
-    Some((tetherscope_baseline::parse_mac(mac)?, destination.to_owned()))
+    Some((
+        tetherscope_baseline::parse_mac(mac)?,
+        destination.to_owned(),
+    ))
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
@@ -211,7 +214,13 @@ mod tests {
             id: 0xdead_beef,
         };
         assert_eq!(FlowCursor::parse(&c.to_string()), Some(c));
-        for bad in ["", "-", "12-34", "zz-00000000deadbeef", "1-00000000deadbeefx"] {
+        for bad in [
+            "",
+            "-",
+            "12-34",
+            "zz-00000000deadbeef",
+            "1-00000000deadbeefx",
+        ] {
             assert_eq!(FlowCursor::parse(bad), None, "{bad}");
         }
         let b = baseline_cursor("02:00:00:00:00:01", "evil&<>.example");

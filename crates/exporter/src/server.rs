@@ -85,7 +85,9 @@ async fn flows(State(shared): State<Arc<Shared>>, Query(q): Query<PageQuery>) ->
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let mut resp = Json(records).into_response();
-    if let Some(link) = next.and_then(|c| paging::next_link("/api/flows", "", &c.to_string(), limit)) {
+    if let Some(link) =
+        next.and_then(|c| paging::next_link("/api/flows", "", &c.to_string(), limit))
+    {
         resp.headers_mut().insert(header::LINK, link);
     }
     resp

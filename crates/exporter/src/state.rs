@@ -18,8 +18,8 @@ use tetherscope_flow::flow::NameSource;
 use tetherscope_flow::{BlindSpot, DeviceTable, Flow, FlowTable, Pipeline, Stats};
 
 use crate::facts;
-use crate::paging::{FlowCursor, Smallest};
 use crate::novelty::{self, BaselineHandle};
+use crate::paging::{FlowCursor, Smallest};
 use crate::record::FlowRecord;
 
 /// Label value for domains past the cap, or whose place was given back.
@@ -559,7 +559,9 @@ impl Shared {
         if inner.recent.len() >= RECENT {
             inner.recent.pop_front();
         }
-        inner.recent.push_back((FlowCursor::of(flow), record.clone()));
+        inner
+            .recent
+            .push_back((FlowCursor::of(flow), record.clone()));
         drop(inner);
         self.view_aggregate()
             .add(&crate::view::Seen::of(flow, class.purpose), &record);

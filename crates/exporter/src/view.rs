@@ -590,7 +590,7 @@ impl ViewBuilder {
     /// Keeps the `ACTIVE_SHOWN` most recent, most recent first.
     fn trim_active(&mut self) {
         self.active
-            .sort_by(|a, b| b.0.last_seen.cmp(&a.0.last_seen));
+            .sort_by_key(|(f, _)| std::cmp::Reverse(f.last_seen));
         self.active.truncate(ACTIVE_SHOWN);
         if self.active.len() == ACTIVE_SHOWN {
             self.floor = self.active.last().map_or(0, |(f, _)| f.last_seen);

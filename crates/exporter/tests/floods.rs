@@ -26,11 +26,7 @@ const T0: u64 = 1_700_000_000_000_000_000;
 fn flow(i: u32) -> Flow {
     let phone = i % 4;
     let client = format!("10.42.0.{}:{}", 10 + phone, 1024 + (i / 4) % 60_000);
-    let server = format!(
-        "[2001:db8::{:x}:{:x}]:443",
-        i >> 16,
-        i & 0xffff
-    );
+    let server = format!("[2001:db8::{:x}:{:x}]:443", i >> 16, i & 0xffff);
     let mut f = Flow::new(
         Transport::Tcp,
         client.parse().unwrap(),
@@ -132,10 +128,13 @@ async fn the_view_is_recomputed_after_its_interval() {
     let first = get(&shared, "/api/view", &[]).await;
     p.table.insert(flow(10));
     let cached = get(&shared, "/api/view", &[]).await;
-    assert_eq!(first.body, cached.body, "served from the cache");
+    assert!(first.body == cached.body, "served from the cache");
     tokio::time::sleep(Duration::from_millis(80)).await;
     let fresh = get(&shared, "/api/view", &[]).await;
-    assert_ne!(first.body, fresh.body, "the new flow shows after the interval");
+    assert!(
+        first.body != fresh.body,
+        "the new flow shows after the interval"
+    );
     assert_eq!(shared.view_cache().computations(), 2);
 }
 
@@ -153,7 +152,7 @@ async fn an_unchanged_view_answers_304() {
     assert_eq!(shared.view_cache().computations(), 2);
     let other = get(&shared, "/api/view", &[("if-none-match", "\"0\"")]).await;
     assert_eq!(other.status, StatusCode::OK);
-    assert_eq!(other.body, first.body);
+    assert!(other.body == first.body);
 }
 
 /// 150,000 active flows to 150,000 names under 5,000 registrable domains
@@ -181,7 +180,12 @@ async fn the_view_stays_bounded_at_150k_active_flows() {
     let devices = v["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 4);
     for d in devices {
-        assert_eq!(d["destinations"].as_array().unwrap().len(), 256, "{}", d["mac"]);
+        assert_eq!(
+            d["destinations"].as_array().unwrap().len(),
+            256,
+            "{}",
+            d["mac"]
+        );
         // 1,250 domains per phone, 512 kept, 256 listed.
         assert_eq!(d["destinations_more"], 512 - 256);
     }
@@ -333,7 +337,12 @@ async fn an_unchanged_baseline_page_answers_304() {
     let shared = with_baseline();
     let first = get(&shared, "/api/baseline?state=new", &[]).await;
     let etag = first.headers[header::ETAG].to_str().unwrap().to_owned();
-    let again = get(&shared, "/api/baseline?state=new", &[("if-none-match", &etag)]).await;
+    let again = get(
+        &shared,
+        "/api/baseline?state=new",
+        &[("if-none-match", &etag)],
+    )
+    .await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     assert!(again.body.is_empty());
 }
