@@ -80,16 +80,23 @@ pub async fn list(
             )
         }
     };
-    let device = q.get("device").map(String::as_str);
-    let page = handle.lock().entries_page(
-        device,
-        state,
-        after.as_ref().map(|(m, d)| (m, d.as_str())),
-        limit,
-    );
+    let device = q.get("device").cloned();
+    // The scan walks the whole baseline: off the async workers.
+    let baseline = handle.baseline.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let b = baseline.lock().unwrap_or_else(|p| p.into_inner());
+        b.entries_page(
+            device.as_deref(),
+            state,
+            after.as_ref().map(|(m, d)| (m, d.as_str())),
+            limit,
+        )
+    })
+    .await;
     let (entries, more) = match page {
-        Ok(p) => p,
-        Err(e) => return not_found(&e),
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return not_found(&e),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "listing failed"),
     };
     let next = entries
         .last()

@@ -95,6 +95,17 @@ impl Default for ViewCache {
 /// else a new one (computed once however many requests wait for it).
 /// `None` when the computation failed.
 pub async fn current(shared: &Arc<Shared>) -> Option<Arc<Computed>> {
+    // A task of its own: a client that goes away does not cancel it, so the
+    // slot stays locked until the view is in it, and clients that connect
+    // and drop cannot start computations side by side.
+    let s = shared.clone();
+    tokio::spawn(async move { get_or_compute(&s).await })
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn get_or_compute(shared: &Arc<Shared>) -> Option<Arc<Computed>> {
     let cache = shared.view_cache();
     // Held across the computation: later requests queue here and then find
     // the fresh view.

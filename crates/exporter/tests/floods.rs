@@ -121,6 +121,22 @@ async fn concurrent_views_cost_one_computation() {
     assert_eq!(bodies.len(), 1, "every request got the same view");
 }
 
+/// Clients that ask and hang up at once do not start computations side by
+/// side: the one started goes on, and the next requests wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_hangs_up_does_not_start_a_second_computation() {
+    let (_p, shared) = loaded(60_000, 0);
+    let shared = Arc::new(shared.with_view_interval(Duration::from_secs(3600)));
+    for _ in 0..3 {
+        let gone =
+            tokio::time::timeout(Duration::from_millis(5), get(&shared, "/api/view", &[])).await;
+        assert!(gone.is_err(), "the view took less than 5 ms: no test");
+    }
+    let r = get(&shared, "/api/view", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(shared.view_cache().computations(), 1);
+}
+
 #[tokio::test]
 async fn the_view_is_recomputed_after_its_interval() {
     let (p, shared) = loaded(10, 0);
