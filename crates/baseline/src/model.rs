@@ -939,6 +939,58 @@ impl Baseline {
         Some(self.entry(mac, destination, d))
     }
 
+    /// The state of one destination of one device, if the baseline has it.
+    pub fn state_of(&self, mac: &[u8; 6], destination: &str) -> Option<State> {
+        Some(self.devices.get(mac)?.destinations.get(destination)?.state)
+    }
+
+    /// One page of the entries, ordered by (MAC, destination): at most
+    /// `limit` entries after `after` (a (MAC, destination) already seen),
+    /// only those in `state` when given, and whether more follow. Picks the
+    /// page with a bounded heap, so a request costs `limit` entries of
+    /// memory however large the baseline.
+    pub fn entries_page(
+        &self,
+        device: Option<&str>,
+        state: Option<State>,
+        after: Option<(&[u8; 6], &str)>,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, bool), TriageError> {
+        let only = device.map(|d| self.resolve(d)).transpose()?;
+        let limit = limit.max(1);
+        // The `limit + 1` smallest keys past the cursor: the extra one
+        // tells whether a next page exists.
+        let mut heap: std::collections::BinaryHeap<([u8; 6], &str)> =
+            std::collections::BinaryHeap::with_capacity(limit + 2);
+        for (mac, dev) in &self.devices {
+            if only.is_some_and(|m| m != *mac) || after.is_some_and(|(m, _)| mac < m) {
+                continue;
+            }
+            for (name, d) in &dev.destinations {
+                let key = (*mac, name.as_str());
+                if after.is_some_and(|(m, n)| (mac, name.as_str()) <= (m, n))
+                    || state.is_some_and(|s| d.state != s)
+                {
+                    continue;
+                }
+                if heap.len() <= limit {
+                    heap.push(key);
+                } else if heap.peek().is_some_and(|top| key < *top) {
+                    heap.pop();
+                    heap.push(key);
+                }
+            }
+        }
+        let mut keys = heap.into_sorted_vec();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let out = keys
+            .into_iter()
+            .filter_map(|(mac, name)| self.entry_of(&mac, name))
+            .collect();
+        Ok((out, more))
+    }
+
     fn entry(&self, mac: &[u8; 6], destination: &str, d: &Destination) -> Entry {
         Entry::new(
             self.display_name(mac),

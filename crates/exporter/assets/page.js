@@ -54,7 +54,6 @@ function replace(id, ...nodes) {
   document.getElementById(id)?.replaceChildren(...nodes);
 }
 
-let novelty = new Map(); // "mac|destination" -> baseline state
 let lastTriage = null; // the new destinations last drawn, as JSON
 
 function destinationRow(d, mac) {
@@ -73,7 +72,7 @@ function destinationRow(d, mac) {
   } else {
     clear = el('td', {}, 'encrypted');
   }
-  const state = novelty.get(`${mac}|${d.destination}`) || '-';
+  const state = d.novelty || '-';
   return el('tr', { 'data-destination': d.destination },
     first,
     el('td', {}, el('span', { class: 'purpose', 'data-purpose': d.purpose }, d.purpose)),
@@ -98,6 +97,7 @@ function deviceList(view) {
     h.append(el('span', { class: 'meta' }, ` ${dev.flows} flows, ${bytes(dev.bytes)}`));
     const art = el('article', { class: 'device', 'data-mac': dev.mac }, h,
       table(`Destinations of ${shown(dev.device)}`, DEST_COLUMNS, dev.destinations.map(d => destinationRow(d, dev.mac))));
+    if (dev.destinations_more) art.append(el('p', { class: 'meta' }, `${dev.destinations_more} more destinations, less busy, not listed.`));
     if (dev.folded_flows) art.append(el('p', { class: 'meta' }, `${dev.folded_flows} more flows to destinations past the per-device limit.`));
     return art;
   });
@@ -111,6 +111,7 @@ function activeTable(view) {
     el('td', { class: 'num' }, bytes(a.bytes)), el('td', { class: 'when' }, time(a.last_seen))));
   const out = [table('Connections active now', ['Device', 'Destination', 'Name', 'Server', 'Protocol', 'Purpose', 'Bytes', 'Last packet'], rows)];
   if (!rows.length) out.push(el('p', { class: 'empty' }, 'No connection is active.'));
+  if (view.active_more) out.push(el('p', { class: 'meta' }, `${view.active_more} more active connections, less recent, not listed.`));
   return out;
 }
 
@@ -200,33 +201,65 @@ function triageTable(entries) {
     ['Device', 'Destination', 'Purpose', 'Owner', 'First seen', 'Flows', 'Triage'], rows)];
 }
 
+// The last answer per URL and its ETag: an unchanged resource costs a
+// 304 and no redraw.
+const known = new Map(); // url -> {etag, data}
+
+// {data, changed}; sends the ETag of the last answer.
 async function getJson(path) {
-  const resp = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  const last = known.get(path);
+  const headers = { Accept: 'application/json' };
+  if (last) headers['If-None-Match'] = last.etag;
+  const resp = await fetch(path, { headers, cache: 'no-store' });
+  if (resp.status === 304 && last) return { data: last.data, changed: false, next: last.next };
   if (!resp.ok) throw new Error(`${path}: HTTP ${resp.status}`);
-  return resp.json();
+  const data = await resp.json();
+  const next = /<([^>]+)>;\s*rel="next"/.exec(resp.headers.get('Link') || '')?.[1];
+  const etag = resp.headers.get('ETag');
+  if (known.size > 16) known.clear(); // cursors change: keep it small
+  if (etag) known.set(path, { etag, data, next });
+  return { data, changed: true, next };
 }
 
-async function refresh() {
+// Destinations awaiting triage, page after page (bounded: a flood of new
+// destinations lists its first pages, not the whole store).
+const TRIAGE_PAGES = 5;
+async function newDestinations() {
+  let path = '/api/baseline?state=new', changed = false;
+  const all = [];
+  for (let i = 0; path && i < TRIAGE_PAGES; i++) {
+    const page = await getJson(path);
+    changed = changed || page.changed;
+    all.push(...page.data);
+    path = page.next;
+  }
+  return { entries: all, changed };
+}
+
+async function redraw() {
   try {
-    const baseline = await getJson('/api/baseline');
-    novelty = new Map(baseline.map(e => [`${e.mac}|${e.destination}`, e.state]));
+    const { entries, changed } = await newDestinations();
     // Redrawn only when it changed, so keyboard focus on a button stays put.
-    const seen = JSON.stringify(baseline.filter(e => e.state === 'new'));
-    if (seen !== lastTriage) {
-      lastTriage = seen;
-      replace('triage-body', ...triageTable(baseline));
+    if (changed || lastTriage === null) {
+      const seen = JSON.stringify(entries);
+      if (seen !== lastTriage) {
+        lastTriage = seen;
+        replace('triage-body', ...triageTable(entries));
+      }
     }
   } catch (e) {
     lastTriage = null;
     replace('triage-body', el('p', { class: 'empty' }, 'No baseline store is available to this monitor.'));
   }
   try {
-    const view = await getJson('/api/view');
-    replace('active-body', ...activeTable(view));
-    replace('timeline-body', ...timelineChart(view.timeline));
-    replace('top-body', ...topChart(view));
-    replace('devices-body', ...deviceList(view));
-    replace('blind-body', ...blindTable(view));
+    const { data: view, changed } = await getJson('/api/view');
+    if (changed) {
+      replace('active-body', ...activeTable(view));
+      replace('timeline-body', ...timelineChart(view.timeline));
+      replace('top-body', ...topChart(view));
+      replace('devices-body', ...deviceList(view));
+      replace('blind-body', ...blindTable(view));
+    }
     document.getElementById('status').textContent = `${view.flows} flows · ${view.devices.length} devices · updated ${time(Date.now() / 1000)}`;
     document.body.dataset.updated = String(Date.now());
   } catch (e) {
@@ -234,5 +267,28 @@ async function refresh() {
   }
 }
 
-refresh();
-setInterval(refresh, POLL_MS);
+// One refresh at a time: a call while one runs asks for one more after it.
+let inflight = null;
+let again = false;
+function refresh() {
+  if (inflight) {
+    again = true;
+    return inflight;
+  }
+  inflight = (async () => {
+    do {
+      again = false;
+      await redraw();
+    } while (again);
+  })().finally(() => { inflight = null; });
+  return inflight;
+}
+
+// The next poll is scheduled when the previous one has finished, so a slow
+// monitor never has polls piling up.
+async function poll() {
+  await refresh();
+  setTimeout(poll, POLL_MS);
+}
+
+poll();

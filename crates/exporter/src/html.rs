@@ -300,7 +300,7 @@ pub fn destinations_table(out: &mut String, list: &[&Destination], caption: &str
     }
     out.push_str("</tr></thead><tbody>");
     for d in list {
-        destination_row(out, d, "-");
+        destination_row(out, d, d.novelty.unwrap_or("-"));
     }
     out.push_str("</tbody></table></div>");
 }
@@ -350,6 +350,13 @@ pub fn devices(view: &View, by_purpose: bool) -> String {
         } else {
             let list: Vec<&Destination> = d.destinations.iter().collect();
             destinations_table(&mut out, &list, &format!("Destinations of {}", d.device));
+        }
+        if d.destinations_more > 0 {
+            let _ = write!(
+                out,
+                r#"<p class="meta">{} more destinations, less busy, not listed.</p>"#,
+                d.destinations_more
+            );
         }
         if d.folded_flows > 0 {
             let _ = write!(
@@ -405,6 +412,13 @@ pub fn active(view: &View) -> String {
     out.push_str("</tbody></table></div>");
     if view.active.is_empty() {
         out.push_str(r#"<p class="empty">No connection is active.</p>"#);
+    }
+    if view.active_more > 0 {
+        let _ = write!(
+            out,
+            r#"<p class="meta">{} more active connections, less recent, not listed.</p>"#,
+            view.active_more
+        );
     }
     out
 }

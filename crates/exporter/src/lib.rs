@@ -12,12 +12,14 @@ pub mod html;
 pub mod metrics;
 pub mod novelty;
 pub mod page;
+pub mod paging;
 pub mod record;
 pub mod server;
 pub mod state;
 pub mod timeline;
 pub mod triage;
 pub mod view;
+pub mod view_cache;
 
 pub use server::router;
 pub use state::Shared;

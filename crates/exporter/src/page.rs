@@ -13,11 +13,11 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use crate::html;
 use crate::state::Shared;
 use crate::view::{Seen, View};
+use crate::view_cache;
 
 /// The page's stylesheet (also inlined into reports).
 pub const CSS: &str = include_str!("../assets/page.css");
@@ -119,17 +119,32 @@ fn secure(h: &mut HeaderMap) {
     );
 }
 
-/// The whole view now: finished flows folded so far plus the active ones.
+/// The whole view now: finished flows folded so far plus the active ones,
+/// each destination with its baseline state when a store is in use.
+/// Requests take it through [`crate::view_cache`], which computes it at
+/// most once per interval.
 pub fn current_view(shared: &Shared) -> View {
-    let mut flows = Vec::new();
+    let mut builder = shared.view_aggregate().builder();
+    // One record at a time: the table's size costs time, not memory.
     shared.table.for_each(|f| {
         let class = crate::facts::classify(&shared.catalog, f);
         let record = crate::record::FlowRecord::new(f, crate::facts::verdict_fields(&class));
-        flows.push((Seen::of(f, class.purpose), record));
+        builder.add_active(&Seen::of(f, class.purpose), &record);
     });
     let devices = shared.devices.snapshot();
-    let folded = shared.view_aggregate().clone();
-    folded.view(&flows, &devices)
+    let mut view = builder.finish(&devices);
+    if let Some(handle) = &shared.baseline {
+        let baseline = handle.lock();
+        for device in &mut view.devices {
+            let Some(mac) = tetherscope_baseline::parse_mac(&device.mac) else {
+                continue;
+            };
+            for d in &mut device.destinations {
+                d.novelty = baseline.state_of(&mac, &d.destination).map(|s| s.as_str());
+            }
+        }
+    }
+    view
 }
 
 /// The page document.
@@ -181,12 +196,12 @@ fn body(view: &View) -> String {
 
 /// `GET /`.
 pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
-    let doc = tokio::task::spawn_blocking(move || {
-        let view = current_view(&shared);
-        document(&view, shared.page_token())
-    })
-    .await
-    .unwrap_or_default();
+    let Some(computed) = view_cache::current(&shared).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let doc = tokio::task::spawn_blocking(move || document(&computed.view, shared.page_token()))
+        .await
+        .unwrap_or_default();
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -197,12 +212,28 @@ pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-/// `GET /api/view`.
-pub async fn view_json(State(shared): State<Arc<Shared>>) -> Response {
-    match tokio::task::spawn_blocking(move || current_view(&shared)).await {
-        Ok(v) => ([(header::CACHE_CONTROL, "no-store")], Json(v)).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+/// `GET /api/view`: the shared view's JSON with its `ETag`; `304 Not
+/// Modified` when `If-None-Match` names the current one.
+pub async fn view_json(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(computed) = view_cache::current(&shared).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let etag = HeaderValue::from_str(&computed.etag).ok();
+    let mut resp = if computed.matches(&headers) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            computed.json.clone(),
+        )
+            .into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(etag) = etag {
+        h.insert(header::ETAG, etag);
     }
+    resp
 }
 
 /// `GET /assets/page.css`.

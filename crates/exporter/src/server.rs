@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,6 +15,7 @@ use serde::Serialize;
 use tetherscope_flow::devices::format_mac;
 
 use crate::page::{self, HostPolicy};
+use crate::paging::{self, FlowCursor, PageQuery};
 use crate::state::Shared;
 
 /// The exporter's routes; tests call it with `oneshot`, no socket needed.
@@ -66,11 +67,39 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn flows(State(shared): State<Arc<Shared>>) -> Response {
-    let records = tokio::task::spawn_blocking(move || shared.flow_records())
-        .await
-        .unwrap_or_default();
-    Json(records).into_response()
+/// `GET /api/flows[?limit=N&after=CURSOR]`: one page of flow records; a
+/// `Link: <...>; rel="next"` header names the next page when there is one.
+async fn flows(State(shared): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> Response {
+    let limit = match q.limit() {
+        Ok(l) => l,
+        Err(why) => return bad_request(why),
+    };
+    let after = match q.after.as_deref().map(FlowCursor::parse) {
+        None => None,
+        Some(Some(c)) => Some(c),
+        Some(None) => return bad_request("after must be a cursor from a previous page"),
+    };
+    let Ok((records, next)) =
+        tokio::task::spawn_blocking(move || shared.flow_page(after, limit)).await
+    else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut resp = Json(records).into_response();
+    if let Some(link) =
+        next.and_then(|c| paging::next_link("/api/flows", "", &c.to_string(), limit))
+    {
+        resp.headers_mut().insert(header::LINK, link);
+    }
+    resp
+}
+
+/// A 400 with a JSON error.
+pub(crate) fn bad_request(why: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": why })),
+    )
+        .into_response()
 }
 
 #[derive(Serialize)]

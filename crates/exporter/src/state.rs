@@ -19,6 +19,7 @@ use tetherscope_flow::{BlindSpot, DeviceTable, Flow, FlowTable, Pipeline, Stats}
 
 use crate::facts;
 use crate::novelty::{self, BaselineHandle};
+use crate::paging::{FlowCursor, Smallest};
 use crate::record::FlowRecord;
 
 /// Label value for domains past the cap, or whose place was given back.
@@ -211,6 +212,8 @@ pub struct Shared {
     pub(crate) reported: Mutex<HashMap<(&'static str, Vec<String>), u64>>,
     /// Finished flows folded for the page (`crate::view`).
     view: Mutex<crate::view::Aggregate>,
+    /// The last computed view, shared by `/` and `/api/view`.
+    view_cache: crate::view_cache::ViewCache,
 }
 
 #[derive(Default)]
@@ -237,7 +240,7 @@ struct Inner {
     /// newcomers to the next one.
     scraped_ns: u64,
     overflow: u64,
-    recent: VecDeque<FlowRecord>,
+    recent: VecDeque<(FlowCursor, FlowRecord)>,
     /// Destinations that became `new`, per (device, domain, purpose).
     new_destinations: HashMap<NoveltyLabels, u64>,
     /// Flows to flagged destinations, per (device, domain, purpose).
@@ -245,6 +248,10 @@ struct Inner {
     /// Tracked devices seen resolving over DoT, DoQ or DoH.
     private_dns: HashSet<[u8; 6]>,
 }
+
+/// What judging an active flow against the baseline needs: MAC,
+/// destination, verdict, first packet, whether the server is local.
+type PeekKey = Option<([u8; 6], String, ClassVerdict, u64, bool)>;
 
 /// Device, domain and purpose labels of a baseline event.
 pub type NoveltyLabels = (String, String, &'static str);
@@ -288,7 +295,19 @@ impl Shared {
             inner: Mutex::new(Inner::default()),
             reported: Mutex::new(HashMap::new()),
             view: Mutex::new(crate::view::Aggregate::live()),
+            view_cache: crate::view_cache::ViewCache::default(),
         }
+    }
+
+    /// Serves each computed view for `interval` (one second by default).
+    pub fn with_view_interval(mut self, interval: std::time::Duration) -> Self {
+        self.view_cache = crate::view_cache::ViewCache::new(interval);
+        self
+    }
+
+    /// The shared view slot.
+    pub fn view_cache(&self) -> &crate::view_cache::ViewCache {
+        &self.view_cache
     }
 
     /// Adds the per-device baseline: finished flows are judged against it.
@@ -540,18 +559,36 @@ impl Shared {
         if inner.recent.len() >= RECENT {
             inner.recent.pop_front();
         }
-        inner.recent.push_back(record.clone());
+        inner
+            .recent
+            .push_back((FlowCursor::of(flow), record.clone()));
         drop(inner);
         self.view_aggregate()
             .add(&crate::view::Seen::of(flow, class.purpose), &record);
         record
     }
 
-    /// Active flows and recently finished ones, as records.
-    pub fn flow_records(&self) -> Vec<FlowRecord> {
-        let mut out: Vec<FlowRecord> = self.lock().recent.iter().cloned().collect();
-        let mut active = Vec::new();
+    /// One page of `/api/flows`: active flows and recently finished ones,
+    /// as records ordered by [`FlowCursor`], at most `limit` of them after
+    /// `after`, and the cursor to continue from when more follow. Only the
+    /// page's records are held, however many flows the table has.
+    pub fn flow_page(
+        &self,
+        after: Option<FlowCursor>,
+        limit: usize,
+    ) -> (Vec<FlowRecord>, Option<FlowCursor>) {
+        let past = |c: &FlowCursor| after.is_none_or(|a| *c > a);
+        let mut page: Smallest<FlowCursor, (FlowRecord, Option<PeekKey>)> = Smallest::new(limit);
+        for (cursor, record) in self.lock().recent.iter() {
+            if past(cursor) && page.wants(cursor) {
+                page.offer(*cursor, (record.clone(), None));
+            }
+        }
         self.table.for_each(|f| {
+            let cursor = FlowCursor::of(f);
+            if !past(&cursor) || !page.wants(&cursor) {
+                return;
+            }
             let class = facts::classify(&self.catalog, f);
             let mut record = FlowRecord::new(f, facts::verdict_fields(&class));
             // Judged against the baseline after the table walk, so the
@@ -566,23 +603,27 @@ impl Shared {
                 )
             });
             record.novelty = None;
-            active.push((record, key));
+            page.offer(cursor, (record, Some(key)));
         });
-        if let Some(b) = &self.baseline {
-            let b = b.lock();
-            for (record, key) in &mut active {
-                record.novelty = key.as_ref().map(|(mac, dest, verdict, ts, local)| {
-                    if *local {
-                        tetherscope_baseline::Novelty::Known.as_str()
-                    } else {
-                        b.peek(mac, dest, *verdict == ClassVerdict::Expected, *ts)
-                            .as_str()
-                    }
-                });
-            }
-        }
-        out.extend(active.into_iter().map(|(r, _)| r));
-        out
+        let (items, next) = page.finish();
+        let baseline = self.baseline.as_ref().map(|b| b.lock());
+        let records = items
+            .into_iter()
+            .map(|(_, (mut record, peek))| {
+                if let (Some(b), Some(key)) = (&baseline, peek) {
+                    record.novelty = key.map(|(mac, dest, verdict, ts, local)| {
+                        if local {
+                            tetherscope_baseline::Novelty::Known.as_str()
+                        } else {
+                            b.peek(&mac, &dest, verdict == ClassVerdict::Expected, ts)
+                                .as_str()
+                        }
+                    });
+                }
+                record
+            })
+            .collect();
+        (records, next)
     }
 
     /// Totals per label set (finished + active flows), active flows per

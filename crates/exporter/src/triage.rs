@@ -2,7 +2,8 @@
 //! default); changing a destination's state needs the per-process token
 //! and a same-origin request.
 //!
-//! * `GET /api/baseline[?device=D]`: one object per (device, destination).
+//! * `GET /api/baseline[?device=D][&state=S]`: one object per (device,
+//!   destination), paged (see [`crate::paging`]).
 //! * `POST /api/baseline/{accept,flag,forget}` with `{"device": D,
 //!   "destination": X}`: 200 and the destination as it is now; 403 without
 //!   the token (`X-Tetherscope-Token`) or from another origin; 400 for a
@@ -17,11 +18,14 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use tetherscope_baseline::{Triage, TriageError};
+use tetherscope_baseline::{State as State_, Triage, TriageError};
+
+use crate::paging::{self, PageQuery};
+use crate::view_cache;
 
 use crate::state::Shared;
 
@@ -36,19 +40,95 @@ fn not_found(e: &TriageError) -> Response {
     error(StatusCode::NOT_FOUND, &e.to_string())
 }
 
-/// `GET /api/baseline[?device=D]`.
+/// `GET /api/baseline[?device=D][&state=S][&limit=N][&after=CURSOR]`: one
+/// page of entries ordered by (MAC, destination), with an `ETag` (`304`
+/// when `If-None-Match` names it) and a `Link: <...>; rel="next"` header
+/// when more follow.
 pub async fn list(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     let Some(handle) = &shared.baseline else {
         return error(StatusCode::NOT_FOUND, "no state store in use");
     };
-    let entries = handle.lock().entries(q.get("device").map(String::as_str));
-    match entries {
-        Ok(e) => Json(e).into_response(),
-        Err(e) => not_found(&e),
+    let paging = PageQuery {
+        limit: q.get("limit").cloned(),
+        after: q.get("after").cloned(),
+    };
+    let limit = match paging.limit() {
+        Ok(l) => l,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let after = match paging.after.as_deref().map(paging::parse_baseline_cursor) {
+        None => None,
+        Some(Some(c)) => Some(c),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "after must be a cursor from a previous page",
+            )
+        }
+    };
+    let state = match q.get("state").map(|s| State_::parse(s)) {
+        None => None,
+        Some(Some(s)) => Some(s),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "state must be baseline, accepted, new or flagged",
+            )
+        }
+    };
+    let device = q.get("device").cloned();
+    // The scan walks the whole baseline: off the async workers.
+    let baseline = handle.baseline.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        let b = baseline.lock().unwrap_or_else(|p| p.into_inner());
+        b.entries_page(
+            device.as_deref(),
+            state,
+            after.as_ref().map(|(m, d)| (m, d.as_str())),
+            limit,
+        )
+    })
+    .await;
+    let (entries, more) = match page {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return not_found(&e),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "listing failed"),
+    };
+    let next = entries
+        .last()
+        .filter(|_| more)
+        .map(|e| paging::baseline_cursor(&e.mac, &e.destination));
+    let body = serde_json::to_vec(&entries).unwrap_or_default();
+    let etag = view_cache::etag_of(&body);
+    let mut resp = if view_cache::if_none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
     }
+    if let Some(cursor) = next {
+        let mut extra = String::new();
+        for key in ["device", "state"] {
+            if let Some(v) = q.get(key) {
+                if !extra.is_empty() {
+                    extra.push('&');
+                }
+                extra.push_str(&format!("{key}={}", paging::query_escape(v)));
+            }
+        }
+        if let Some(link) = paging::next_link("/api/baseline", &extra, &cursor, limit) {
+            h.insert(header::LINK, link);
+        }
+    }
+    resp
 }
 
 #[derive(Deserialize)]

@@ -58,6 +58,10 @@ pub struct Limits {
     pub requests_per_destination: usize,
     /// DNS questions kept.
     pub dns_questions: usize,
+    /// Destinations listed per device in a view (the busiest); the rest
+    /// are counted in `destinations_more`. Kept destinations past it still
+    /// count in the device's flows and bytes.
+    pub destinations_shown: usize,
 }
 
 impl Default for Limits {
@@ -68,6 +72,7 @@ impl Default for Limits {
             names_per_destination: 16,
             requests_per_destination: 8,
             dns_questions: 2000,
+            destinations_shown: 512,
         }
     }
 }
@@ -120,6 +125,10 @@ pub struct Destination {
     pub first_seen: f64,
     /// Last packet, Unix seconds.
     pub last_seen: f64,
+    /// Its state in the per-device baseline (`baseline`, `accepted`, `new`,
+    /// `flagged`), when a store is in use and knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub novelty: Option<&'static str>,
 }
 
 impl Destination {
@@ -313,6 +322,8 @@ pub struct DeviceView {
     pub destinations: Vec<Destination>,
     /// Flows whose destination was past the per-device cap.
     pub folded_flows: u64,
+    /// Destinations kept but not listed (past `Limits::destinations_shown`).
+    pub destinations_more: usize,
 }
 
 /// A blind spot as drawn.
@@ -367,6 +378,8 @@ pub struct View {
 const ACTIVE_SHOWN: usize = 200;
 /// Entries of the top-destinations chart.
 const TOP_SHOWN: usize = 10;
+/// Destinations listed per device on the live page.
+pub const LIVE_DESTINATIONS_SHOWN: usize = 256;
 
 /// Whether a MAC is locally administered (randomised by the phone).
 pub fn is_randomised(mac: &[u8; 6]) -> bool {
@@ -390,10 +403,15 @@ impl Aggregate {
         }
     }
 
-    /// The live page's: the last hour in one-minute buckets.
+    /// The live page's: the last hour in one-minute buckets, and the 256
+    /// busiest destinations of each device listed (a phone's hour rarely
+    /// reaches a hundred registrable domains).
     pub fn live() -> Self {
         Aggregate::new(
-            Limits::default(),
+            Limits {
+                destinations_shown: LIVE_DESTINATIONS_SHOWN,
+                ..Limits::default()
+            },
             Timeline::sliding(60 * tetherscope_flow::SECOND, 60),
         )
     }
@@ -506,10 +524,84 @@ impl Aggregate {
     /// The view of what was folded in plus `active` flows (with their
     /// records), naming devices from `devices`.
     pub fn view(&self, active: &[(Seen, FlowRecord)], devices: &[Device]) -> View {
-        let mut agg = self.clone();
+        let mut builder = self.builder();
         for (flow, record) in active {
-            agg.add(flow, record);
+            builder.add_active(flow, record);
         }
+        builder.finish(devices)
+    }
+
+    /// A view under construction from this aggregate: active flows are
+    /// added one at a time, so a table of any size costs one flow's record
+    /// at a time plus the bounded aggregate, never a list of every flow.
+    pub fn builder(&self) -> ViewBuilder {
+        ViewBuilder {
+            agg: self.clone(),
+            active: Vec::new(),
+            active_total: 0,
+            floor: 0,
+        }
+    }
+}
+
+/// Builds a `View`: see [`Aggregate::builder`].
+#[derive(Debug)]
+pub struct ViewBuilder {
+    agg: Aggregate,
+    /// The most recent active flows seen so far (at most twice
+    /// `ACTIVE_SHOWN`, trimmed back to it when full).
+    active: Vec<(Seen, Active)>,
+    active_total: usize,
+    /// The oldest last packet kept by the last trim that found the list
+    /// full: older flows cannot make the list.
+    floor: u64,
+}
+
+impl ViewBuilder {
+    /// Folds in one active flow.
+    pub fn add_active(&mut self, flow: &Seen, r: &FlowRecord) {
+        self.agg.add(flow, r);
+        self.active_total += 1;
+        if self.active.len() >= 2 * ACTIVE_SHOWN {
+            self.trim_active();
+        }
+        // Older than every one kept after the last trim: never shown.
+        if flow.last_seen < self.floor {
+            return;
+        }
+        let entry = Active {
+            device: String::new(),
+            destination: destination_of(r),
+            name: r.domain.clone(),
+            server: match r.server_port {
+                Some(p) if r.server_ip.contains(':') => format!("[{}]:{p}", r.server_ip),
+                Some(p) => format!("{}:{p}", r.server_ip),
+                None => r.server_ip.clone(),
+            },
+            protocol: r.app_protocol.unwrap_or(r.transport).to_owned(),
+            purpose: r.verdict.purpose.clone().unwrap_or_default(),
+            bytes: r.bytes_up + r.bytes_down,
+            cleartext: r.cleartext == Some(true),
+            last_seen: secs(flow.last_seen),
+        };
+        self.active.push((*flow, entry));
+    }
+
+    /// Keeps the `ACTIVE_SHOWN` most recent, most recent first.
+    fn trim_active(&mut self) {
+        self.active
+            .sort_by_key(|(f, _)| std::cmp::Reverse(f.last_seen));
+        self.active.truncate(ACTIVE_SHOWN);
+        if self.active.len() == ACTIVE_SHOWN {
+            self.floor = self.active.last().map_or(0, |(f, _)| f.last_seen);
+        }
+    }
+
+    /// The view, naming devices from `devices`.
+    pub fn finish(mut self, devices: &[Device]) -> View {
+        self.trim_active();
+        let agg = self.agg;
+        let shown = agg.limits.destinations_shown;
         let names: HashMap<[u8; 6], &Device> = devices.iter().map(|d| (d.mac, d)).collect();
         let display = |mac: Option<[u8; 6]>| -> (String, String, Option<String>) {
             match mac {
@@ -541,6 +633,7 @@ impl Aggregate {
                     randomised: mac.is_some_and(|m| is_randomised(&m)),
                     flows: destinations.iter().map(|x| x.flows).sum::<u64>() + d.folded_flows,
                     bytes: destinations.iter().map(|x| x.bytes_up + x.bytes_down).sum(),
+                    destinations_more: destinations.len().saturating_sub(shown),
                     destinations,
                     folded_flows: d.folded_flows,
                 }
@@ -574,28 +667,20 @@ impl Aggregate {
                 .then_with(|| a.destination.cmp(&b.destination))
         });
         top.truncate(TOP_SHOWN);
+        // After the chart took its totals from every kept destination.
+        for d in &mut device_views {
+            d.destinations.truncate(shown);
+        }
 
-        let mut active_list: Vec<Active> = active
-            .iter()
-            .map(|(flow, r)| Active {
-                device: display(flow.client_mac).0,
-                destination: destination_of(r),
-                name: r.domain.clone(),
-                server: match r.server_port {
-                    Some(p) if r.server_ip.contains(':') => format!("[{}]:{p}", r.server_ip),
-                    Some(p) => format!("{}:{p}", r.server_ip),
-                    None => r.server_ip.clone(),
-                },
-                protocol: r.app_protocol.unwrap_or(r.transport).to_owned(),
-                purpose: r.verdict.purpose.clone().unwrap_or_default(),
-                bytes: r.bytes_up + r.bytes_down,
-                cleartext: r.cleartext == Some(true),
-                last_seen: secs(flow.last_seen),
+        let active_more = self.active_total - self.active.len();
+        let active_list: Vec<Active> = self
+            .active
+            .into_iter()
+            .map(|(flow, mut a)| {
+                a.device = display(flow.client_mac).0;
+                a
             })
             .collect();
-        active_list.sort_by(|a, b| b.last_seen.total_cmp(&a.last_seen));
-        let active_more = active_list.len().saturating_sub(ACTIVE_SHOWN);
-        active_list.truncate(ACTIVE_SHOWN);
 
         let mut dns: Vec<DnsAnswer> = agg.dns.values().cloned().collect();
         dns.sort_by(|a, b| {
