@@ -77,7 +77,8 @@ struct ChangeBody {
 }
 
 /// `POST /api/baseline/{op}`. The body is read only once the token and
-/// the origin are checked, and at most [`MAX_TRIAGE_BODY`] of it.
+/// the origin are checked, and at most [`MAX_TRIAGE_BODY`] of it (a larger
+/// declared length is refused unread).
 pub async fn change(
     State(shared): State<Arc<Shared>>,
     Extension(policy): Extension<HostPolicy>,
@@ -96,6 +97,12 @@ pub async fn change(
     }
     if let Err(why) = same_origin(headers) {
         return error(StatusCode::FORBIDDEN, why);
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_TRIAGE_BODY as u64) {
+        return too_large();
     }
     let body = match read_body(req.into_body()).await {
         Ok(body) => body,
@@ -118,15 +125,19 @@ pub async fn change(
     }
 }
 
+fn too_large() -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "triage bodies are at most 4 KiB",
+    )
+}
+
 /// At most [`MAX_TRIAGE_BODY`] bytes within [`BODY_TIMEOUT`]; 413 or 408
-/// otherwise (a declared length over the limit is refused unread).
+/// otherwise.
 async fn read_body(body: Body) -> Result<axum::body::Bytes, Response> {
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_TRIAGE_BODY)).await {
         Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "triage bodies are at most 4 KiB",
-        )),
+        Ok(Err(_)) => Err(too_large()),
         Err(_) => Err(error(StatusCode::REQUEST_TIMEOUT, "body too slow")),
     }
 }
