@@ -95,12 +95,13 @@ pub fn serve(
     let signalled = Arc::new(tokio::sync::Notify::new());
     runtime.block_on(async {
         let (stop, signalled_too) = (stop.clone(), signalled.clone());
-        let server = tetherscope_exporter::connections::serve(listener, app, limits, stats, async move {
-            shutdown_signal().await;
-            // The capture stops at once, whatever clients still hold open.
-            stop.store(true, Relaxed);
-            signalled_too.notify_one();
-        });
+        let server =
+            tetherscope_exporter::connections::serve(listener, app, limits, stats, async move {
+                shutdown_signal().await;
+                // The capture stops at once, whatever clients still hold open.
+                stop.store(true, Relaxed);
+                signalled_too.notify_one();
+            });
         tokio::select! {
             () = server => {}
             () = async {

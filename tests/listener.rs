@@ -181,8 +181,10 @@ fn host_rules_on_the_wire() {
         format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nHost: evil.example\r\n\r\n");
     assert_eq!(m.status(&twice_foreign, QUICK), "400");
     // An absolute-form target names the host that counts.
-    let absolute_foreign =
-        format!("GET http://evil.example:{}/healthz HTTP/1.1\r\nHost: {host}\r\n\r\n", m.port);
+    let absolute_foreign = format!(
+        "GET http://evil.example:{}/healthz HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        m.port
+    );
     assert_eq!(m.status(&absolute_foreign, QUICK), "421");
     let absolute_ours = format!("GET http://{host}/healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
     assert_eq!(m.status(&absolute_ours, QUICK), "200");
@@ -246,7 +248,10 @@ fn login_address_sets_the_cookie_and_the_cookie_allows_triage() {
         QUICK,
     );
     assert!(wrong.starts_with("HTTP/1.1 403"), "{wrong}");
-    assert!(!wrong.to_ascii_lowercase().contains("set-cookie"), "{wrong}");
+    assert!(
+        !wrong.to_ascii_lowercase().contains("set-cookie"),
+        "{wrong}"
+    );
 
     let right = m.exchange(
         format!("GET /login?token={token} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
@@ -282,7 +287,9 @@ fn login_address_sets_the_cookie_and_the_cookie_allows_triage() {
     assert_eq!(m.status(&post(""), QUICK), "403");
     assert_eq!(
         m.status(
-            &post(&format!("Cookie: {pair}\r\nOrigin: http://evil.example\r\n")),
+            &post(&format!(
+                "Cookie: {pair}\r\nOrigin: http://evil.example\r\n"
+            )),
             QUICK
         ),
         "403"

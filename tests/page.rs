@@ -741,7 +741,11 @@ fn accept_button_changes_the_store() {
             ],
         );
         let clicked: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-        assert_eq!(clicked["landed"], url.as_str(), "the token stayed in the address bar");
+        assert_eq!(
+            clicked["landed"],
+            url.as_str(),
+            "the token stayed in the address bar"
+        );
         assert_eq!(clicked["status"], "Accepted example.com", "{clicked}");
         assert_eq!(clicked["remaining"], 0, "{clicked}");
         let awaiting = clicked["awaiting"].as_array().unwrap();

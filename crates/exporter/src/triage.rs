@@ -325,6 +325,10 @@ mod tests {
         assert!(!ok(&[("cookie", "ts-9434=abcd")]));
         assert!(!ok(&[("cookie", "ts-9433=abc")]));
         assert!(!ok(&[("cookie", "xts-9433=abcd")]));
-        assert!(!authorised("", &headers(&[("cookie", "ts-9433=")]), "ts-9433"));
+        assert!(!authorised(
+            "",
+            &headers(&[("cookie", "ts-9433=")]),
+            "ts-9433"
+        ));
     }
 }

@@ -336,7 +336,11 @@ async fn the_session_cookie_allows_triage_from_the_same_origin_only() {
     let shared = setup();
     let token = shared.token().to_owned();
     let cookie = format!("other=1; tetherscope={token}");
-    let body = || Body::from(format!(r#"{{"device": "{PHONE}", "destination": "example.com"}}"#));
+    let body = || {
+        Body::from(format!(
+            r#"{{"device": "{PHONE}", "destination": "example.com"}}"#
+        ))
+    };
     let session = |headers: &'static [(&'static str, &'static str)]| {
         let shared = shared.clone();
         async move {
@@ -353,7 +357,10 @@ async fn the_session_cookie_allows_triage_from_the_same_origin_only() {
         Body::empty(),
     )
     .await;
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&s).unwrap()["triage"], true);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&s).unwrap()["triage"],
+        true
+    );
 
     // Without it: refused. A cookie of another value, or of another
     // listener's name, is not it.
@@ -419,7 +426,14 @@ async fn triage_bodies_are_small() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // The same without a declared length (a stream): still 413.
     let stream = Body::from_stream(futures_stream(padded.into_bytes()));
-    let (status, _, _) = raw(&shared, "POST", "/api/baseline/accept", &[HOST, tok], stream).await;
+    let (status, _, _) = raw(
+        &shared,
+        "POST",
+        "/api/baseline/accept",
+        &[HOST, tok],
+        stream,
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     let (_, list) = call(&shared, "GET", "/api/baseline", &[], "").await;
     assert_eq!(state_of(&list, "example.com"), "new");
