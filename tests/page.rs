@@ -575,6 +575,12 @@ fn page_on_replay_of_fixtures() {
             !page["updated"].is_null(),
             "the page's script never redrew it"
         );
+        // Without the login address's cookie the page only reads, and says
+        // how to get triage access.
+        assert!(
+            text_of(&page).contains("tetherscope open"),
+            "no word on triage access"
+        );
         if fixture == "seed-domains.pcap" {
             assert_xtra_and_tracker(&page);
             let direct = row(&page, "devices", "203.0.113.50");
