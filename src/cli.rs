@@ -37,6 +37,25 @@ pub enum Command {
     /// List and triage each device's destinations in the state store.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Print the page's login address (it allows triage from the browser),
+    /// read from the running monitor's token file.
+    Open(OpenArgs),
+}
+
+/// Arguments of `open`.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The running monitor's store (the token file is beside it) [default:
+    /// this user's default store, else the service's /var/lib/tetherscope].
+    #[arg(long = "state", value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Where the monitor listens.
+    #[arg(long, default_value = "127.0.0.1:9433")]
+    pub listen: std::net::SocketAddr,
+    /// Also open the address with xdg-open (not as root: a browser run by
+    /// root is a bad idea; use `xdg-open "$(sudo tetherscope open)"`).
+    #[arg(long)]
+    pub browser: bool,
 }
 
 /// Which store and device a `baseline` subcommand works on.

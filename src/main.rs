@@ -10,6 +10,7 @@ mod cli;
 mod demo;
 mod hotspot;
 mod monitor;
+mod open;
 mod privileges;
 mod read;
 mod relay;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Baseline(cmd) => baseline::run(&cmd),
+        cli::Command::Open(args) => open::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -86,31 +86,56 @@ pub fn serve(
     // Requests must name this listener (Host check against DNS rebinding).
     let listen = listener.local_addr()?;
     let listener = runtime.block_on(async { tokio::net::TcpListener::from_std(listener) })?;
+    let limits = tetherscope_exporter::connections::Limits {
+        max_connections: connection_cap(),
+        ..Default::default()
+    };
+    let stats = shared.connections.clone();
     let app = tetherscope_exporter::server::router_on(shared, listen);
     let signalled = Arc::new(tokio::sync::Notify::new());
     runtime.block_on(async {
         let (stop, signalled_too) = (stop.clone(), signalled.clone());
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // The capture stops at once, whatever clients still hold open.
-            stop.store(true, Relaxed);
-            signalled_too.notify_one();
-        });
+        let server =
+            tetherscope_exporter::connections::serve(listener, app, limits, stats, async move {
+                shutdown_signal().await;
+                // The capture stops at once, whatever clients still hold open.
+                stop.store(true, Relaxed);
+                signalled_too.notify_one();
+            });
         tokio::select! {
-            served = server => served,
+            () = server => {}
             () = async {
                 signalled.notified().await;
                 tokio::time::sleep(HTTP_DRAIN).await;
             } => {
                 tracing::warn!("closing HTTP connections still open after {HTTP_DRAIN:?}");
-                Ok(())
             }
         }
-    })?;
+    });
     stop.store(true, Relaxed);
     capture
         .join()
         .map_err(|_| anyhow::anyhow!("capture thread panicked"))
+}
+
+/// Most HTTP connections served at once, whatever the descriptor limit.
+const MAX_CONNECTIONS: u64 = 512;
+
+/// The connection cap: half the descriptors this process may open (the
+/// other half stays for the capture, the store and the flow log), at most
+/// [`MAX_CONNECTIONS`].
+fn connection_cap() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    };
+    usize::try_from((soft / 2).clamp(8, MAX_CONNECTIONS)).unwrap_or(8)
 }
 
 /// How long open HTTP connections may take to finish after SIGINT/SIGTERM.

@@ -46,6 +46,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "tetherscope: replaying {name}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen
     );
+    crate::open::announce(listen, &shared);
 
     let stop = Arc::new(AtomicBool::new(false));
     let capture = {

@@ -224,6 +224,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "tetherscope: watching {interface}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen
     );
+    crate::open::announce(listen, &shared);
 
     let stop = Arc::new(AtomicBool::new(false));
     let capture = {

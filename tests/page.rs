@@ -575,6 +575,12 @@ fn page_on_replay_of_fixtures() {
             !page["updated"].is_null(),
             "the page's script never redrew it"
         );
+        // Without the login address's cookie the page only reads, and says
+        // how to get triage access.
+        assert!(
+            text_of(&page).contains("tetherscope open"),
+            "no word on triage access"
+        );
         if fixture == "seed-domains.pcap" {
             assert_xtra_and_tracker(&page);
             let direct = row(&page, "devices", "203.0.113.50");
@@ -649,8 +655,9 @@ fn replay_seed(db: &Path, listen: &str) -> std::process::Child {
 /// the seed capture's flows into the store when it stops (SIGTERM); a
 /// second one on the same store lists the unlisted tracker as new.
 /// Requests without the token or from another origin are refused and change
-/// nothing; clicking Accept in Chromium changes the API and the store, and
-/// the next poll no longer lists it.
+/// nothing; Chromium logs in through the address `tetherscope open` prints,
+/// and clicking Accept changes the API and the store, and the next poll no
+/// longer lists it.
 #[test]
 fn accept_button_changes_the_store() {
     let dir = scratch("accept");
@@ -713,26 +720,38 @@ fn accept_button_changes_the_store() {
             "403"
         );
         assert_eq!(api_entries(&url, "example.com")[0]["state"], "new");
-        // The page embeds the same token for its buttons.
+        // The page hands the token to nobody: the browser logs in through
+        // the address `tetherscope open` prints.
         let html = Command::new("curl")
             .args(["-sf", "-m", "5", &url])
             .output()
             .unwrap();
-        assert!(String::from_utf8_lossy(&html.stdout).contains(&format!(
-            r#"<meta name="tetherscope-token" content="{token}">"#
-        )));
+        assert!(!String::from_utf8_lossy(&html.stdout).contains(token));
+        let open = Command::new(common::bin())
+            .args(["open", "--listen", &listen, "--state"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(open.status.success(), "{open:?}");
+        let login = String::from_utf8_lossy(&open.stdout).trim().to_owned();
+        assert_eq!(login, format!("{url}login?token={token}"));
 
         let out = dir.join("accept.json");
         drive(
             None,
             &[
                 OsStr::new("accept"),
-                OsStr::new(&url),
+                OsStr::new(&login),
                 OsStr::new("example.com"),
                 out.as_os_str(),
             ],
         );
         let clicked: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        assert_eq!(
+            clicked["landed"],
+            url.as_str(),
+            "the token stayed in the address bar"
+        );
         assert_eq!(clicked["status"], "Accepted example.com", "{clicked}");
         assert_eq!(clicked["remaining"], 0, "{clicked}");
         let awaiting = clicked["awaiting"].as_array().unwrap();

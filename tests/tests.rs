@@ -10,6 +10,7 @@ mod flood;
 mod fuzz_regressions;
 mod hardening;
 mod hotspot;
+mod listener;
 mod monitoring;
 mod month;
 mod networkmanager;

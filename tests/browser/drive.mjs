@@ -7,8 +7,9 @@
 //       elements, whether any injected script ran (window.__pwned), console
 //       errors, CSP violations, and whether a phone-sized window scrolls
 //       sideways.
-//   node drive.mjs accept URL DESTINATION OUT.json
-//       Clicks "Accept" in the triage row of DESTINATION and reports the
+//   node drive.mjs accept LOGIN-URL DESTINATION OUT.json
+//       Opens the login address (which lands on the page), clicks "Accept"
+//       in the triage row of DESTINATION and reports where it landed, the
 //       triage status line, whether the row went away after the next poll,
 //       and the destinations still awaiting triage.
 //   node drive.mjs pdf URL OUT.pdf
@@ -85,7 +86,9 @@ try {
     writeFileSync(out, JSON.stringify(report, null, 1));
   } else if (mode === 'accept') {
     const [destination, out] = rest;
+    // URL is the login address: it sets the session cookie and redirects.
     await page.goto(url, { waitUntil: 'load' });
+    const landed = page.url();
     const row = page.locator('#triage-body tr', { has: page.locator('th', { hasText: destination }) }).first();
     await row.getByRole('button', { name: 'Accept' }).click();
     await page.waitForFunction(() => document.getElementById('triage-status').textContent !== '');
@@ -93,7 +96,7 @@ try {
     await page.waitForTimeout(2500);
     const remaining = await page.locator('#triage-body tr', { has: page.locator('th', { hasText: destination }) }).count();
     const awaiting = await page.evaluate(() => [...document.querySelectorAll('#triage-body tr[data-destination]')].map(tr => tr.dataset.destination));
-    writeFileSync(out, JSON.stringify({ status, remaining, awaiting, consoleErrors }, null, 1));
+    writeFileSync(out, JSON.stringify({ landed, status, remaining, awaiting, consoleErrors }, null, 1));
   } else if (mode === 'pdf') {
     const out = rest[0];
     await page.goto(url, { waitUntil: 'load' });

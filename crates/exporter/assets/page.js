@@ -5,7 +5,15 @@
 
 const POLL_MS = 2000;
 const SVG = 'http://www.w3.org/2000/svg';
-const token = document.querySelector('meta[name="tetherscope-token"]')?.content;
+// Triage needs the session cookie the login address sets (HttpOnly: this
+// script never sees the secret); /api/session says whether it is there.
+const NO_TRIAGE = 'Read-only: to accept or flag, open the login address that `tetherscope open` prints (or that the monitor printed at start).';
+let triageAllowed = false;
+fetch('/api/session', { cache: 'no-store' }).then(r => r.ok ? r.json() : {}).catch(() => ({})).then(s => {
+  triageAllowed = s.triage === true;
+  document.querySelectorAll('#triage-body button').forEach(b => { b.disabled = !triageAllowed; });
+  if (!triageAllowed) document.getElementById('triage-status').textContent = NO_TRIAGE;
+});
 
 // el('td', {class: 'num'}, 'text', childNode, ...)
 function el(tag, attrs, ...children) {
@@ -172,7 +180,7 @@ async function triageAction(action, entry, buttons) {
   try {
     const resp = await fetch(`/api/baseline/${action}`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Tetherscope-Token': token || '' },
+      headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ device: entry.mac, destination: entry.destination }),
     });
     status.textContent = resp.ok ? `${action === 'accept' ? 'Accepted' : 'Flagged'} ${shown(entry.destination)}` : `Could not ${action} ${shown(entry.destination)}: HTTP ${resp.status}`;
@@ -191,7 +199,7 @@ function triageTable(entries) {
     const buttons = [accept, flag];
     accept.addEventListener('click', () => triageAction('accept', e, buttons));
     flag.addEventListener('click', () => triageAction('flag', e, buttons));
-    if (!token) buttons.forEach(b => { b.disabled = true; });
+    if (!triageAllowed) buttons.forEach(b => { b.disabled = true; });
     return el('tr', { 'data-destination': e.destination },
       el('td', { class: 'name' }, shown(e.device)), el('th', { scope: 'row', class: 'dest' }, shown(e.destination)), el('td', {}, e.purpose),
       el('td', {}, shown(e.owner || '-')), el('td', { class: 'when' }, time(e.first_seen)), el('td', { class: 'num' }, e.flows),

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod connections;
 pub mod facts;
 pub mod html;
 pub mod metrics;

@@ -71,6 +71,8 @@ pub const BASELINE_DROPPED: &str = "tetherscope_baseline_dropped_total";
 pub const STORE_BYTES: &str = "tetherscope_state_store_bytes";
 /// Distinct `domain` label values in use.
 pub const DOMAIN_LABELS: &str = "tetherscope_domain_labels";
+/// HTTP connections the listener's cap closed, by reason.
+pub const HTTP_CONNECTIONS_CLOSED: &str = "tetherscope_http_connections_closed_total";
 /// Build information.
 pub const BUILD_INFO: &str = "tetherscope_build_info";
 
@@ -406,6 +408,16 @@ pub fn render(shared: &Shared) -> String {
         "DNS answers forgotten early because the DNS cache was full.",
         &[],
         vec![(vec![], Stats::get(&stats.dns_cache_evictions))],
+    );
+    let conns = &shared.connections;
+    b.counter(
+        HTTP_CONNECTIONS_CLOSED,
+        "HTTP connections closed at the connection cap: the longest silent one evicted for a newcomer, or a newcomer refused.",
+        &["reason"],
+        vec![
+            (vec![s("evicted")], conns.evicted.load(Relaxed)),
+            (vec![s("refused")], conns.refused.load(Relaxed)),
+        ],
     );
     b.counter(
         LABEL_OVERFLOW,

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Version};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -56,6 +56,16 @@ impl HostPolicy {
         // A Host without a port means port 80.
         name_ok && port.unwrap_or(80) == listen.port()
     }
+
+    /// The session cookie's name. Browsers send a cookie to every port of
+    /// a host, so the port is in the name: two monitors on one laptop keep
+    /// their sessions apart.
+    pub fn cookie_name(&self) -> String {
+        match self.listen {
+            Some(listen) => format!("tetherscope-{}", listen.port()),
+            None => "tetherscope".to_owned(),
+        }
+    }
 }
 
 /// `name[:port]` or `[v6]:port` into name and port; a malformed port makes
@@ -78,25 +88,45 @@ fn split_host(host: &str) -> (&str, Option<u16>) {
     }
 }
 
-/// Refuses foreign `Host` headers (421) and adds the security headers to
-/// every response.
+/// Refuses requests not addressed to this listener and adds the security
+/// headers to every response: two `Host` headers, or none in HTTP/1.1, are
+/// 400; a `Host` or an absolute-form target naming another host or port is
+/// 421. (HTTP/1.0 clients without `Host` cannot be a rebinding browser;
+/// requests without a socket, from tests, need no `Host`.)
 pub async fn guard(State(policy): State<HostPolicy>, req: Request, next: Next) -> Response {
-    let host_ok = match req.headers().get(header::HOST) {
-        // HTTP/1.0 clients without Host cannot be a rebinding browser.
-        None => true,
-        Some(h) => h.to_str().is_ok_and(|h| policy.allows(h)),
-    };
-    let mut resp = if host_ok {
-        next.run(req).await
-    } else {
-        (
-            StatusCode::MISDIRECTED_REQUEST,
-            "tetherscope answers only to its own address (localhost, 127.0.0.1, [::1] or the listen address, with its port)\n",
-        )
-            .into_response()
+    let mut resp = match addressed_to_us(&policy, &req) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => refused.into_response(),
     };
     secure(resp.headers_mut());
     resp
+}
+
+const FOREIGN_HOST: &str = "tetherscope answers only to its own address (localhost, 127.0.0.1, [::1] or the listen address, with its port)\n";
+
+fn addressed_to_us(policy: &HostPolicy, req: &Request) -> Result<(), (StatusCode, &'static str)> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err((StatusCode::BAD_REQUEST, "more than one Host header\n"));
+    }
+    match host {
+        Some(h) if !h.to_str().is_ok_and(|h| policy.allows(h)) => {
+            return Err((StatusCode::MISDIRECTED_REQUEST, FOREIGN_HOST));
+        }
+        None if policy.listen.is_some() && req.version() >= Version::HTTP_11 => {
+            return Err((StatusCode::BAD_REQUEST, "HTTP/1.1 request without Host\n"));
+        }
+        _ => {}
+    }
+    // An absolute-form target (`GET http://host/ HTTP/1.1`) names the host
+    // that counts.
+    if let Some(authority) = req.uri().authority() {
+        if !policy.allows(authority.as_str()) {
+            return Err((StatusCode::MISDIRECTED_REQUEST, FOREIGN_HOST));
+        }
+    }
+    Ok(())
 }
 
 fn secure(h: &mut HeaderMap) {
@@ -147,18 +177,13 @@ pub fn current_view(shared: &Shared) -> View {
     view
 }
 
-/// The page document.
-pub fn document(view: &View, token: Option<&str>) -> String {
+/// The page document. It holds no secret: every loopback user may fetch
+/// it (triage access is the session cookie's, see `crate::triage`).
+pub fn document(view: &View) -> String {
     let mut out = String::with_capacity(64 * 1024);
     out.push_str(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>tetherscope</title>"#,
     );
-    if let Some(t) = token {
-        out.push_str(&format!(
-            r#"<meta name="tetherscope-token" content="{}">"#,
-            html::attr(t)
-        ));
-    }
     out.push_str(
         r#"<link rel="stylesheet" href="/assets/page.css"><script src="/assets/page.js" defer></script></head><body>"#,
     );
@@ -199,7 +224,7 @@ pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
     let Some(computed) = view_cache::current(&shared).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let doc = tokio::task::spawn_blocking(move || document(&computed.view, shared.page_token()))
+    let doc = tokio::task::spawn_blocking(move || document(&computed.view))
         .await
         .unwrap_or_default();
     (

@@ -1,6 +1,7 @@
 //! The HTTP side: the page (`/`), `/metrics`, `/api/flows`, `/api/devices`,
 //! `/api/view`, `/healthz`, and the baseline's triage API (`/api/baseline`,
-//! see [`crate::triage`]).
+//! `/login`, `/api/session`, see [`crate::triage`]). The accept loop and
+//! its limits are [`crate::connections`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -48,7 +49,10 @@ fn with_policy(shared: Arc<Shared>, policy: HostPolicy) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/baseline", get(crate::triage::list))
         .route("/api/baseline/{op}", post(crate::triage::change))
+        .route("/api/session", get(crate::triage::session))
+        .route("/login", get(crate::triage::login))
         .with_state(shared)
+        .layer(axum::Extension(policy))
         .layer(axum::middleware::from_fn_with_state(policy, page::guard))
 }
 

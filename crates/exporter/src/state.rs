@@ -204,6 +204,8 @@ pub struct Shared {
     pub labels: LabelPolicy,
     /// The per-device baseline, when a state store is in use.
     pub baseline: Option<BaselineHandle>,
+    /// Connections the HTTP listener's limits closed.
+    pub connections: Arc<crate::connections::ConnectionStats>,
     /// Per-process secret that state-changing API requests must carry.
     token: String,
     inner: Mutex<Inner>,
@@ -291,6 +293,7 @@ impl Shared {
             capture: CaptureStatus::default(),
             labels,
             baseline: None,
+            connections: Arc::default(),
             token: new_token(),
             inner: Mutex::new(Inner::default()),
             reported: Mutex::new(HashMap::new()),
@@ -321,8 +324,9 @@ impl Shared {
         self.baseline = Some(handle);
     }
 
-    /// The token state-changing API requests must carry
-    /// (`X-Tetherscope-Token`): 32 random bytes, hex, new per process.
+    /// The token state-changing API requests must carry (the
+    /// `X-Tetherscope-Token` header or the login address's cookie): 32
+    /// random bytes, hex, new per process. Never part of a response.
     pub fn token(&self) -> &str {
         &self.token
     }
@@ -348,9 +352,9 @@ impl Shared {
         self.view.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The token the page embeds for state-changing requests, when this
-    /// build has a baseline store to change.
-    pub fn page_token(&self) -> Option<&str> {
+    /// The token of the login address the owner is shown, when there is a
+    /// baseline to triage.
+    pub fn triage_token(&self) -> Option<&str> {
         self.baseline.as_ref().map(|_| self.token.as_str())
     }
 

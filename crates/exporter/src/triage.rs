@@ -6,31 +6,49 @@
 //!   destination), paged (see [`crate::paging`]).
 //! * `POST /api/baseline/{accept,flag,forget}` with `{"device": D,
 //!   "destination": X}`: 200 and the destination as it is now; 403 without
-//!   the token (`X-Tetherscope-Token`) or from another origin; 400 for a
-//!   bad body; 404 for an unknown device or destination.
+//!   the token or from another origin; 413 for a body over
+//!   [`MAX_TRIAGE_BODY`]; 400 for a bad body; 404 for an unknown device or
+//!   destination.
+//! * `GET /login?token=T`: with the right token, sets the session cookie
+//!   and redirects (303) to `/`; 403 otherwise.
+//! * `GET /api/session`: `{"triage": bool}`, whether this request may triage.
 //!
-//! The token stops other local programs' and web pages' requests: a page
-//! of another origin can neither read it nor send a matching `Origin`, and
-//! comparing `Origin` with `Host` stops DNS rebinding.
+//! The token is a secret of the monitor's owner: it is in the token file
+//! next to the store (0600) and in the login address `run` prints, never in
+//! a response. A request proves it holds the token with the
+//! `X-Tetherscope-Token` header (scripts) or with the HttpOnly,
+//! SameSite=Strict cookie the login address sets (the page). Other local
+//! users can read the page but not triage; a page of another origin can
+//! neither send the cookie (SameSite) nor a matching `Origin`, and comparing
+//! `Origin` with `Host` stops DNS rebinding.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use tetherscope_baseline::{State as State_, Triage, TriageError};
 
 use crate::paging::{self, PageQuery};
 use crate::view_cache;
 
+use crate::page::HostPolicy;
 use crate::state::Shared;
 
-/// Header carrying the token.
+/// Header carrying the token (scripts, `curl`).
 pub const TOKEN_HEADER: &str = "x-tetherscope-token";
+
+/// The largest triage body read: a device and a destination fit many
+/// times over; anything bigger is refused (413) without being kept.
+pub const MAX_TRIAGE_BODY: usize = 4 << 10;
+
+/// How long an authorised client may take to send its triage body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(serde_json::json!({ "error": message }))).into_response()
@@ -138,25 +156,38 @@ struct ChangeBody {
     destination: String,
 }
 
-/// `POST /api/baseline/{op}`.
+/// `POST /api/baseline/{op}`. The body is read only once the token and
+/// the origin are checked, and at most [`MAX_TRIAGE_BODY`] of it (a larger
+/// declared length is refused unread).
 pub async fn change(
     State(shared): State<Arc<Shared>>,
+    Extension(policy): Extension<HostPolicy>,
     Path(op): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: Request,
 ) -> Response {
     let Some(op) = Triage::parse(&op) else {
         return error(StatusCode::NOT_FOUND, "no such operation");
     };
-    if !token_matches(shared.token(), &headers) {
+    let headers = req.headers();
+    if !authorised(shared.token(), headers, &policy.cookie_name()) {
         return error(
             StatusCode::FORBIDDEN,
-            "missing or wrong X-Tetherscope-Token",
+            "triage needs the login address `tetherscope open` prints (or the X-Tetherscope-Token header)",
         );
     }
-    if let Err(why) = same_origin(&headers) {
+    if let Err(why) = same_origin(headers) {
         return error(StatusCode::FORBIDDEN, why);
     }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_TRIAGE_BODY as u64) {
+        return too_large();
+    }
+    let body = match read_body(req.into_body()).await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
     let Ok(req) = serde_json::from_slice::<ChangeBody>(&body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -174,16 +205,102 @@ pub async fn change(
     }
 }
 
-/// Compares the token without stopping at the first differing byte.
-fn token_matches(token: &str, headers: &HeaderMap) -> bool {
-    let Some(given) = headers.get(TOKEN_HEADER).map(|v| v.as_bytes()) else {
-        return false;
+fn too_large() -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "triage bodies are at most 4 KiB",
+    )
+}
+
+/// At most [`MAX_TRIAGE_BODY`] bytes within [`BODY_TIMEOUT`]; 413 or 408
+/// otherwise.
+async fn read_body(body: Body) -> Result<axum::body::Bytes, Response> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_TRIAGE_BODY)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(error(StatusCode::REQUEST_TIMEOUT, "body too slow")),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Session {
+    /// Whether this request carries the token (cookie or header).
+    triage: bool,
+}
+
+/// `GET /api/session`: whether the page may offer triage (it cannot read
+/// the HttpOnly cookie itself).
+pub async fn session(
+    State(shared): State<Arc<Shared>>,
+    Extension(policy): Extension<HostPolicy>,
+    headers: HeaderMap,
+) -> Response {
+    let triage = authorised(shared.token(), &headers, &policy.cookie_name());
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(Session { triage }),
+    )
+        .into_response()
+}
+
+/// `GET /login?token=T`: the right token sets the session cookie and sends
+/// the browser on to `/`, so the token leaves the address bar; anything
+/// else is 403 and sets nothing.
+pub async fn login(
+    State(shared): State<Arc<Shared>>,
+    Extension(policy): Extension<HostPolicy>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let token = shared.token();
+    let given = q.get("token").map_or(&[][..], |t| t.as_bytes());
+    if !constant_time_eq(token.as_bytes(), given) {
+        return error(StatusCode::FORBIDDEN, "wrong or missing token");
+    }
+    let cookie = format!(
+        "{}={token}; HttpOnly; SameSite=Strict; Path=/",
+        policy.cookie_name()
+    );
+    let Ok(cookie) = HeaderValue::from_str(&cookie) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "unusable token");
     };
+    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::SET_COOKIE, cookie);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Whether the request carries the token, in [`TOKEN_HEADER`] or in the
+/// cookie `cookie_name`.
+pub fn authorised(token: &str, headers: &HeaderMap, cookie_name: &str) -> bool {
+    let by_header = headers
+        .get_all(TOKEN_HEADER)
+        .iter()
+        .any(|v| constant_time_eq(token.as_bytes(), v.as_bytes()));
+    by_header || cookie_values(headers, cookie_name).any(|v| constant_time_eq(token.as_bytes(), v))
+}
+
+/// The values of every cookie named `name` in the `Cookie` headers.
+fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .filter_map(move |pair| {
+            let at = pair.iter().position(|&b| b == b'=')?;
+            let (k, v) = (pair[..at].trim_ascii(), pair[at + 1..].trim_ascii());
+            (k == name.as_bytes()).then_some(v)
+        })
+}
+
+/// Compares without stopping at the first differing byte; an empty token
+/// (no random source) matches nothing.
+fn constant_time_eq(token: &[u8], given: &[u8]) -> bool {
     !token.is_empty()
         && given.len() == token.len()
         && given
             .iter()
-            .zip(token.as_bytes())
+            .zip(token)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
 }
@@ -277,9 +394,21 @@ mod tests {
 
     #[test]
     fn token_compare() {
-        assert!(token_matches("abcd", &headers(&[(TOKEN_HEADER, "abcd")])));
-        assert!(!token_matches("abcd", &headers(&[(TOKEN_HEADER, "abce")])));
-        assert!(!token_matches("abcd", &headers(&[])));
-        assert!(!token_matches("", &headers(&[(TOKEN_HEADER, "")])));
+        let ok = |h: &[(&'static str, &str)]| authorised("abcd", &headers(h), "ts-9433");
+        assert!(ok(&[(TOKEN_HEADER, "abcd")]));
+        assert!(!ok(&[(TOKEN_HEADER, "abce")]));
+        assert!(!ok(&[]));
+        assert!(!authorised("", &headers(&[(TOKEN_HEADER, "")]), "ts-9433"));
+        assert!(ok(&[("cookie", "a=b; ts-9433=abcd; c=d")]));
+        assert!(ok(&[("cookie", "ts-9433 = abcd")]));
+        // Another listener's cookie, or a prefix of the token, is not it.
+        assert!(!ok(&[("cookie", "ts-9434=abcd")]));
+        assert!(!ok(&[("cookie", "ts-9433=abc")]));
+        assert!(!ok(&[("cookie", "xts-9433=abcd")]));
+        assert!(!authorised(
+            "",
+            &headers(&[("cookie", "ts-9433=")]),
+            "ts-9433"
+        ));
     }
 }

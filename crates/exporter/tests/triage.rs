@@ -241,3 +241,223 @@ async fn a_device_profile_of_its_own_decides_what_is_expected() {
     assert_eq!(state_of(&list, "izatcloud.net"), "new");
     assert_eq!(state_of(&list, "example.com"), "new");
 }
+
+/// A request through the loopback router, its status, headers and body.
+async fn raw(
+    shared: &Arc<Shared>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Body,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = tetherscope_exporter::router(shared.clone())
+        .oneshot(req.body(body).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+const HOST: (&str, &str) = ("host", "127.0.0.1:9433");
+
+#[tokio::test]
+async fn no_response_of_any_get_route_holds_the_token() {
+    let shared = setup();
+    let token = shared.token().to_owned();
+    for path in [
+        "/",
+        "/assets/page.js",
+        "/assets/page.css",
+        "/api/view",
+        "/api/flows",
+        "/api/devices",
+        "/api/baseline",
+        "/api/session",
+        "/metrics",
+        "/healthz",
+        "/login",
+        "/login?token=00",
+    ] {
+        let (status, headers, body) = raw(&shared, "GET", path, &[HOST], Body::empty()).await;
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        if path == "/" {
+            assert!(body.contains("example.com"), "the page was not drawn");
+        }
+        assert!(!body.contains(&token), "{path} hands out the token");
+        for (name, value) in &headers {
+            assert!(
+                !value.to_str().unwrap_or("").contains(&token),
+                "{path}: header {name} holds the token"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_address_sets_a_strict_http_only_cookie_and_leaves_the_address_bar() {
+    let shared = setup();
+    let token = shared.token().to_owned();
+    let (status, headers, _) = raw(
+        &shared,
+        "GET",
+        &format!("/login?token={token}"),
+        &[HOST],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers["location"], "/");
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    let attrs: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    assert_eq!(attrs[0], format!("tetherscope={token}"));
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(attrs.contains(&attr), "{attr} missing: {cookie}");
+    }
+
+    let wrong = format!("/login?token={}", "0".repeat(64));
+    for path in [wrong.as_str(), "/login", "/login?token=", "/login?tok=x"] {
+        let (status, headers, _) = raw(&shared, "GET", path, &[HOST], Body::empty()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(headers.get("set-cookie").is_none(), "{path} set a cookie");
+    }
+}
+
+#[tokio::test]
+async fn the_session_cookie_allows_triage_from_the_same_origin_only() {
+    let shared = setup();
+    let token = shared.token().to_owned();
+    let cookie = format!("other=1; tetherscope={token}");
+    let body = || {
+        Body::from(format!(
+            r#"{{"device": "{PHONE}", "destination": "example.com"}}"#
+        ))
+    };
+    let session = |headers: &'static [(&'static str, &'static str)]| {
+        let shared = shared.clone();
+        async move {
+            let (_, _, s) = raw(&shared, "GET", "/api/session", headers, Body::empty()).await;
+            serde_json::from_str::<serde_json::Value>(&s).unwrap()
+        }
+    };
+    assert_eq!(session(&[HOST]).await["triage"], false);
+    let (_, _, s) = raw(
+        &shared,
+        "GET",
+        "/api/session",
+        &[HOST, ("cookie", &cookie)],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&s).unwrap()["triage"],
+        true
+    );
+
+    // Without it: refused. A cookie of another value, or of another
+    // listener's name, is not it.
+    let stale = format!("tetherscope={}", "0".repeat(64));
+    let elsewhere = format!("tetherscope-9434={token}");
+    for headers in [
+        vec![HOST],
+        vec![HOST, ("cookie", stale.as_str())],
+        vec![HOST, ("cookie", elsewhere.as_str())],
+        vec![
+            HOST,
+            ("cookie", cookie.as_str()),
+            ("origin", "http://evil.example"),
+        ],
+        vec![
+            HOST,
+            ("cookie", cookie.as_str()),
+            ("sec-fetch-site", "same-site"),
+        ],
+    ] {
+        let (status, _, _) = raw(&shared, "POST", "/api/baseline/accept", &headers, body()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}");
+    }
+    let (_, list) = call(&shared, "GET", "/api/baseline", &[], "").await;
+    assert_eq!(state_of(&list, "example.com"), "new");
+
+    let (status, _, entry) = raw(
+        &shared,
+        "POST",
+        "/api/baseline/accept",
+        &[
+            HOST,
+            ("cookie", &cookie),
+            ("origin", "http://127.0.0.1:9433"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        body(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    let (_, list) = call(&shared, "GET", "/api/baseline", &[], "").await;
+    assert_eq!(state_of(&list, "example.com"), "accepted");
+}
+
+#[tokio::test]
+async fn triage_bodies_are_small() {
+    let shared = setup();
+    let token = shared.token().to_owned();
+    let tok = ("x-tetherscope-token", token.as_str());
+    // A valid body padded past 4 KiB.
+    let padded = format!(
+        r#"{{"device": "{PHONE}", "destination": "example.com"{}}}"#,
+        " ".repeat(5000)
+    );
+    let (status, _, _) = raw(
+        &shared,
+        "POST",
+        "/api/baseline/accept",
+        &[HOST, tok],
+        Body::from(padded.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // The same without a declared length (a stream): still 413.
+    let stream = Body::from_stream(futures_stream(padded.into_bytes()));
+    let (status, _, _) = raw(
+        &shared,
+        "POST",
+        "/api/baseline/accept",
+        &[HOST, tok],
+        stream,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (_, list) = call(&shared, "GET", "/api/baseline", &[], "").await;
+    assert_eq!(state_of(&list, "example.com"), "new");
+}
+
+/// `bytes` as a body of unknown length, 1 KiB at a time.
+fn futures_stream(
+    bytes: Vec<u8>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    struct Chunks(std::vec::IntoIter<Vec<u8>>);
+    impl futures_core::Stream for Chunks {
+        type Item = Result<Vec<u8>, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.next().map(Ok))
+        }
+    }
+    Chunks(
+        bytes
+            .chunks(1024)
+            .map(<[u8]>::to_vec)
+            .collect::<Vec<_>>()
+            .into_iter(),
+    )
+}
