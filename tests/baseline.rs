@@ -822,7 +822,9 @@ fn replay_without_state_keeps_no_store() {
 }
 
 /// A store this user cannot write (another user's, readable) is refused
-/// with one line and exit 64 before any packet is read. Root may write
+/// with one line and exit 64 before any packet is read: in a directory of
+/// that user, and in one anybody may write (as `/tmp`), where SQLite opens
+/// it read-only and says so only at the first write. Root may write
 /// anything, so the binary runs as `nobody`.
 #[test]
 fn baseline_store_this_user_cannot_write_is_refused_at_start() {
@@ -830,40 +832,42 @@ fn baseline_store_this_user_cannot_write_is_refused_at_start() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    let dir = scratch("unwritable");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let store = dir.join("state.db");
-    let cap = dir.join("seed.pcap");
-    std::fs::copy(common::fixture("seed-domains.pcap"), &cap).unwrap();
-    let out = common::read_jsonl(&cap, &["--quiet", "--state", store.to_str().unwrap()]);
-    assert!(out.status.success());
-    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let bin = dir.join("tetherscope");
-    std::fs::copy(common::bin(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let before = sha(&store);
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args(["read", "--format", "jsonl", "--state"])
-        .arg(&store)
-        .arg(&cap)
-        .output()
-        .expect("setpriv");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(64), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(
-        err.contains("state.db") && err.contains("read-only"),
-        "{err}"
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "packets were read: {}",
-        out.stdout.len()
-    );
-    assert_eq!(sha(&store), before);
-    let _ = std::fs::remove_dir_all(&dir);
+    for (name, dir_mode) in [("unwritable", 0o755), ("unwritable-shared", 0o1777)] {
+        let dir = scratch(name);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+        let store = dir.join("state.db");
+        let cap = dir.join("seed.pcap");
+        std::fs::copy(common::fixture("seed-domains.pcap"), &cap).unwrap();
+        let out = common::read_jsonl(&cap, &["--quiet", "--state", store.to_str().unwrap()]);
+        assert!(out.status.success());
+        std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let bin = dir.join("tetherscope");
+        std::fs::copy(common::bin(), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let before = sha(&store);
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["read", "--format", "jsonl", "--state"])
+            .arg(&store)
+            .arg(&cap)
+            .output()
+            .expect("setpriv");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+        assert!(
+            err.contains("state.db") && err.contains("read-only"),
+            "{name}: {err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: packets were read: {}",
+            out.stdout.len()
+        );
+        assert_eq!(sha(&store), before, "{name}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// A week of a phone's traffic, triaged, then one flow dated 2100: its
