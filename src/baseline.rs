@@ -77,13 +77,8 @@ pub fn run(cmd: &BaselineCommand) -> anyhow::Result<ExitCode> {
                 std::fs::read_to_string(file)
                     .map_err(|e| UsageError(format!("{}: {e}", file.display())))?
             };
-            let list: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
-                UsageError(format!(
-                    "{}:{}: not a baseline export: {e}",
-                    file.display(),
-                    e.line()
-                ))
-            })?;
+            let list = parse_export(&text)
+                .map_err(|why| UsageError(format!("{}: {why}", file.display())))?;
             let path = path_of(store)?;
             let mut store = crate::state::open_store(&path)?;
             let mut baseline = crate::state::load(&store, Settings::default())?;
@@ -101,6 +96,30 @@ pub fn run(cmd: &BaselineCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The entries of an export. Each is read on its own, so that an error
+/// (a count past 2^64, a negative one, a missing field) names the entry.
+fn parse_export(text: &str) -> Result<Vec<Entry>, String> {
+    let values: Vec<serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| format!("{}: not a baseline export: {e}", e.line()))?;
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let destination = v.get("destination").cloned().unwrap_or_default();
+            let entry = |why: String| format!("entry {} (destination {destination}): {why}", i + 1);
+            for field in ["flows", "bytes_up", "bytes_down", "cleartext_bytes"] {
+                match v.get(field) {
+                    Some(n) if n.as_u64().is_none() => {
+                        return Err(entry(format!("{field} {n} is not a count")))
+                    }
+                    _ => {}
+                }
+            }
+            serde_json::from_value(v).map_err(|e| entry(e.to_string()))
+        })
+        .collect()
 }
 
 fn triage(op: Triage, t: &TriageArgs) -> anyhow::Result<()> {

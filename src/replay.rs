@@ -41,7 +41,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     shared.capture.attachments.store(1, Relaxed);
     let flow_log = monitor::open_flow_log(opts.flow_log.as_ref())?;
     let listener = monitor::bind(listen)?;
-    let baseline = crate::state::attach(&opts, &mut pipeline, &mut shared)?;
+    // A capture from anywhere: the user's own baseline only when asked.
+    let baseline = crate::state::attach_with(
+        &opts,
+        &mut pipeline,
+        &mut shared,
+        crate::state::WithoutState::InMemory,
+    )?;
     eprintln!(
         "tetherscope: replaying {name}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
         listen

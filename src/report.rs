@@ -42,6 +42,17 @@ fn default_output(capture: &Path) -> PathBuf {
 }
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&args.capture));
+    if same_file(&args.capture, &output) {
+        return Err(crate::UsageError(format!(
+            "{}: the report would overwrite its own capture; give another with -o FILE",
+            output.display()
+        ))
+        .into());
+    }
     let mut source = match FileSource::open(&args.capture) {
         Ok(s) => s,
         Err(CaptureError::NotACapture) => anyhow::bail!(
@@ -50,10 +61,6 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         ),
         Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
     };
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| default_output(&args.capture));
     let catalog = crate::catalog::load(&args.catalog)?;
     let mut pipeline = Pipeline::new(&PipelineConfig {
         max_flows: args.max_flows,
@@ -144,18 +151,69 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes next to `path` and renames, so a failed run leaves no half file.
+/// Whether `a` and `b` are one file (the same path, or links to it).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Writes a temporary file next to `path` and renames it there, so a
+/// failed run leaves no half file. The temporary name is unpredictable and
+/// the file is created new, never through a link: in a directory others
+/// can write, a link planted at the name would otherwise take the write
+/// (root's, say) wherever it points.
 fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()))
+    let (mut file, tmp) = create_temporary(path)?;
+    let result = file
+        .write_all(data)
+        .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A new file `.NAME.RANDOM.tmp` in `path`'s directory.
+fn create_temporary(path: &Path) -> io::Result<(std::fs::File, PathBuf)> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut last = None;
+    for attempt in 0..16u32 {
+        // Keys the OS drew at random for this process.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(attempt);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{:016x}.tmp", h.finish()));
+        let tmp = dir.join(tmp_name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((f, tmp)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no temporary file")))
 }
 
 /// The report's own policy: inline style and data images only, no script,

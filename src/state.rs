@@ -31,7 +31,7 @@ pub struct StateArgs {
     /// The state store (SQLite): per-device baselines, triage, saved DNS
     /// answers. `run` defaults to $STATE_DIRECTORY/state.db under systemd,
     /// else $XDG_STATE_HOME/tetherscope/state.db (~/.local/state/...);
-    /// `read` keeps no state without it.
+    /// `read` and `replay` keep no state without it.
     #[arg(long = "state", value_name = "PATH")]
     pub path: Option<PathBuf>,
     /// How long each device learns from its first packet (packet time), its
@@ -180,6 +180,7 @@ pub fn start_default(settings: Settings) -> anyhow::Result<Option<Running>> {
         tracing::warn!("no state directory (no HOME); the baseline lives in memory only");
         return Ok(None);
     };
+    owner_only_default_dir(&path);
     match Store::open(&path) {
         Ok(store) => {
             drop(store);
@@ -190,6 +191,23 @@ pub fn start_default(settings: Settings) -> anyhow::Result<Option<Running>> {
             Ok(None)
         }
         Err(e) => Err(UsageError(e.to_string()).into()),
+    }
+}
+
+/// The default store's own directory (`.../tetherscope`, outside systemd,
+/// whose `StateDirectoryMode=` sets it) made 0700 if an older version left
+/// it open to others; best effort, the store's checks follow.
+fn owner_only_default_dir(store: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if std::env::var_os("STATE_DIRECTORY").is_some() {
+        return;
+    }
+    let Some(dir) = store.parent() else { return };
+    let Ok(m) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    if m.is_dir() && m.permissions().mode() & 0o077 != 0 {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
     }
 }
 
@@ -395,6 +413,16 @@ pub struct Live {
     token_file: Option<PathBuf>,
 }
 
+/// Without `--state`: the user's default store, or a baseline in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutState {
+    /// `run`: the default store is the user's own (see [`default_path`]).
+    DefaultStore,
+    /// `replay`: a capture from anywhere must not rewrite the user's
+    /// baseline, so nothing is kept.
+    InMemory,
+}
+
 /// Opens the store the options name (or the default one), configures the
 /// config file's devices, puts saved DNS answers back into the pipeline,
 /// gives the exporter the baseline and writes the API token next to the
@@ -404,10 +432,21 @@ pub fn attach(
     pipeline: &mut tetherscope_flow::Pipeline,
     shared: &mut Arc<tetherscope_exporter::Shared>,
 ) -> anyhow::Result<Live> {
+    attach_with(args, pipeline, shared, WithoutState::DefaultStore)
+}
+
+/// [`attach`], saying what happens without `--state`.
+pub fn attach_with(
+    args: &crate::cli::RunArgs,
+    pipeline: &mut tetherscope_flow::Pipeline,
+    shared: &mut Arc<tetherscope_exporter::Shared>,
+    without: WithoutState,
+) -> anyhow::Result<Live> {
     let settings = args.state.settings();
-    let mut state = match &args.state.path {
-        Some(path) => Some(start(path, settings)?),
-        None => start_default(settings)?,
+    let mut state = match (&args.state.path, without) {
+        (Some(path), _) => Some(start(path, settings)?),
+        (None, WithoutState::DefaultStore) => start_default(settings)?,
+        (None, WithoutState::InMemory) => None,
     };
     if let Some(state) = &mut state {
         restore_dns(std::mem::take(&mut state.saved_dns), pipeline);

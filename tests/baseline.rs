@@ -700,3 +700,354 @@ fn baseline_live_restart_then_new_destination_alerts_once() {
     );
     assert_eq!(value(&m, "tetherscope_new_destinations_total", &[]), 1.0);
 }
+
+/// Unix seconds now.
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `replay` of the seed capture with `args`, under `sh -c` (for a umask or
+/// an environment), until its packets are served; then `check` runs while
+/// it still does, and it is stopped with SIGTERM.
+fn while_replaying(args: &[&std::ffi::OsStr], env: &[(&str, &Path)], check: impl FnOnce()) {
+    use crate::common::sim::{parse_metrics, value, wait_for};
+    let port = common::free_port();
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "umask 022; exec \"$@\"",
+        "sh",
+        common::bin(),
+        "replay",
+    ])
+    .arg(common::fixture("seed-domains.pcap"))
+    .args(["--listen", &format!("127.0.0.1:{port}")])
+    .args(args)
+    .env_remove("STATE_DIRECTORY")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let served = wait_for(Duration::from_secs(15), || {
+        let m = parse_metrics(&common::get_local(port, "/metrics")?);
+        (value(&m, "tetherscope_pipeline_packets_total", &[]) >= 65.0).then_some(())
+    });
+    if served.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("replay never served the fixture");
+    }
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    if let Err(e) = checked {
+        std::panic::resume_unwind(e);
+    }
+    assert!(status.success(), "replay exited with {status}");
+}
+
+/// Permission bits of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The store, its write-ahead log and shared memory, and the token are
+/// the owner's only, and so is the directory made for them, under the
+/// usual umask 022 (outside systemd, which sets its own modes).
+#[test]
+fn baseline_store_files_are_owner_only_whatever_the_umask() {
+    let dir = scratch("modes");
+    let store = dir.join("made/for/it/state.db");
+    let state = [std::ffi::OsStr::new("--state"), store.as_os_str()];
+    while_replaying(&state, &[], || {
+        let wal = dir.join("made/for/it/state.db-wal");
+        let shm = dir.join("made/for/it/state.db-shm");
+        let token = dir.join("made/for/it/token");
+        for file in [&store, &wal, &shm, &token] {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
+        }
+        for d in ["made", "made/for", "made/for/it"] {
+            assert_eq!(mode(&dir.join(d)), 0o700, "{d}");
+        }
+    });
+    // An existing store left readable by others is made the owner's.
+    std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = baseline(&[
+        "forget",
+        "nothing.example",
+        "--device",
+        "02:00:00:00:00:01",
+        "--state",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(mode(&store), 0o600);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `replay` keeps no store unless `--state` names one: replaying someone
+/// else's capture must not rewrite the user's own baseline.
+#[test]
+fn replay_without_state_keeps_no_store() {
+    let dir = scratch("replay-nostate");
+    let (xdg, home) = (dir.join("xdg"), dir.join("home"));
+    std::fs::create_dir_all(&xdg).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let env = [("XDG_STATE_HOME", xdg.as_path()), ("HOME", home.as_path())];
+    while_replaying(&[], &env, || {});
+    let left: Vec<_> = [&xdg, &home]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "replay wrote {left:?}");
+    // `run` still defaults to that store; with `--state` replay keeps one.
+    let store = dir.join("kept.db");
+    let state = [std::ffi::OsStr::new("--state"), store.as_os_str()];
+    while_replaying(&state, &env, || {});
+    assert!(store.is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A store this user cannot write (another user's, readable) is refused
+/// with one line and exit 64 before any packet is read: in a directory of
+/// that user, and in one anybody may write (as `/tmp`), where SQLite opens
+/// it read-only and says so only at the first write. Root may write
+/// anything, so the binary runs as `nobody`.
+#[test]
+fn baseline_store_this_user_cannot_write_is_refused_at_start() {
+    if crate::common::sim::skip_without_root("unwritable-store") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for (name, dir_mode) in [("unwritable", 0o755), ("unwritable-shared", 0o1777)] {
+        let dir = scratch(name);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+        let store = dir.join("state.db");
+        let cap = dir.join("seed.pcap");
+        std::fs::copy(common::fixture("seed-domains.pcap"), &cap).unwrap();
+        let out = common::read_jsonl(&cap, &["--quiet", "--state", store.to_str().unwrap()]);
+        assert!(out.status.success());
+        std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let bin = dir.join("tetherscope");
+        std::fs::copy(common::bin(), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let before = sha(&store);
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["read", "--format", "jsonl", "--state"])
+            .arg(&store)
+            .arg(&cap)
+            .output()
+            .expect("setpriv");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+        assert!(
+            err.contains("state.db") && err.contains("read-only"),
+            "{name}: {err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: packets were read: {}",
+            out.stdout.len()
+        );
+        assert_eq!(sha(&store), before, "{name}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A week of a phone's traffic, triaged, then one flow dated 2100: its
+/// time is clamped to this machine's clock (plus a day), so retention
+/// forgets nothing; and an import dated 2100, or with numbers no baseline
+/// holds, is refused naming the entry, changing nothing.
+#[test]
+fn baseline_times_from_2100_do_not_empty_the_baseline() {
+    let dir = scratch("y2100");
+    let store = dir.join("state.db");
+    let s = store.to_str().unwrap();
+    let week_ago = now_s() - 7 * DAY;
+    let week = dir.join("week.pcap");
+    capture(
+        &week,
+        &[
+            flow(week_ago, "www.example.com", "203.0.113.10"),
+            flow(week_ago + HOUR, "api.example.net", "203.0.113.11"),
+            flow(week_ago + 2 * HOUR, "ads.example.edu", "203.0.113.12"),
+        ],
+    );
+    read(&store, &week, &["--learn-for", "0"]);
+    for (op, d) in [("accept", "example.net"), ("flag", "example.edu")] {
+        let out = baseline(&[op, d, "--device", PHONE, "--state", s]);
+        assert!(out.status.success());
+    }
+    let before = states(&store);
+    assert_eq!(before.len(), 3);
+
+    let future = dir.join("2100.pcap");
+    capture(
+        &future,
+        &[flow(4_102_444_800, "far.example.org", "203.0.113.13")],
+    );
+    read(&store, &future, &["--retain", "30d"]);
+    let after = states(&store);
+    assert_eq!(after.len(), 4, "{after:?}");
+    for (d, st) in &before {
+        assert_eq!(&after[d], st, "{d}");
+    }
+    let out = baseline(&["export", "--state", s]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let far = list
+        .iter()
+        .find(|e| e["destination"] == "example.org")
+        .unwrap();
+    let last_seen = far["last_seen"].as_f64().unwrap();
+    assert!(last_seen <= (now_s() + DAY + 60) as f64, "{far}");
+
+    // Imports: each bad number refused, naming the entry.
+    let exported = String::from_utf8(out.stdout).unwrap();
+    let listed = baseline(&["list", "--format", "json", "--state", s]).stdout;
+    let spoil = |from: &str, to: &str, says: &[&str]| {
+        assert!(exported.contains(from), "{from}");
+        let file = dir.join("import.json");
+        std::fs::write(&file, exported.replacen(from, to, 1)).unwrap();
+        let out = baseline(&["import", file.to_str().unwrap(), "--state", s]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{to}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        for said in says {
+            assert!(err.contains(said), "{to}: {said}: {err}");
+        }
+        let now = baseline(&["list", "--format", "json", "--state", s]).stdout;
+        assert_eq!(now, listed, "{to}: the store changed");
+    };
+    let entry1 = "entry 1 (";
+    spoil(
+        "\"last_seen\": ",
+        "\"last_seen\": 4102444800.0, \"x\": ",
+        &[entry1, "last_seen"],
+    );
+    spoil(
+        "\"first_seen\": ",
+        "\"first_seen\": 1e300, \"x\": ",
+        &[entry1, "first_seen"],
+    );
+    spoil(
+        "\"first_seen\": ",
+        "\"first_seen\": -1.0, \"x\": ",
+        &[entry1, "first_seen"],
+    );
+    spoil(
+        "\"flows\": ",
+        "\"flows\": 18446744073709551616, \"x\": ",
+        &[entry1, "flows"],
+    );
+    spoil(
+        "\"flows\": ",
+        "\"flows\": 9223372036854775808, \"x\": ",
+        &[entry1, "flows"],
+    );
+    spoil(
+        "\"bytes_up\": ",
+        "\"bytes_up\": -3, \"x\": ",
+        &[entry1, "-3"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A second station that sends the phone's DHCP name is told apart
+/// wherever the name is shown, and triage by that name refuses, listing
+/// both MACs.
+#[test]
+fn baseline_a_dhcp_name_two_stations_send_is_not_a_device() {
+    let dir = scratch("names");
+    let store = dir.join("state.db");
+    let s = store.to_str().unwrap();
+    const ROGUE: &str = "02:00:00:00:66:66";
+    let rogue = format!(
+        r#"{{"t": {}, "mac": "{ROGUE}", "ip": "10.42.0.66", "host": "www.example.com", "server": "203.0.113.10", "name": "pixel-7a"}}"#,
+        T0 + HOUR
+    );
+    let cap = dir.join("two.pcap");
+    capture(&cap, &[flow(T0, "www.example.com", "203.0.113.10"), rogue]);
+    let out = common::read_jsonl(&cap, &["--quiet", "--state", s]);
+    assert!(out.status.success());
+    // The report (as the page) names devices by what the table holds.
+    let html = dir.join("two.html");
+    let out = Command::new(common::bin())
+        .args(["report", "--quiet", "-o"])
+        .arg(&html)
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&html).unwrap();
+    let row = |mac: &str| {
+        let at = html
+            .find(&format!("<td class=\"mac\">{mac}</td>"))
+            .unwrap_or_else(|| panic!("{mac}"));
+        let start = html[..at].rfind("<tr>").unwrap();
+        html[start..at].to_owned()
+    };
+    assert!(row(PHONE).contains(">pixel-7a<"), "{}", row(PHONE));
+    assert!(
+        row(ROGUE).contains(&format!(">pixel-7a ({ROGUE})<")),
+        "{}",
+        row(ROGUE)
+    );
+
+    let shown = || {
+        let out = baseline(&["list", "--format", "json", "--state", s]);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        list.iter()
+            .map(|e| {
+                (
+                    e["mac"].as_str().unwrap().to_owned(),
+                    e["device"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<BTreeMap<String, String>>()
+    };
+    assert_eq!(shown()[PHONE], "pixel-7a");
+    assert_eq!(shown()[ROGUE], format!("pixel-7a ({ROGUE})"));
+    // Later, in another process, the rogue sends the name first: the
+    // store still knows whose it was.
+    let later = dir.join("later.pcap");
+    capture(
+        &later,
+        &[format!(
+            r#"{{"t": {}, "mac": "{ROGUE}", "ip": "10.42.0.66", "host": "api.example.com", "server": "203.0.113.10", "name": "pixel-7a"}}"#,
+            T0 + 2 * HOUR
+        )],
+    );
+    let out = common::read_jsonl(&later, &["--quiet", "--state", s]);
+    assert!(out.status.success());
+    assert_eq!(shown()[PHONE], "pixel-7a");
+    assert_eq!(shown()[ROGUE], format!("pixel-7a ({ROGUE})"));
+    for op in ["accept", "flag", "forget"] {
+        let out = baseline(&[op, "example.com", "--device", "pixel-7a", "--state", s]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{op}: {err}");
+        assert!(err.contains(&format!("{ROGUE}, {PHONE}")), "{op}: {err}");
+    }
+    let out = baseline(&["accept", "example.com", "--device", PHONE, "--state", s]);
+    assert!(out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,6 +18,7 @@ mod package;
 mod page;
 mod read;
 mod replay;
+mod report;
 mod scale_out;
 mod silent;
 mod truth;

@@ -44,6 +44,19 @@ pub const MAX_NAMES: usize = 16;
 pub const MAX_HOST_NAMES: usize = 8;
 /// Longest name or destination kept, in bytes.
 const MAX_NAME_LEN: usize = 253;
+/// How far past this machine's clock a time from packets, imports or the
+/// store may lie. A capture or an import dated decades ahead would
+/// otherwise move retention's "now" there and forget the whole baseline.
+pub const CLOCK_MARGIN_NS: u64 = 24 * 3600 * SECOND;
+/// The largest counter the store can hold (SQLite integers are signed).
+const MAX_COUNTER: u64 = i64::MAX as u64;
+
+/// This machine's clock, Unix nanoseconds.
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
 
 /// One finished flow, as the baseline sees it.
 #[derive(Debug, Clone, Copy)]
@@ -181,6 +194,14 @@ pub enum TriageError {
     /// An imported entry is not usable.
     #[error("bad entry: {0}")]
     BadEntry(String),
+    /// More than one device uses that name: only a MAC says which.
+    #[error("{name:?} is the name of more than one device ({}); give the MAC", macs.join(", "))]
+    Ambiguous {
+        /// The name as asked.
+        name: String,
+        /// The devices that use it, sorted.
+        macs: Vec<String>,
+    },
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or `-` separated), any case.
@@ -440,6 +461,9 @@ pub struct Baseline {
     vocabulary: Vocabulary,
     /// Latest packet time seen: retention counts back from here.
     now_ns: u64,
+    /// Times beyond this are clamped to it: this machine's clock plus
+    /// [`CLOCK_MARGIN_NS`] when last read (0: not read yet).
+    clock_limit_ns: u64,
     /// Packet time of the last retention pass.
     expired_at_ns: u64,
     /// Destinations dropped because their device had too many.
@@ -448,6 +472,9 @@ pub struct Baseline {
     pub expired: u64,
     /// Flows of devices past the device cap (not tracked).
     pub untracked_flows: u64,
+    /// Times from packets or the store that lay beyond this machine's clock
+    /// (plus [`CLOCK_MARGIN_NS`]) and were clamped to it.
+    pub clamped: u64,
 }
 
 impl Baseline {
@@ -518,24 +545,101 @@ impl Baseline {
     /// Inserts a device and its destinations as loaded from the store
     /// (nothing becomes dirty), their labels already shared (the store's
     /// load takes them from the baseline's vocabulary).
-    pub fn load_device(&mut self, mac: [u8; 6], device: Device) {
+    /// Times from the future (a store written before they were clamped)
+    /// are clamped like packet times.
+    pub fn load_device(&mut self, mac: [u8; 6], mut device: Device) {
+        device.first_seen_ns = self.trusted_time(device.first_seen_ns);
+        device.last_seen_ns = self.trusted_time(device.last_seen_ns);
+        for d in device.destinations.values_mut() {
+            d.first_seen_ns = self.trusted_time(d.first_seen_ns);
+            d.last_seen_ns = self.trusted_time(d.last_seen_ns);
+        }
         self.now_ns = self.now_ns.max(device.last_seen_ns);
         self.devices.insert(mac, device);
     }
 
+    /// The latest time taken from packets or the store as it is: this
+    /// machine's clock plus [`CLOCK_MARGIN_NS`].
+    fn clock_limit(&mut self) -> u64 {
+        self.clock_limit_ns = wall_clock_ns().saturating_add(CLOCK_MARGIN_NS);
+        self.clock_limit_ns
+    }
+
+    /// `t`, or the clock limit when `t` lies beyond it (counted, and said
+    /// once): packet times are the sender's word, and one from decades
+    /// ahead would make retention forget everything else.
+    fn trusted_time(&mut self, t: u64) -> u64 {
+        // The limit only grows, so reading the clock again is needed only
+        // for a time past the limit last read.
+        if t <= self.clock_limit_ns || t <= self.clock_limit() {
+            return t;
+        }
+        if self.clamped == 0 {
+            tracing::warn!(
+                "a time {} s after this machine's clock (packet or store time); \
+                 such times are taken as the clock plus a day",
+                (t - self.clock_limit_ns + CLOCK_MARGIN_NS) / SECOND
+            );
+        }
+        self.clamped += 1;
+        self.clock_limit_ns
+    }
+
     /// The display name: configured label, else latest DHCP name, else MAC.
+    /// A DHCP name is a claim any station can make: one another device
+    /// made first (see [`Baseline::name_owners`]) is shown with the MAC,
+    /// and the label configured for that name is not this device's.
     pub fn display_name(&self, mac: &[u8; 6]) -> String {
+        let host = self.devices.get(mac).and_then(|d| d.host_names.last());
+        let owners = host.map(|h| self.name_owners(Some(h))).unwrap_or_default();
+        self.display_name_among(mac, &owners)
+    }
+
+    /// [`Baseline::display_name`] with the owners of latest host names in
+    /// hand (listing every entry asks for each device's).
+    fn display_name_among(&self, mac: &[u8; 6], owners: &HashMap<&str, [u8; 6]>) -> String {
         if let Some(l) = self.labels.get(mac) {
             return l.clone();
         }
-        let host = self.devices.get(mac).and_then(|d| d.host_names.last());
-        if let Some(l) = host.and_then(|h| self.host_labels.get(h)) {
-            return l.clone();
+        let Some(host) = self.devices.get(mac).and_then(|d| d.host_names.last()) else {
+            return format_mac(mac);
+        };
+        if owners.get(host.as_str()).is_some_and(|owner| owner != mac) {
+            return format!("{host} ({})", format_mac(mac));
         }
-        host.cloned().unwrap_or_else(|| format_mac(mac))
+        match self.host_labels.get(host) {
+            Some(l) => l.clone(),
+            None => host.clone(),
+        }
     }
 
-    /// Finds a device by MAC, DHCP host name or configured name.
+    /// For each latest DHCP host name (only `only`, if given), the device
+    /// that claimed it first: seen first, the lower MAC on a tie.
+    fn name_owners(&self, only: Option<&str>) -> HashMap<&str, [u8; 6]> {
+        let mut owners: HashMap<&str, ([u8; 6], u64)> = HashMap::default();
+        for (mac, d) in &self.devices {
+            let Some(host) = d.host_names.last() else {
+                continue;
+            };
+            if only.is_some_and(|o| o != host) {
+                continue;
+            }
+            let claim = (*mac, d.first_seen_ns);
+            owners
+                .entry(host.as_str())
+                .and_modify(|held| {
+                    if (claim.1, claim.0) < (held.1, held.0) {
+                        *held = claim;
+                    }
+                })
+                .or_insert(claim);
+        }
+        owners.into_iter().map(|(h, (mac, _))| (h, mac)).collect()
+    }
+
+    /// Finds a device by MAC, DHCP host name or configured name. A host
+    /// name more than one device used is refused with their MACs: any
+    /// station can send any name.
     pub fn resolve(&self, query: &str) -> Result<[u8; 6], TriageError> {
         if let Some(mac) = parse_mac(query) {
             if self.devices.contains_key(&mac) {
@@ -557,15 +661,28 @@ impl Baseline {
             .map(|(m, _)| m)
             .collect();
         found.sort();
-        found
-            .first()
-            .map(|m| **m)
-            .ok_or_else(|| TriageError::UnknownDevice(query.to_owned()))
+        match found[..] {
+            [] => Err(TriageError::UnknownDevice(query.to_owned())),
+            [mac] => Ok(*mac),
+            _ => Err(TriageError::Ambiguous {
+                name: query.to_owned(),
+                macs: found.iter().map(|m| format_mac(m)).collect(),
+            }),
+        }
     }
 
     /// Records one finished flow and says what it was to its device; `None`
     /// when the device is past the device cap.
     pub fn observe(&mut self, o: &Observation<'_>) -> Option<Outcome> {
+        let (first_seen_ns, last_seen_ns) = (
+            self.trusted_time(o.first_seen_ns),
+            self.trusted_time(o.last_seen_ns),
+        );
+        let o = &Observation {
+            first_seen_ns,
+            last_seen_ns,
+            ..*o
+        };
         let s = self.settings;
         let full = self.devices.len() >= s.max_devices;
         let device = match self.devices.get_mut(&o.mac) {
@@ -718,15 +835,24 @@ impl Baseline {
 
     /// Merges exported entries: state as given, counters and times widened.
     /// Returns how many entries were taken.
+    /// Every entry is checked before any is taken: a bad one is refused,
+    /// naming it, and nothing changes.
     pub fn import(&mut self, entries: &[Entry]) -> Result<usize, TriageError> {
+        let limit = self.clock_limit();
+        for (i, e) in entries.iter().enumerate() {
+            check_entry(e, limit).map_err(|why| {
+                TriageError::BadEntry(format!(
+                    "entry {} ({} {:?}): {why}",
+                    i + 1,
+                    e.mac,
+                    e.destination
+                ))
+            })?;
+        }
         for e in entries {
-            let mac = parse_mac(&e.mac)
-                .ok_or_else(|| TriageError::BadEntry(format!("mac {:?}", e.mac)))?;
-            let state = State::parse(&e.state)
-                .ok_or_else(|| TriageError::BadEntry(format!("state {:?}", e.state)))?;
-            if e.destination.is_empty() {
-                return Err(TriageError::BadEntry("empty destination".into()));
-            }
+            let (Some(mac), Some(state)) = (parse_mac(&e.mac), State::parse(&e.state)) else {
+                continue;
+            };
             if !self.devices.contains_key(&mac) && self.devices.len() >= self.settings.max_devices {
                 return Err(TriageError::BadEntry("too many devices".into()));
             }
@@ -742,7 +868,11 @@ impl Baseline {
             });
             device.first_seen_ns = device.first_seen_ns.min(first);
             device.last_seen_ns = device.last_seen_ns.max(last);
-            let is_name = e.device != e.mac && parse_mac(&e.device).is_none();
+            // A name shown with its MAC (another device claimed it first)
+            // is not this device's name.
+            let is_name = e.device != e.mac
+                && parse_mac(&e.device).is_none()
+                && !e.device.ends_with(&format!(" ({})", format_mac(&mac)));
             if is_name && !device.host_names.contains(&e.device) {
                 device.host_names.insert(0, clip(&e.device).into_owned());
                 device.host_names.truncate(MAX_HOST_NAMES);
@@ -794,6 +924,7 @@ impl Baseline {
 
     /// Forgets destinations not seen for the retention period (counting
     /// back from the latest packet time seen), and devices left with none.
+    /// What the user accepted or flagged is kept: only the user forgets it.
     /// Walks everything, so it runs at most once a minute of packet time.
     pub fn expire(&mut self) {
         if self.settings.retain_ns == 0 || self.now_ns < self.expired_at_ns + 60 * SECOND {
@@ -805,7 +936,8 @@ impl Baseline {
         for (mac, device) in &mut self.devices {
             let before = device.destinations.len();
             device.destinations.retain(|name, d| {
-                let keep = d.last_seen_ns >= cutoff;
+                let keep =
+                    d.last_seen_ns >= cutoff || matches!(d.state, State::Accepted | State::Flagged);
                 if !keep {
                     self.changes.destination_removed(*mac, name);
                 }
@@ -1005,14 +1137,16 @@ impl Baseline {
     /// first seen.
     pub fn entries(&self, device: Option<&str>) -> Result<Vec<Entry>, TriageError> {
         let only = device.map(|d| self.resolve(d)).transpose()?;
+        let owners = self.name_owners(None);
         let mut out: Vec<Entry> = self
             .devices
             .iter()
             .filter(|(mac, _)| only.is_none_or(|m| m == **mac))
             .flat_map(|(mac, dev)| {
-                dev.destinations
-                    .iter()
-                    .map(move |(name, d)| self.entry(mac, name, d))
+                let shown = self.display_name_among(mac, &owners);
+                dev.destinations.iter().map(move |(name, d)| {
+                    Entry::new(shown.clone(), mac, is_randomised(mac), name, d)
+                })
             })
             .collect();
         out.sort_by(|a, b| {
@@ -1022,6 +1156,46 @@ impl Baseline {
         });
         Ok(out)
     }
+}
+
+/// Why an imported entry cannot be taken: every field checked, so that
+/// nothing absurd (a time in 2100, a count past what the store holds)
+/// reaches the baseline.
+fn check_entry(e: &Entry, clock_limit_ns: u64) -> Result<(), String> {
+    if parse_mac(&e.mac).is_none() {
+        return Err(format!("mac {:?} is not a MAC address", e.mac));
+    }
+    if State::parse(&e.state).is_none() {
+        return Err(format!(
+            "state {:?} is not one of baseline, accepted, new, flagged",
+            e.state
+        ));
+    }
+    if e.destination.is_empty() {
+        return Err("empty destination".into());
+    }
+    let limit_s = clock_limit_ns / SECOND;
+    for (field, t) in [("first_seen", e.first_seen), ("last_seen", e.last_seen)] {
+        if !t.is_finite() || t < 0.0 {
+            return Err(format!("{field} {t} is not a time"));
+        }
+        if t > limit_s as f64 {
+            return Err(format!(
+                "{field} {t} is more than a day after this machine's clock"
+            ));
+        }
+    }
+    for (field, n) in [
+        ("flows", e.flows),
+        ("bytes_up", e.bytes_up),
+        ("bytes_down", e.bytes_down),
+        ("cleartext_bytes", e.cleartext_bytes),
+    ] {
+        if n > MAX_COUNTER {
+            return Err(format!("{field} {n} is more than the store holds"));
+        }
+    }
+    Ok(())
 }
 
 /// Drops the least recently seen sixteenth (at least one) of a full
@@ -1071,6 +1245,12 @@ mod tests {
             bytes_up: 10,
             bytes_down: 20,
             cleartext_bytes: 0,
+        }
+    }
+
+    impl Baseline {
+        fn retain_for_test(&mut self, retain_ns: u64) {
+            self.settings.retain_ns = retain_ns;
         }
     }
 
@@ -1378,5 +1558,202 @@ mod tests {
             .destinations
             .iter()
             .any(|(_, n, _)| n == "a" || n == "b"));
+    }
+
+    /// 1 January 2100, Unix seconds.
+    const Y2100: u64 = 4_102_444_800;
+
+    /// A baseline a week old with one entry of each triage state.
+    fn triaged() -> (Baseline, u64) {
+        let mut b = Baseline::new(Settings {
+            learn_for_ns: 0,
+            retain_ns: 90 * 24 * HOUR,
+            ..Settings::default()
+        });
+        let t0 = wall_clock_ns() - 7 * 24 * HOUR;
+        for d in [
+            "kept.example",
+            "good.example",
+            "bad.example",
+            "seen.example",
+        ] {
+            b.observe(&obs(d, t0)).unwrap();
+        }
+        b.triage(Triage::Accept, "pixel-7a", "good.example")
+            .unwrap();
+        b.triage(Triage::Flag, "pixel-7a", "bad.example").unwrap();
+        (b, t0)
+    }
+
+    fn names(b: &Baseline) -> Vec<String> {
+        let mut v: Vec<String> = b.devices[&MAC]
+            .destinations
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_flow_dated_2100_is_clamped_and_retention_keeps_the_baseline() {
+        let (mut b, _) = triaged();
+        b.expire();
+        let o = b.observe(&obs("future.example", Y2100 * SECOND));
+        assert!(o.is_some());
+        assert_eq!(b.clamped, 2, "its first and last packet times");
+        let limit = wall_clock_ns() + CLOCK_MARGIN_NS;
+        let future = &b.devices[&MAC].destinations["future.example"];
+        assert!(future.last_seen_ns <= limit, "{}", future.last_seen_ns);
+        assert!(b.devices[&MAC].last_seen_ns <= limit);
+        b.expired_at_ns = 0;
+        b.expire();
+        assert_eq!(b.expired, 0);
+        assert_eq!(
+            names(&b),
+            [
+                "bad.example",
+                "future.example",
+                "good.example",
+                "kept.example",
+                "seen.example"
+            ]
+        );
+    }
+
+    #[test]
+    fn retention_never_forgets_what_the_user_accepted_or_flagged() {
+        let (mut b, t0) = triaged();
+        // A year later (packet time, within this machine's clock).
+        b.observe(&obs("later.example", t0 + 6 * 24 * HOUR))
+            .unwrap();
+        b.retain_for_test(HOUR);
+        b.expire();
+        assert_eq!(b.expired, 2, "the two untriaged entries of a week ago");
+        assert_eq!(names(&b), ["bad.example", "good.example", "later.example"]);
+        let states: Vec<State> = ["bad.example", "good.example"]
+            .iter()
+            .map(|d| b.devices[&MAC].destinations[*d].state)
+            .collect();
+        assert_eq!(states, [State::Flagged, State::Accepted]);
+    }
+
+    #[test]
+    fn a_store_row_from_the_future_is_clamped_on_load() {
+        let (b, _) = triaged();
+        let mut device = b.devices[&MAC].clone();
+        for d in device.destinations.values_mut() {
+            d.last_seen_ns = Y2100 * SECOND;
+        }
+        device.last_seen_ns = Y2100 * SECOND;
+        let mut loaded = Baseline::new(b.settings());
+        loaded.load_device(MAC, device);
+        let limit = wall_clock_ns() + CLOCK_MARGIN_NS;
+        assert!(loaded.now_ns <= limit);
+        assert_eq!(loaded.clamped, 5);
+        assert!(loaded.devices[&MAC]
+            .destinations
+            .values()
+            .all(|d| d.last_seen_ns <= limit));
+    }
+
+    #[test]
+    fn import_checks_every_number_and_names_the_entry() {
+        let (mut b, t0) = triaged();
+        let good = b.entries(None).unwrap();
+        let before = b.entries(None).unwrap();
+        let t0 = t0 as f64 / SECOND as f64;
+        type Spoil = fn(&mut Entry);
+        let spoiled: [(Spoil, &str); 9] = [
+            (|e| e.last_seen = Y2100 as f64, "last_seen"),
+            (|e| e.first_seen = 1e300, "first_seen"),
+            (|e| e.first_seen = -5.0, "first_seen -5"),
+            (|e| e.last_seen = f64::NAN, "last_seen NaN"),
+            (|e| e.last_seen = f64::INFINITY, "last_seen inf"),
+            (|e| e.flows = u64::MAX, "flows 18446744073709551615"),
+            (|e| e.bytes_down = 1 << 63, "bytes_down"),
+            (|e| e.state = "trusted".into(), "state \"trusted\""),
+            (|e| e.mac = "nope".into(), "mac \"nope\""),
+        ];
+        for (spoil, said) in spoiled {
+            let mut list = good.clone();
+            list.push(Entry {
+                destination: "new.example".into(),
+                first_seen: t0,
+                last_seen: t0,
+                ..good[0].clone()
+            });
+            spoil(&mut list[4]);
+            let err = b.import(&list).unwrap_err().to_string();
+            assert!(err.contains("entry 5 ("), "{err}");
+            assert!(err.contains("\"new.example\""), "{err}");
+            assert!(err.contains(said), "{said}: {err}");
+            assert_eq!(b.entries(None).unwrap(), before, "nothing taken: {err}");
+        }
+        // A clean import is taken.
+        let mut list = good.clone();
+        list[0].flows = MAX_COUNTER;
+        assert_eq!(b.import(&list), Ok(4));
+    }
+
+    #[test]
+    fn a_host_name_is_a_claim_that_gives_nothing_of_its_owner() {
+        let mut b = Baseline::new(Settings {
+            learn_for_ns: 0,
+            ..Settings::default()
+        });
+        let t0 = 1_700_000_000 * SECOND;
+        b.configure_host_name("pixel-7a", "My phone");
+        b.observe(&obs("a.example", t0)).unwrap();
+        // Another station, later, sends the same DHCP name.
+        const ROGUE: [u8; 6] = [2, 0, 0, 0, 0, 0x66];
+        b.observe(&Observation {
+            mac: ROGUE,
+            ..obs("a.example", t0 + HOUR)
+        })
+        .unwrap();
+        assert_eq!(b.display_name(&MAC), "My phone");
+        assert_eq!(b.display_name(&ROGUE), "pixel-7a (02:00:00:00:00:66)");
+        let shown: Vec<(String, String)> = b
+            .entries(None)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.mac, e.device))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "02:00:00:00:00:66".into(),
+                    "pixel-7a (02:00:00:00:00:66)".into()
+                ),
+                ("da:a1:19:42:00:23".into(), "My phone".into()),
+            ]
+        );
+        // Triage by that name says which devices use it and changes nothing.
+        let err = b
+            .triage(Triage::Accept, "pixel-7a", "a.example")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TriageError::Ambiguous {
+                name: "pixel-7a".into(),
+                macs: vec!["02:00:00:00:00:66".into(), "da:a1:19:42:00:23".into()],
+            }
+        );
+        assert!(err
+            .to_string()
+            .contains("02:00:00:00:00:66, da:a1:19:42:00:23"));
+        assert!(b.triage(Triage::Flag, "My phone", "a.example").is_err());
+        assert!(b.entries(Some("pixel-7a")).is_err());
+        assert!(b.entries(None).unwrap().iter().all(|e| e.state == "new"));
+        // By MAC it works.
+        b.triage(Triage::Accept, "da:a1:19:42:00:23", "a.example")
+            .unwrap();
+        // An export and import keeps the shown-with-MAC name off the rogue.
+        let exported = b.entries(None).unwrap();
+        let mut again = Baseline::new(b.settings());
+        again.import(&exported).unwrap();
+        assert!(again.devices[&ROGUE].host_names.is_empty());
     }
 }

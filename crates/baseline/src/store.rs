@@ -6,6 +6,11 @@
 //! another application, a newer schema, damaged or not writable is refused
 //! with an error and left exactly as it was.
 //!
+//! What it holds is a picture of one's phone: the file is created 0600
+//! (SQLite gives its `-wal` and `-shm` the same mode) and a directory made
+//! for it 0700, whatever the umask. A store this user cannot write is
+//! refused when it is opened, before anything is read into it.
+//!
 //! WAL journal with `synchronous = NORMAL`: a transaction is durable once
 //! committed as far as a killed process goes (the OS still holds the log),
 //! and readers never block the writer.
@@ -13,6 +18,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -241,6 +247,9 @@ impl Store {
                 if !read_only && m.permissions().readonly() {
                     return Err(StoreError::ReadOnly(path.to_owned()));
                 }
+                if !read_only && m.is_file() {
+                    owner_only(path, &m);
+                }
                 if m.len() > 0 {
                     let mut head = [0u8; 16];
                     let n = std::fs::File::open(path)
@@ -256,7 +265,25 @@ impl Store {
                     return Err(StoreError::Missing(path.to_owned()));
                 }
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| other(e.to_string()))?;
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(dir)
+                        .map_err(|e| other(e.to_string()))?;
+                }
+                // Created here, not by SQLite, which would follow the umask.
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        return Err(StoreError::ReadOnly(path.to_owned()))
+                    }
+                    Err(e) => return Err(other(e.to_string())),
                 }
             }
             Err(e) => return Err(other(e.to_string())),
@@ -280,8 +307,22 @@ impl Store {
         store.check()?;
         if !read_only {
             store.prepare()?;
+            store.check_writable()?;
         }
         Ok(store)
+    }
+
+    /// Refuses a store this user cannot write (SQLite would open it read
+    /// only and say so only at the first write, after a whole capture was
+    /// read): takes the write lock once and lets it go.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        let path = &self.path;
+        if self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(StoreError::ReadOnly(path.clone()));
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| classify(path, e))
     }
 
     /// Refuses foreign, newer or damaged files before anything is written.
@@ -802,6 +843,16 @@ fn bind_destination(
     stmt.raw_bind_parameter(first + 11, to_i64(d.bytes_down))?;
     stmt.raw_bind_parameter(first + 12, to_i64(d.cleartext_bytes))?;
     stmt.raw_bind_parameter(first + 13, names.as_ref())
+}
+
+/// Takes group and other access away from an existing store, as a new one
+/// never has it (best effort: a file of another user stays as it is).
+fn owner_only(path: &Path, m: &std::fs::Metadata) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = m.permissions().mode();
+    if mode & 0o077 != 0 {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700));
+    }
 }
 
 /// Names SQLite's error the way a user needs to hear it.

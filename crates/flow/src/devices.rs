@@ -3,6 +3,11 @@
 //! Learned from frames (source MAC ↔ source IP of hotspot clients) and from
 //! DHCP host names seen on the wire; the live monitor adds names from the
 //! DHCP server's lease file. Bounded, because MACs are cheap to forge.
+//!
+//! A DHCP host name is a claim any station can make. The first device to
+//! send one holds it while it uses it; another that sends the same name is
+//! named `NAME (MAC)`, so it shares no label, no configured profile or
+//! display label, and no baseline entry with the first.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,8 +19,9 @@ use dashmap::DashMap;
 pub struct Device {
     /// Hardware address.
     pub mac: [u8; 6],
-    /// Host name from DHCP (option 12 or the lease file); shared, as it is
-    /// asked for every finished flow.
+    /// Host name from DHCP (option 12 or the lease file), with the MAC
+    /// after it when another device held that name first; shared, as it
+    /// is asked for every finished flow.
     pub name: Option<Arc<str>>,
     /// Addresses seen for it (most recent last, a few kept).
     pub addresses: Vec<IpAddr>,
@@ -34,6 +40,9 @@ const MAX_ADDRESSES: usize = 8;
 pub struct DeviceTable {
     by_mac: DashMap<[u8; 6], Device, ahash::RandomState>,
     by_ip: DashMap<IpAddr, [u8; 6], ahash::RandomState>,
+    /// Host name → the device holding it (one name per device at most, so
+    /// bounded by the device cap).
+    holders: DashMap<Arc<str>, [u8; 6], ahash::RandomState>,
     capacity: usize,
 }
 
@@ -43,6 +52,7 @@ impl DeviceTable {
         DeviceTable {
             by_mac: DashMap::default(),
             by_ip: DashMap::default(),
+            holders: DashMap::default(),
             capacity,
         }
     }
@@ -67,19 +77,46 @@ impl DeviceTable {
         }
     }
 
-    /// Names the device with `mac`.
+    /// Names the device with `mac`: `name` if no other device holds it,
+    /// else `name (MAC)`.
     pub fn set_name(&self, mac: [u8; 6], name: &str) {
         if !self.by_mac.contains_key(&mac) && self.by_mac.len() >= self.capacity {
             return;
         }
-        let clean: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-        self.by_mac
+        let clean: Arc<str> = name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect::<String>()
+            .into();
+        // Guards are copied out before the other map is touched.
+        let holder = self.holders.get(&clean).map(|h| *h);
+        let held_by_another = holder.is_some_and(|h| {
+            h != mac
+                && self
+                    .by_mac
+                    .get(&h)
+                    .is_some_and(|d| d.name.as_deref() == Some(&*clean))
+        });
+        let shown: Arc<str> = if held_by_another {
+            format!("{clean} ({})", format_mac(&mac)).into()
+        } else {
+            self.holders.insert(clean.clone(), mac);
+            clean
+        };
+        let previous = self
+            .by_mac
             .entry(mac)
             .or_insert_with(|| Device {
                 mac,
                 ..Device::default()
             })
-            .name = Some(clean.into());
+            .name
+            .replace(shown.clone());
+        // A name it no longer uses is free again.
+        if let Some(previous) = previous.filter(|p| *p != shown) {
+            self.holders.remove_if(&previous, |_, h| *h == mac);
+        }
     }
 
     /// The MAC behind an address.
@@ -129,5 +166,35 @@ mod tests {
         assert_eq!(t.snapshot().len(), 2);
         // Past the cap a MAC gets no label of its own.
         assert_eq!(t.label(&[2, 0, 0, 0, 0, 3]), None);
+    }
+
+    #[test]
+    fn a_name_another_device_holds_is_shown_with_the_mac() {
+        let t = DeviceTable::new(8);
+        let (phone, rogue, other) = (
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 0x66],
+            [2, 0, 0, 0, 0, 7],
+        );
+        t.set_name(phone, "pixel-7a");
+        t.set_name(rogue, "pixel-7a");
+        assert_eq!(t.label(&phone).unwrap(), "pixel-7a");
+        assert_eq!(t.label(&rogue).unwrap(), "pixel-7a (02:00:00:00:00:66)");
+        assert_eq!(
+            t.host_name(&rogue).as_deref(),
+            Some("pixel-7a (02:00:00:00:00:66)")
+        );
+        // Sent again, still not the rogue's; the holder keeps it.
+        t.set_name(rogue, "pixel-7a");
+        t.set_name(phone, "pixel-7a");
+        assert_eq!(t.label(&phone).unwrap(), "pixel-7a");
+        assert_eq!(t.label(&rogue).unwrap(), "pixel-7a (02:00:00:00:00:66)");
+        // Once the holder takes another name, the old one is free.
+        t.set_name(phone, "pixel-8");
+        t.set_name(other, "pixel-7a");
+        assert_eq!(t.label(&other).unwrap(), "pixel-7a");
+        assert_eq!(t.label(&phone).unwrap(), "pixel-8");
+        // Bounded: one held name per device.
+        assert_eq!(t.holders.len(), 2);
     }
 }
