@@ -214,11 +214,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     // Everything that needs a privilege happens first: the capture handle and
-    // the listening socket. Then only the capture thread keeps capabilities.
+    // the listening socket. Then only the capture thread keeps capabilities:
+    // its starter is created now, every capability of this thread is dropped,
+    // and the store (whose writer thread inherits this thread's capabilities)
+    // is opened only after that.
     let first = open_capture(&opts)?;
     shared.capture.attached.store(true, Relaxed);
     shared.capture.attachments.store(1, Relaxed);
     let listener = monitor::bind(listen)?;
+    let capture_starter = crate::privileges::CaptureSpawner::start()?;
+    crate::privileges::drop_all();
     let baseline = crate::state::attach(&args, &mut pipeline, &mut shared)?;
     eprintln!(
         "tetherscope: watching {interface}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
@@ -228,15 +233,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let capture = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("capture".into())
-            .spawn(move || {
-                crate::privileges::keep_capture_only();
-                let mut feed = LiveFeed::new(first, opts, leases);
-                monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
-            })?
+        capture_starter.spawn(move || {
+            let mut feed = LiveFeed::new(first, opts, leases);
+            monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
+        })?
     };
-    crate::privileges::drop_all();
     if let Some(h) = nm_hotspot {
         crate::hotspot::watch(h, shared.clone());
     }

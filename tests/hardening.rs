@@ -45,6 +45,10 @@ fn unprivileged_capture_concurrent_scrapes_and_interface_loss() {
     let bin = sim.dir.join("tetherscope");
     std::fs::copy(common::bin(), &bin).unwrap();
     let leases = sim.dir.join("dnsmasq-ap0.leases");
+    // A store of its own, so the baseline writer thread runs too.
+    let state = sim.dir.join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
     let monitor = Command::new("ip")
         .args(["netns", "exec", &sim.ns("laptop"), "setpriv"])
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -54,6 +58,8 @@ fn unprivileged_capture_concurrent_scrapes_and_interface_loss() {
         .arg(&bin)
         .args(["run", "--interface", "ap0", "--leases"])
         .arg(&leases)
+        .arg("--state")
+        .arg(state.join("state.db"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -65,8 +71,13 @@ fn unprivileged_capture_concurrent_scrapes_and_interface_loss() {
         "unprivileged tetherscope never became healthy"
     );
 
-    // Only the capture thread holds capabilities, and only the two.
+    // Only the capture thread holds capabilities, and only the two; the
+    // baseline writer, started with the store, holds none.
     let threads = thread_caps(pid);
+    assert!(
+        threads.iter().any(|(n, _)| n == "baseline-writer"),
+        "no baseline writer: {threads:?}"
+    );
     let capture: Vec<_> = threads.iter().filter(|(n, _)| n == "capture").collect();
     assert_eq!(capture.len(), 1, "{threads:?}");
     assert_eq!(
