@@ -43,6 +43,8 @@ struct ConfigFile {
     domain_label: Option<crate::cli::DomainLabelArg>,
     label_idle: Option<String>,
     flow_log: Option<PathBuf>,
+    flow_log_max_mib: Option<f64>,
+    flow_log_keep: Option<u32>,
     buffer_mib: Option<u32>,
     filter: Option<String>,
     leases: Option<PathBuf>,
@@ -105,6 +107,12 @@ pub fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
             .map_err(|e| UsageError(format!("{}: label_idle: {e}", path.display())))?;
     }
     args.flow_log = args.flow_log.or(cfg.flow_log);
+    if args.flow_log_max_mib == defaults.flow_log_max_mib {
+        args.flow_log_max_mib = cfg.flow_log_max_mib.unwrap_or(args.flow_log_max_mib);
+    }
+    if args.flow_log_keep == defaults.flow_log_keep {
+        args.flow_log_keep = cfg.flow_log_keep.unwrap_or(args.flow_log_keep);
+    }
     if args.buffer_mib == defaults.buffer_mib {
         args.buffer_mib = cfg.buffer_mib.unwrap_or(args.buffer_mib);
     }
@@ -198,7 +206,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .interface
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = interface.clone();
-    let flow_log = monitor::open_flow_log(args.flow_log.as_ref())?;
+    let flow_log = monitor::open_flow_log(args.flow_log.as_ref(), flow_log_rotation(&args)?)?;
     let leases = args.leases.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "/var/lib/NetworkManager/dnsmasq-{interface}.leases"
@@ -257,6 +265,12 @@ pub fn build(args: &RunArgs) -> anyhow::Result<(Pipeline, Arc<Shared>)> {
     let pipeline = Pipeline::new(&config);
     let shared = Arc::new(Shared::with_labels(&pipeline, catalog, label_policy(args)));
     Ok((pipeline, shared))
+}
+
+/// How the flow log is rotated, as the options ask.
+pub fn flow_log_rotation(args: &RunArgs) -> anyhow::Result<crate::flow_log::Rotation> {
+    crate::flow_log::Rotation::from_mib(args.flow_log_max_mib, args.flow_log_keep)
+        .map_err(|e| UsageError(format!("--flow-log-max-mib: {e}")).into())
 }
 
 /// The `domain` label policy the options ask for.
