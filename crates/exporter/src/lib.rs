@@ -18,6 +18,7 @@ pub mod state;
 pub mod timeline;
 pub mod triage;
 pub mod view;
+pub mod visible;
 
 pub use server::router;
 pub use state::Shared;
