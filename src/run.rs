@@ -57,7 +57,7 @@ pub fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
     let Some(path) = args.config.clone() else {
         return Ok(args);
     };
-    let text = std::fs::read_to_string(&path)
+    let text = tetherscope_classify::input::read_text_file(&path)
         .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
     let cfg: ConfigFile = toml::from_str(&text).map_err(|e| {
         let line = e.span().map_or(1, |s| {
@@ -299,7 +299,9 @@ pub fn running_as_root() -> bool {
 
 /// Reads NetworkManager's dnsmasq lease file: `expiry mac ip hostname id`.
 fn read_leases(path: &Path, shared: &Shared) {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    // Read every second by the capture thread: never from a FIFO or a
+    // device, which could stall it.
+    let Ok(text) = tetherscope_classify::input::read_text_file(path) else {
         return;
     };
     for line in text.lines().take(4096) {
