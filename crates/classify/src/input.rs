@@ -58,8 +58,12 @@ pub fn read_limited(reader: impl Read, limit: u64) -> io::Result<String> {
     if bytes.len() as u64 > limit {
         return Err(too_large(limit));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+    String::from_utf8(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }
 
 fn too_large(limit: u64) -> io::Error {
