@@ -8,12 +8,13 @@
 //! later applies what is left when it loads. Nothing the CLI changes is
 //! overwritten by a running process's older state.
 
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use tetherscope_baseline::{Entry, Settings, Store, Triage};
+use tetherscope_classify::input::{read_limited, read_text_file, MAX_INPUT_BYTES};
 
 use crate::cli::{BaselineCommand, ListFormat, StoreArgs, TriageArgs};
 use crate::UsageError;
@@ -69,14 +70,13 @@ pub fn run(cmd: &BaselineCommand) -> anyhow::Result<ExitCode> {
         BaselineCommand::Flag(t) => triage(Triage::Flag, t)?,
         BaselineCommand::Forget(t) => triage(Triage::Forget, t)?,
         BaselineCommand::Import { file, store } => {
+            // A regular file (or standard input) of a bounded size.
             let text = if file.as_os_str() == "-" {
-                let mut s = String::new();
-                io::stdin().read_to_string(&mut s)?;
-                s
+                read_limited(io::stdin().lock(), MAX_INPUT_BYTES)
             } else {
-                std::fs::read_to_string(file)
-                    .map_err(|e| UsageError(format!("{}: {e}", file.display())))?
-            };
+                read_text_file(file)
+            }
+            .map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
             let list = parse_export(&text)
                 .map_err(|why| UsageError(format!("{}: {why}", file.display())))?;
             let path = path_of(store)?;
@@ -154,7 +154,10 @@ fn triage(op: Triage, t: &TriageArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The entries as a table for people: names from the wire with their
+/// invisible characters shown (JSON keeps them as they are).
 fn write_table(out: &mut dyn Write, list: &[Entry]) -> io::Result<()> {
+    use tetherscope_exporter::visible::visible;
     writeln!(
         out,
         "{:<20} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  DESTINATION",
@@ -168,7 +171,7 @@ fn write_table(out: &mut dyn Write, list: &[Entry]) -> io::Result<()> {
         writeln!(
             out,
             "{:<20} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  {}",
-            e.device,
+            visible(&e.device),
             e.state,
             e.purpose,
             e.flows,
@@ -176,7 +179,7 @@ fn write_table(out: &mut dyn Write, list: &[Entry]) -> io::Result<()> {
             e.bytes_down,
             when(e.first_seen),
             when(e.last_seen),
-            e.destination
+            visible(&e.destination)
         )?;
     }
     Ok(())

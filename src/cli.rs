@@ -220,8 +220,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
     /// A TOML config file (keys: interface, listen, catalog, profile,
-    /// max_flows, max_domains, domain_label, label_idle, flow_log, buffer_mib,
-    /// filter, leases).
+    /// max_flows, max_domains, domain_label, label_idle, flow_log,
+    /// flow_log_max_mib, flow_log_keep, buffer_mib, filter, leases).
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -246,6 +246,13 @@ pub struct RunArgs {
     /// Append one JSON line per finished flow to FILE ("-" for stdout).
     #[arg(long, value_name = "FILE")]
     pub flow_log: Option<PathBuf>,
+    /// Rotate the flow log file (FILE → FILE.1 → …) before it passes this
+    /// size, in MiB (fractions allowed; 0: never).
+    #[arg(long, value_name = "MIB", default_value_t = crate::flow_log::DEFAULT_MAX_MIB)]
+    pub flow_log_max_mib: f64,
+    /// Rotated flow log files kept (FILE.1 … FILE.N); older ones are removed.
+    #[arg(long, value_name = "N", default_value_t = crate::flow_log::DEFAULT_KEEP)]
+    pub flow_log_keep: u32,
     /// Kernel capture buffer, MiB.
     #[arg(long, default_value_t = 32)]
     pub buffer_mib: u32,

@@ -8,6 +8,7 @@ mod baseline;
 mod catalog;
 mod cli;
 mod demo;
+mod flow_log;
 mod hotspot;
 mod monitor;
 mod open;

@@ -8,7 +8,6 @@
 //! exporter (which only reads shared tables) nor on disk (the flow log is
 //! buffered and flushed once a second).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use tetherscope_capture::Packet;
 use tetherscope_exporter::Shared;
 use tetherscope_flow::Pipeline;
 
+use crate::flow_log::{FlowLog, Rotation};
 use crate::UsageError;
 
 /// What a feed produced.
@@ -39,28 +39,19 @@ pub trait Feed: Send {
     fn housekeeping(&mut self, _shared: &Shared) {}
 }
 
-/// Buffer of the flow log: lines leave it once a second, at shutdown, or
-/// when it is full.
-const FLOW_LOG_BUFFER: usize = 64 << 10;
-
-/// Opens the flow log (`-`: stdout), buffered.
-pub fn open_flow_log(path: Option<&PathBuf>) -> anyhow::Result<Option<Box<dyn Write + Send>>> {
+/// Opens the flow log (`-`: stdout), buffered and, for a file, rotated as
+/// `rotation` says.
+pub fn open_flow_log(
+    path: Option<&PathBuf>,
+    rotation: Rotation,
+) -> anyhow::Result<Option<FlowLog>> {
     let Some(p) = path else { return Ok(None) };
-    let sink: Box<dyn Write + Send> = if p.as_os_str() == "-" {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| UsageError(format!("flow log {}: {e}", p.display())))?,
-        )
-    };
-    Ok(Some(Box::new(std::io::BufWriter::with_capacity(
-        FLOW_LOG_BUFFER,
-        sink,
-    ))))
+    if p.as_os_str() == "-" {
+        return Ok(Some(FlowLog::stdout()));
+    }
+    let log = FlowLog::open(p, rotation)
+        .map_err(|e| UsageError(format!("flow log {}: {e}", p.display())))?;
+    Ok(Some(log))
 }
 
 /// Wall-clock time, Unix nanoseconds.
@@ -183,17 +174,25 @@ pub fn capture_loop(
     mut pipeline: Pipeline,
     shared: &Shared,
     feed: &mut dyn Feed,
-    mut flow_log: Option<Box<dyn Write + Send>>,
+    mut flow_log: Option<FlowLog>,
     stop: &AtomicBool,
 ) -> (String, Pipeline) {
-    let finish = |pipeline: &mut Pipeline, log: &mut Option<Box<dyn Write + Send>>| {
+    let finish = |pipeline: &mut Pipeline, log: &mut Option<FlowLog>| {
         for (flow, _) in pipeline.take_finished() {
             let record = shared.retire(&flow);
             if let Some(w) = log.as_mut() {
-                let written = serde_json::to_writer(&mut *w, &record).map_err(std::io::Error::from);
-                if written.and_then(|()| w.write_all(b"\n")).is_err() {
-                    tracing::warn!("flow log write failed; disabling it");
-                    *log = None;
+                match w.write_line(&record) {
+                    Ok(written) => {
+                        let counters = &shared.capture;
+                        counters.flow_log_bytes.fetch_add(written.bytes, Relaxed);
+                        if written.rotated {
+                            counters.flow_log_rotations.fetch_add(1, Relaxed);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("flow log write failed: {e}; disabling it");
+                        *log = None;
+                    }
                 }
             }
         }
@@ -249,4 +248,68 @@ pub fn capture_loop(
         tetherscope_flow::Stats::get(&pipeline.stats.flows_created)
     );
     (summary, pipeline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tetherscope_capture::file::FileSource;
+    use tetherscope_classify::Catalog;
+    use tetherscope_flow::PipelineConfig;
+
+    /// A capture file, then the end: stops the loop, which drains.
+    struct FileThenStop {
+        source: FileSource,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl Feed for FileThenStop {
+        fn next(&mut self, _shared: &Shared) -> Event<'_> {
+            match self.source.next_packet() {
+                Ok(Some(p)) => Event::Packet(p),
+                _ => {
+                    self.stop.store(true, Relaxed);
+                    Event::Ended
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flow_log_bytes_and_rotations_are_counted() {
+        let dir = std::env::temp_dir().join(format!("tetherscope-loop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("flows.jsonl");
+        let log = FlowLog::open(
+            &path,
+            Rotation {
+                max_bytes: 2048,
+                keep: 100,
+            },
+        )
+        .unwrap();
+        let pipeline = Pipeline::new(&PipelineConfig::default());
+        let shared = Shared::new(&pipeline, Arc::new(Catalog::builtin()), 100);
+        let stop = Arc::new(AtomicBool::new(false));
+        let capture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/seed-domains.pcap"
+        );
+        let mut feed = FileThenStop {
+            source: FileSource::open(std::path::Path::new(capture)).unwrap(),
+            stop: stop.clone(),
+        };
+        capture_loop(pipeline, &shared, &mut feed, Some(log), &stop);
+        let mut on_disk = 0;
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            on_disk += entry.metadata().unwrap().len();
+            files += 1;
+        }
+        assert!(files > 1, "the log was never rotated");
+        assert_eq!(shared.capture.flow_log_bytes.load(Relaxed), on_disk);
+        assert_eq!(shared.capture.flow_log_rotations.load(Relaxed), files - 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -231,6 +231,7 @@ fn print_summary(stats: &Stats, s: &Summary) {
 }
 
 fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
+    use tetherscope_exporter::visible::visible;
     writeln!(
         out,
         "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  DOMAIN",
@@ -242,10 +243,16 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
             Some(p) => format!("{ip}:{p}"),
             None => ip.to_owned(),
         };
+        // Names from the wire: invisible and reordering characters shown.
         let name = r
             .domain
-            .clone()
-            .or_else(|| r.dns_query.as_ref().map(|q| format!("(dns) {q}")))
+            .as_deref()
+            .map(|d| visible(d).into_owned())
+            .or_else(|| {
+                r.dns_query
+                    .as_ref()
+                    .map(|q| format!("(dns) {}", visible(q)))
+            })
             .unwrap_or_else(|| "-".into());
         writeln!(
             out,

@@ -39,7 +39,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|p| p.into_inner()) = name.clone();
     shared.capture.attached.store(true, Relaxed);
     shared.capture.attachments.store(1, Relaxed);
-    let flow_log = monitor::open_flow_log(opts.flow_log.as_ref())?;
+    let flow_log = monitor::open_flow_log(
+        opts.flow_log.as_ref(),
+        crate::run::flow_log_rotation(&opts)?,
+    )?;
     let listener = monitor::bind(listen)?;
     // A capture from anywhere: the user's own baseline only when asked.
     let baseline = crate::state::attach_with(

@@ -43,6 +43,8 @@ struct ConfigFile {
     domain_label: Option<crate::cli::DomainLabelArg>,
     label_idle: Option<String>,
     flow_log: Option<PathBuf>,
+    flow_log_max_mib: Option<f64>,
+    flow_log_keep: Option<u32>,
     buffer_mib: Option<u32>,
     filter: Option<String>,
     leases: Option<PathBuf>,
@@ -55,7 +57,7 @@ pub fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
     let Some(path) = args.config.clone() else {
         return Ok(args);
     };
-    let text = std::fs::read_to_string(&path)
+    let text = tetherscope_classify::input::read_text_file(&path)
         .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
     let cfg: ConfigFile = toml::from_str(&text).map_err(|e| {
         let line = e.span().map_or(1, |s| {
@@ -105,6 +107,12 @@ pub fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
             .map_err(|e| UsageError(format!("{}: label_idle: {e}", path.display())))?;
     }
     args.flow_log = args.flow_log.or(cfg.flow_log);
+    if args.flow_log_max_mib == defaults.flow_log_max_mib {
+        args.flow_log_max_mib = cfg.flow_log_max_mib.unwrap_or(args.flow_log_max_mib);
+    }
+    if args.flow_log_keep == defaults.flow_log_keep {
+        args.flow_log_keep = cfg.flow_log_keep.unwrap_or(args.flow_log_keep);
+    }
     if args.buffer_mib == defaults.buffer_mib {
         args.buffer_mib = cfg.buffer_mib.unwrap_or(args.buffer_mib);
     }
@@ -198,7 +206,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .interface
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = interface.clone();
-    let flow_log = monitor::open_flow_log(args.flow_log.as_ref())?;
+    let flow_log = monitor::open_flow_log(args.flow_log.as_ref(), flow_log_rotation(&args)?)?;
     let leases = args.leases.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "/var/lib/NetworkManager/dnsmasq-{interface}.leases"
@@ -214,11 +222,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     // Everything that needs a privilege happens first: the capture handle and
-    // the listening socket. Then only the capture thread keeps capabilities.
+    // the listening socket. Then only the capture thread keeps capabilities:
+    // its starter is created now, every capability of this thread is dropped,
+    // and the store (whose writer thread inherits this thread's capabilities)
+    // is opened only after that.
     let first = open_capture(&opts)?;
     shared.capture.attached.store(true, Relaxed);
     shared.capture.attachments.store(1, Relaxed);
     let listener = monitor::bind(listen)?;
+    let capture_starter = crate::privileges::CaptureSpawner::start()?;
+    crate::privileges::drop_all();
     let baseline = crate::state::attach(&args, &mut pipeline, &mut shared)?;
     eprintln!(
         "tetherscope: watching {interface}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
@@ -229,15 +242,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     let capture = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("capture".into())
-            .spawn(move || {
-                crate::privileges::keep_capture_only();
-                let mut feed = LiveFeed::new(first, opts, leases);
-                monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
-            })?
+        capture_starter.spawn(move || {
+            let mut feed = LiveFeed::new(first, opts, leases);
+            monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
+        })?
     };
-    crate::privileges::drop_all();
     if let Some(h) = nm_hotspot {
         crate::hotspot::watch(h, shared.clone());
     }
@@ -257,6 +266,12 @@ pub fn build(args: &RunArgs) -> anyhow::Result<(Pipeline, Arc<Shared>)> {
     let pipeline = Pipeline::new(&config);
     let shared = Arc::new(Shared::with_labels(&pipeline, catalog, label_policy(args)));
     Ok((pipeline, shared))
+}
+
+/// How the flow log is rotated, as the options ask.
+pub fn flow_log_rotation(args: &RunArgs) -> anyhow::Result<crate::flow_log::Rotation> {
+    crate::flow_log::Rotation::from_mib(args.flow_log_max_mib, args.flow_log_keep)
+        .map_err(|e| UsageError(format!("--flow-log-max-mib: {e}")).into())
 }
 
 /// The `domain` label policy the options ask for.
@@ -285,7 +300,9 @@ pub fn running_as_root() -> bool {
 
 /// Reads NetworkManager's dnsmasq lease file: `expiry mac ip hostname id`.
 fn read_leases(path: &Path, shared: &Shared) {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    // Read every second by the capture thread: never from a FIFO or a
+    // device, which could stall it.
+    let Ok(text) = tetherscope_classify::input::read_text_file(path) else {
         return;
     };
     for line in text.lines().take(4096) {

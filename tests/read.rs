@@ -274,7 +274,7 @@ fn config_and_catalog_faults_are_one_clear_error_and_exit_64() {
             dir.join("missing.toml").display().to_string(),
             "No such file",
         ),
-        (dir.display().to_string(), "Is a directory"),
+        (dir.display().to_string(), "a directory, not a regular file"),
     ];
     for (path, says) in &cases {
         let out = Command::new(common::bin())

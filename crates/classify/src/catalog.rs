@@ -322,7 +322,7 @@ impl Catalog {
     /// Loads a user catalog file: its rules add to or override the loaded
     /// ones, its profiles are added, its lists imported.
     pub fn load_file(&mut self, path: &Path) -> Result<Vec<ListStats>, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+        let text = crate::input::read_text_file(path).map_err(|source| CatalogError::Io {
             file: path.to_owned(),
             source,
         })?;
@@ -485,7 +485,7 @@ impl Catalog {
         purpose: Purpose,
         format: ListFormat,
     ) -> Result<ListStats, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+        let text = crate::input::read_text_file(path).map_err(|source| CatalogError::Io {
             file: path.to_owned(),
             source,
         })?;

@@ -18,6 +18,7 @@
 
 mod catalog;
 mod classify;
+pub mod input;
 mod lists;
 mod purpose;
 mod site;

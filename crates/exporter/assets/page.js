@@ -26,9 +26,14 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-// Control characters shown as \xNN, as the server does.
+// As the server does: control characters shown as \xNN; format characters
+// (bidirectional overrides, zero-width spaces, ...) and line separators as
+// \u{XXXX}, so no name can hide characters or pass for another.
 function shown(s) {
-  return String(s ?? '').replace(/[\u0000-\u001f\u007f-\u009f]/g, c => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
+  return String(s ?? '').replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, c => {
+    const u = c.codePointAt(0);
+    return u <= 0x9f ? '\\x' + u.toString(16).padStart(2, '0') : '\\u{' + u.toString(16).padStart(4, '0') + '}';
+  });
 }
 
 function bytes(n) {

@@ -3,8 +3,10 @@
 //!
 //! Every string that can come from the wire (names, paths, DHCP host names,
 //! methods) goes through `text` or `attr`, which escape markup characters
-//! and show control characters as visible `\xNN`, so nothing a phone sends
-//! can become markup, an attribute or a script.
+//! and show control characters as visible `\xNN` and invisible or
+//! reordering ones as `\u{XXXX}` (see `crate::visible`), so nothing a phone
+//! sends can become markup, an attribute or a script, nor pass for another
+//! name.
 
 use std::fmt::Write as _;
 
@@ -12,7 +14,8 @@ use crate::record::rfc3339;
 use crate::view::{Destination, DeviceView, TimelineView, View};
 
 /// Escapes text for HTML element content and quoted attribute values, in
-/// SVG too. Control characters become a visible `\xNN`.
+/// SVG too. Control characters become a visible `\xNN`, format characters
+/// `\u{XXXX}`.
 pub fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -22,9 +25,7 @@ pub fn text(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
+            c if crate::visible::is_hidden(c) => crate::visible::push_escape(&mut out, c),
             c => out.push(c),
         }
     }
@@ -462,6 +463,68 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&quot;)&lt;/script&gt;\\x07\\x0a"
         );
         assert_eq!(text("a & b"), "a &amp; b");
+    }
+
+    #[test]
+    fn shows_invisible_and_reordering_characters() {
+        assert_eq!(text("gsta\u{200b}tic.com"), "gsta\\u{200b}tic.com");
+        assert_eq!(
+            text("<b>\u{202e}moc.elgoog</b>"),
+            "&lt;b&gt;\\u{202e}moc.elgoog&lt;/b&gt;"
+        );
+        assert_eq!(attr("a\u{feff}\u{2066}"), "a\\u{feff}\\u{2066}");
+    }
+
+    /// The page's script draws names with the same escapes as the server:
+    /// its `shown` is run by Node on the same strings.
+    #[test]
+    fn page_script_shows_names_as_the_server_does() {
+        let script = include_str!("../assets/page.js");
+        let start = script
+            .find("function shown(s) {")
+            .expect("shown() in page.js");
+        let end = start + script[start..].find("\n}\n").expect("end of shown()") + 3;
+        let samples = [
+            "gsta\u{200b}tic.com",
+            "\u{202e}moc.elgoog",
+            "a\u{202a}b\u{202b}c\u{202c}d\u{202d}e",
+            "\u{2066}x\u{2067}y\u{2068}z\u{2069}",
+            "zw\u{200c}nj\u{200d}lrm\u{200e}rlm\u{200f}",
+            "word\u{2060}joiner\u{feff}bom\u{ad}shy",
+            "tag\u{e0041}s",
+            "bell\u{7}nl\n\u{85}del\u{7f}",
+            "line\u{2028}para\u{2029}",
+            "bücher.example",
+        ];
+        let program = format!(
+            "{}\nconsole.log(JSON.stringify({}.map(shown)));",
+            &script[start..end],
+            serde_json::to_string(&samples).unwrap()
+        );
+        let out = match std::process::Command::new("node")
+            .args(["-e", &program])
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("skipping: no node to run page.js ({e})");
+                return;
+            }
+        };
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let drawn: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+        let expected: Vec<String> = samples
+            .iter()
+            .map(|s| crate::visible::visible(s).into_owned())
+            .collect();
+        assert_eq!(drawn, expected);
+        assert!(drawn
+            .iter()
+            .all(|d| !d.contains('\u{200b}') && !d.contains('\u{202e}')));
     }
 
     #[test]

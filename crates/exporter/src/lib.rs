@@ -21,6 +21,7 @@ pub mod timeline;
 pub mod triage;
 pub mod view;
 pub mod view_cache;
+pub mod visible;
 
 pub use server::router;
 pub use state::Shared;

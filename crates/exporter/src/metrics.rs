@@ -44,6 +44,10 @@ pub const CAPTURE_DROPPED: &str = "tetherscope_capture_dropped_total";
 pub const CAPTURE_UP: &str = "tetherscope_capture_up";
 /// Seconds since the last captured packet.
 pub const LAST_PACKET_AGE: &str = "tetherscope_last_packet_age_seconds";
+/// Bytes written to the flow log.
+pub const FLOW_LOG_BYTES: &str = "tetherscope_flow_log_bytes_total";
+/// Rotations of the flow log file.
+pub const FLOW_LOG_ROTATIONS: &str = "tetherscope_flow_log_rotations_total";
 /// Parse errors by reason.
 pub const PARSE_ERRORS: &str = "tetherscope_parse_errors_total";
 /// Flow evictions by reason.
@@ -362,6 +366,18 @@ pub fn render(shared: &Shared) -> String {
         "Seconds since the last captured packet (-1: none yet).",
         &["interface"],
         vec![(vec![iface], age)],
+    );
+    b.counter(
+        FLOW_LOG_BYTES,
+        "Bytes written to the flow log (--flow-log), across rotations.",
+        &[],
+        vec![(vec![], cap.flow_log_bytes.load(Relaxed))],
+    );
+    b.counter(
+        FLOW_LOG_ROTATIONS,
+        "Times the flow log file was rotated.",
+        &[],
+        vec![(vec![], cap.flow_log_rotations.load(Relaxed))],
     );
 
     let stats = &shared.stats;

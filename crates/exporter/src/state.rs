@@ -186,6 +186,10 @@ pub struct CaptureStatus {
     pub last_packet_unix_ns: AtomicU64,
     /// Times the capture was (re)attached.
     pub attachments: AtomicU64,
+    /// Bytes written to the flow log.
+    pub flow_log_bytes: AtomicU64,
+    /// Times the flow log file was rotated.
+    pub flow_log_rotations: AtomicU64,
 }
 
 /// Everything the exporter reads.
