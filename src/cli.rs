@@ -52,8 +52,8 @@ pub struct OpenArgs {
     /// Where the monitor listens.
     #[arg(long, default_value = "127.0.0.1:9433")]
     pub listen: std::net::SocketAddr,
-    /// Also open the address with xdg-open (not as root: a browser run by
-    /// root is a bad idea; use `xdg-open "$(sudo tetherscope open)"`).
+    /// Also open it in the desktop's browser with xdg-open, through a page
+    /// only this user can read (never the address on a command line).
     #[arg(long)]
     pub browser: bool,
 }

@@ -28,6 +28,8 @@ pub struct Rotation {
 pub const DEFAULT_MAX_MIB: f64 = 100.0;
 /// Default number of old flow logs kept.
 pub const DEFAULT_KEEP: u32 = 5;
+/// Most old flow logs kept.
+pub const MAX_KEEP: u32 = 1000;
 
 impl Rotation {
     /// From the command line's units (MiB, fractions allowed); a size that
@@ -36,6 +38,12 @@ impl Rotation {
         if !max_mib.is_finite() || max_mib < 0.0 {
             return Err(format!(
                 "flow log size {max_mib} MiB: give a number of MiB, 0 for no rotation"
+            ));
+        }
+        // Each rotation renames every kept file on the capture thread.
+        if keep > MAX_KEEP {
+            return Err(format!(
+                "flow log keep {keep}: at most {MAX_KEEP} old files are kept"
             ));
         }
         Ok(Rotation {
@@ -74,8 +82,15 @@ pub struct FlowLog {
     line: Vec<u8>,
 }
 
+/// A new log is its owner's alone, like the store: it shows what the
+/// phones talk to.
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// `log.N` for `log`.
@@ -240,6 +255,21 @@ mod tests {
         );
         assert!(!numbered(&path, 2).exists());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keep_is_bounded_and_new_logs_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(Rotation::from_mib(1.0, MAX_KEEP).is_ok());
+        assert!(Rotation::from_mib(1.0, MAX_KEEP + 1).is_err());
+        assert!(Rotation::from_mib(1.0, u32::MAX).is_err());
+        let dir = std::env::temp_dir().join(format!("ts-flowlog-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("flows.jsonl");
+        drop(open_append(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -59,8 +59,13 @@ pub fn run(args: &OpenArgs) -> anyhow::Result<ExitCode> {
     let url = login_url(args.listen, &token);
     println!("{url}");
     if args.browser {
+        // Never the address itself on xdg-open's command line: command lines
+        // are readable by every local user (/proc/PID/cmdline), and a browser
+        // started by it keeps its own for its whole life. The browser opens a
+        // file only this user can read that sends it on to the address.
+        let page = redirect_page(&url)?;
         let status = std::process::Command::new("xdg-open")
-            .arg(&url)
+            .arg(&page)
             .status()
             .map_err(|e| UsageError(format!("cannot run xdg-open: {e}")))?;
         if !status.success() {
@@ -68,6 +73,49 @@ pub fn run(args: &OpenArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `$XDG_RUNTIME_DIR/tetherscope-open.html` (a directory only this
+/// user may enter): see [`redirect_page_in`].
+fn redirect_page(url: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .ok_or_else(|| {
+            UsageError(
+                "--browser needs XDG_RUNTIME_DIR (a desktop session); copy the printed address instead"
+                    .into(),
+            )
+        })?;
+    redirect_page_in(&dir, url)
+}
+
+/// `dir/tetherscope-open.html`, mode 0600, created anew without following
+/// links (whatever was at that name is removed, not written through): a
+/// page that redirects to `url`.
+fn redirect_page_in(dir: &Path, url: &str) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("tetherscope-open.html");
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(UsageError(format!("{}: {e}", path.display())).into()),
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    // The address is ours (digits, dots, colons, hex): nothing to escape.
+    write!(
+        file,
+        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>tetherscope</title><a href=\"{url}\">tetherscope</a>\n"
+    )
+    .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    Ok(path)
 }
 
 /// The token file of the store `state`, or of the first default store with
@@ -125,6 +173,24 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_browser_page_is_the_owners_alone_and_never_written_through_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ts-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let planted = dir.join("elsewhere");
+        std::fs::write(&planted, "untouched").unwrap();
+        std::os::unix::fs::symlink(&planted, dir.join("tetherscope-open.html")).unwrap();
+        let url = login_url("127.0.0.1:9433".parse().unwrap(), &"ab".repeat(32));
+        let page = redirect_page_in(&dir, &url).unwrap();
+        let meta = std::fs::symlink_metadata(&page).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert!(std::fs::read_to_string(&page).unwrap().contains(&url));
+        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "untouched");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn login_url_names_an_address_a_browser_can_open() {

@@ -41,9 +41,7 @@ fn keep_capture_only() {
 /// starts afterwards.
 pub fn drop_all() {
     match limit_to(&CapsHashSet::new()) {
-        Ok(()) => tracing::info!(
-            "capabilities dropped: only the capture thread keeps CAP_NET_RAW and CAP_NET_ADMIN"
-        ),
+        Ok(()) => tracing::info!("capabilities dropped: threads started from now on hold none"),
         Err(e) => tracing::warn!("could not drop capabilities: {e}"),
     }
 }

@@ -44,6 +44,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         crate::run::flow_log_rotation(&opts)?,
     )?;
     let listener = monitor::bind(listen)?;
+    // A file needs no privilege: whatever this process was started with
+    // (root, say) ends here, before the store is opened or a thread started.
+    crate::privileges::drop_all();
     // A capture from anywhere: the user's own baseline only when asked.
     let baseline = crate::state::attach_with(
         &opts,

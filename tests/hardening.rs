@@ -11,7 +11,7 @@ use crate::common;
 use crate::common::sim::{parse_metrics, skip_without_root, value, wait_for, Sim};
 
 /// CapEff of each thread of `pid`, by thread name.
-fn thread_caps(pid: u32) -> Vec<(String, u64)> {
+pub(crate) fn thread_caps(pid: u32) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
@@ -471,9 +471,13 @@ fn inputs_that_are_not_regular_files_or_too_large_are_refused() {
             file.as_os_str(),
         ]);
         one_line(check, what, why);
-        // `run` loads its catalog before it captures anything.
+        // `run` loads its catalog before it captures anything; a scratch
+        // store, should it ever get further.
+        let store = dir.join("state.db");
         let run = bounded(&[
             os("run").as_os_str(),
+            os("--state").as_os_str(),
+            store.as_os_str(),
             os("--interface").as_os_str(),
             os("lo").as_os_str(),
             os("--listen").as_os_str(),

@@ -50,6 +50,13 @@ fn replay_serves_the_final_state_until_sigterm_with_full_names() {
             &[("domain", "xtrapath3.izatcloud.net"), ("rcode", "noerror")]
         ) >= 1.0
     );
+    // A file needs no privilege: started as root, no thread keeps any.
+    for (thread, caps) in crate::hardening::thread_caps(child.id()) {
+        assert_eq!(
+            caps, 0,
+            "thread {thread} of replay holds capabilities {caps:#x}"
+        );
+    }
     // Still serving after the end of the file: flows are the capture's.
     std::thread::sleep(Duration::from_millis(500));
     let flows = get(port, "/api/flows").unwrap_or_default();

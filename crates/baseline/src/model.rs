@@ -1203,10 +1203,16 @@ fn check_entry(e: &Entry, clock_limit_ns: u64) -> Result<(), String> {
 /// a flood of new destinations from paying a full scan per flow.
 fn evict_oldest(device: &mut Device, mac: [u8; 6], changes: &mut Changes) -> u64 {
     let n = (device.destinations.len() / 16).max(1);
-    let mut by_age: Vec<(u64, &CompactString)> = device
+    // What the user decided goes last: a device flooding new destinations
+    // evicts untriaged ones first, and triaged ones only when nothing else
+    // is left to keep the cap.
+    let mut by_age: Vec<((bool, u64), &CompactString)> = device
         .destinations
         .iter()
-        .map(|(name, d)| (d.last_seen_ns, name))
+        .map(|(name, d)| {
+            let triaged = matches!(d.state, State::Accepted | State::Flagged);
+            ((triaged, d.last_seen_ns), name)
+        })
         .collect();
     if n < by_age.len() {
         by_age.select_nth_unstable(n);
@@ -1558,6 +1564,35 @@ mod tests {
             .destinations
             .iter()
             .any(|(_, n, _)| n == "a" || n == "b"));
+    }
+
+    #[test]
+    fn the_cap_evicts_untriaged_destinations_before_triaged_ones() {
+        let mut b = Baseline::new(Settings {
+            learn_for_ns: 0,
+            max_destinations: 3,
+            ..Settings::default()
+        });
+        let t0 = 1_700_000_000 * SECOND;
+        for (i, d) in ["good.example", "bad.example", "c.example"]
+            .iter()
+            .enumerate()
+        {
+            b.observe(&obs(d, t0 + i as u64 * HOUR)).unwrap();
+        }
+        b.triage(Triage::Accept, "DA:A1:19:42:00:23", "good.example")
+            .unwrap();
+        b.triage(Triage::Flag, "DA:A1:19:42:00:23", "bad.example")
+            .unwrap();
+        // A flood of new destinations, each more recent than the triaged ones.
+        for i in 0..10 {
+            b.observe(&obs(&format!("flood{i}.example"), t0 + (10 + i) * HOUR))
+                .unwrap();
+        }
+        let kept = &b.devices[&MAC].destinations;
+        assert!(kept.len() <= 3);
+        assert_eq!(kept["good.example"].state, State::Accepted);
+        assert_eq!(kept["bad.example"].state, State::Flagged);
     }
 
     /// 1 January 2100, Unix seconds.

@@ -12,8 +12,9 @@ use tetherscope_flow::Flow;
 
 /// Items per page when the request names no `limit`.
 pub const DEFAULT_LIMIT: usize = 1000;
-/// The largest `limit` honoured; larger ones are clipped to it.
-pub const MAX_LIMIT: usize = 10_000;
+/// The largest `limit` honoured; larger ones are clipped to it. A baseline
+/// entry is a few kilobytes: a page stays a few megabytes, whoever asks.
+pub const MAX_LIMIT: usize = 2_000;
 
 /// `limit` and `after` of a request, as given.
 #[derive(Debug, Default, serde::Deserialize)]

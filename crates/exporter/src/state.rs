@@ -953,7 +953,13 @@ fn domain_label_ref(name: Option<&str>, mode: DomainLabel) -> Cow<'_, str> {
 fn is_safe_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= SANITIZED_MAX_CHARS
-        && !s.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+        && !s.chars().any(|c| {
+            if c.is_ascii() {
+                c.is_ascii_control() || c == '"' || c == '\\'
+            } else {
+                crate::visible::is_hidden(c)
+            }
+        })
 }
 
 /// What decides the `rcode` label, as a number: 0 for flows that are not
@@ -1318,10 +1324,22 @@ fn new_token() -> String {
 
 /// [`sanitize`], but an empty result stays empty.
 fn sanitize_or_empty(s: &str) -> String {
-    s.chars()
+    let mut out = String::new();
+    for c in s
+        .chars()
         .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
         .take(SANITIZED_MAX_CHARS)
-        .collect()
+    {
+        // Characters that draw nothing or reorder the text are written out,
+        // as on the page: `gsta\u{200b}tic.com` never passes for
+        // `gstatic.com` in a dashboard.
+        if crate::visible::is_hidden(c) {
+            crate::visible::push_escape(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Longest label value [`sanitize`] keeps, in characters.
@@ -1331,6 +1349,24 @@ const SANITIZED_MAX_CHARS: usize = 128;
 mod tests {
     use super::*;
     use tetherscope_flow::{AppProto, Names, PipelineConfig, Transport};
+
+    #[test]
+    fn label_values_show_invisible_characters() {
+        for (name, shown) in [
+            ("gsta\u{200b}tic.com", "gsta\\u{200b}tic.com"),
+            ("\u{202e}moc.elgoog", "\\u{202e}moc.elgoog"),
+            ("plain.example", "plain.example"),
+            ("b\"a\\d\n.example", "bad.example"),
+        ] {
+            assert!(!is_safe_label(name) || name == "plain.example", "{name:?}");
+            assert_eq!(sanitize(name), shown, "{name:?}");
+            assert_eq!(
+                domain_label_ref(Some(name), DomainLabel::Fqdn),
+                shown,
+                "{name:?}"
+            );
+        }
+    }
 
     const HOUR: u64 = 3600 * 1_000_000_000;
 

@@ -127,10 +127,15 @@ async fn concurrent_views_cost_one_computation() {
 async fn a_client_that_hangs_up_does_not_start_a_second_computation() {
     let (_p, shared) = loaded(60_000, 0);
     let shared = Arc::new(shared.with_view_interval(Duration::from_secs(3600)));
-    for _ in 0..3 {
+    // The first client hangs up while the view is computed; the next ones
+    // may come during that computation or after it (then the cache answers):
+    // either way no second computation starts.
+    for i in 0..3 {
         let gone =
             tokio::time::timeout(Duration::from_millis(5), get(&shared, "/api/view", &[])).await;
-        assert!(gone.is_err(), "the view took less than 5 ms: no test");
+        if i == 0 {
+            assert!(gone.is_err(), "the view took less than 5 ms: no test");
+        }
     }
     let r = get(&shared, "/api/view", &[]).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -140,12 +145,14 @@ async fn a_client_that_hangs_up_does_not_start_a_second_computation() {
 #[tokio::test]
 async fn the_view_is_recomputed_after_its_interval() {
     let (p, shared) = loaded(10, 0);
-    let shared = Arc::new(shared.with_view_interval(Duration::from_millis(50)));
+    // An interval long enough that the second request falls inside it even
+    // on a loaded machine.
+    let shared = Arc::new(shared.with_view_interval(Duration::from_secs(2)));
     let first = get(&shared, "/api/view", &[]).await;
     p.table.insert(flow(10));
     let cached = get(&shared, "/api/view", &[]).await;
     assert!(first.body == cached.body, "served from the cache");
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
     let fresh = get(&shared, "/api/view", &[]).await;
     assert!(
         first.body != fresh.body,
