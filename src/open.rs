@@ -110,9 +110,9 @@ fn redirect_page_in(dir: &Path, url: &str) -> anyhow::Result<PathBuf> {
         .open(&path)
         .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
     // The address is ours (digits, dots, colons, hex): nothing to escape.
-    write!(
+    writeln!(
         file,
-        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>tetherscope</title><a href=\"{url}\">tetherscope</a>\n"
+        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={url}\"><title>tetherscope</title><a href=\"{url}\">tetherscope</a>"
     )
     .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
     Ok(path)
