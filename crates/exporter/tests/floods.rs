@@ -270,30 +270,35 @@ async fn flows_come_in_pages_that_walk_every_flow_once() {
 }
 
 /// Two phones with 3,000 destinations each.
+/// Destination `i` of phone `phone`: every tenth one `new`.
+fn entry(phone: u8, i: usize) -> Entry {
+    let mac = format!("02:00:00:00:00:{phone:02x}");
+    Entry {
+        device: mac.clone(),
+        mac,
+        randomised: true,
+        destination: format!("dest{i}.example"),
+        state: if i % 10 == 0 { "new" } else { "baseline" }.into(),
+        purpose: "unknown".into(),
+        owner: None,
+        service: None,
+        first_seen: 1_700_000_000.0,
+        last_seen: 1_700_000_100.0,
+        flows: 1,
+        bytes_up: 1,
+        bytes_down: 1,
+        cleartext_bytes: 0,
+        names: vec![],
+    }
+}
+
 fn with_baseline() -> Arc<Shared> {
     let pipeline = Pipeline::new(&PipelineConfig::default());
     let mut baseline = Baseline::new(Settings::default());
     let mut entries = Vec::new();
     for phone in 1..=2u8 {
         for i in 0..3_000 {
-            let mac = format!("02:00:00:00:00:{phone:02x}");
-            entries.push(Entry {
-                device: mac.clone(),
-                mac,
-                randomised: true,
-                destination: format!("dest{i}.example"),
-                state: if i % 10 == 0 { "new" } else { "baseline" }.into(),
-                purpose: "unknown".into(),
-                owner: None,
-                service: None,
-                first_seen: 1_700_000_000.0,
-                last_seen: 1_700_000_100.0,
-                flows: 1,
-                bytes_up: 1,
-                bytes_down: 1,
-                cleartext_bytes: 0,
-                names: vec![],
-            });
+            entries.push(entry(phone, i));
         }
     }
     baseline.import(&entries).unwrap();
@@ -368,4 +373,32 @@ async fn an_unchanged_baseline_page_answers_304() {
     .await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     assert!(again.body.is_empty());
+}
+
+/// A full page that stays the same while an entry arrives after it is not
+/// "unchanged": the client must learn that a next page now exists.
+#[tokio::test]
+async fn a_full_page_with_a_new_successor_is_not_304() {
+    let shared = with_baseline();
+    let query = "/api/baseline?state=new&limit=600";
+    let first = get(&shared, query, &[]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(
+        !first.headers.contains_key(header::LINK),
+        "600 new entries: one page"
+    );
+    let etag = first.headers[header::ETAG].to_str().unwrap().to_owned();
+    let late = entry(3, 0);
+    assert_eq!(late.state, "new");
+    shared
+        .baseline
+        .as_ref()
+        .unwrap()
+        .lock()
+        .import(&[late])
+        .unwrap();
+    let again = get(&shared, query, &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, StatusCode::OK, "a next page appeared");
+    assert!(again.headers.contains_key(header::LINK));
+    assert!(again.body == first.body, "the page itself is the same");
 }
