@@ -271,7 +271,7 @@ async fn flows_come_in_pages_that_walk_every_flow_once() {
 
 /// Two phones with 3,000 destinations each.
 /// Destination `i` of phone `phone`: every tenth one `new`.
-fn entry(phone: u8, i: usize) -> Entry {
+fn entry(phone: u8, i: i32) -> Entry {
     let mac = format!("02:00:00:00:00:{phone:02x}");
     Entry {
         device: mac.clone(),
