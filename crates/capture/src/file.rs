@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
+use crate::layout::{self, Layout};
 use crate::{CaptureError, Packet};
 
 /// Largest record accepted (libpcap's own ceiling for any link type).
@@ -29,6 +30,8 @@ pub enum Format {
         big_endian: bool,
         /// Nanosecond timestamps.
         nanos: bool,
+        /// How long each record's header is.
+        layout: Layout,
     },
     /// pcapng.
     PcapNg,
@@ -200,10 +203,12 @@ impl FileSource {
             total_bytes: None,
         };
         match src.win.peek(4) {
-            [0xa1, 0xb2, 0xc3, 0xd4] => src.pcap_header(true, false)?,
-            [0xd4, 0xc3, 0xb2, 0xa1] => src.pcap_header(false, false)?,
-            [0xa1, 0xb2, 0x3c, 0x4d] => src.pcap_header(true, true)?,
-            [0x4d, 0x3c, 0xb2, 0xa1] => src.pcap_header(false, true)?,
+            [0xa1, 0xb2, 0xc3, 0xd4] => src.pcap_header(true, false, false)?,
+            [0xd4, 0xc3, 0xb2, 0xa1] => src.pcap_header(false, false, false)?,
+            [0xa1, 0xb2, 0x3c, 0x4d] => src.pcap_header(true, true, false)?,
+            [0x4d, 0x3c, 0xb2, 0xa1] => src.pcap_header(false, true, false)?,
+            [0xa1, 0xb2, 0xcd, 0x34] => src.pcap_header(true, false, true)?,
+            [0x34, 0xcd, 0xb2, 0xa1] => src.pcap_header(false, false, true)?,
             [0x0a, 0x0d, 0x0d, 0x0a] => src.format = Format::PcapNg,
             _ => return Err(CaptureError::NotACapture),
         }
@@ -223,14 +228,34 @@ impl FileSource {
         )
     }
 
-    fn pcap_header(&mut self, big_endian: bool, nanos: bool) -> Result<(), CaptureError> {
+    fn pcap_header(
+        &mut self,
+        big_endian: bool,
+        nanos: bool,
+        patched_magic: bool,
+    ) -> Result<(), CaptureError> {
         if !self.win.fill(24)? {
             return Err(CaptureError::NotACapture);
         }
         let h = self.win.peek(24);
         self.link_type = u32_at(h, 20, big_endian) & 0x03FF_FFFF;
-        self.format = Format::Pcap { big_endian, nanos };
         self.win.consume(24);
+        // Enough of the file to check the first records' layout; a shorter
+        // file is all there (fill reports the end instead of failing).
+        let whole = !self.win.fill(layout::RECORDS_CHECKED * (MAX_RECORD + 28))?;
+        let layout = layout::detect(
+            patched_magic,
+            &self.win.buf[self.win.start..self.win.end],
+            whole,
+            big_endian,
+            nanos,
+            MAX_RECORD,
+        );
+        self.format = Format::Pcap {
+            big_endian,
+            nanos,
+            layout,
+        };
         Ok(())
     }
 
@@ -239,7 +264,11 @@ impl FileSource {
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         self.win.consume(std::mem::take(&mut self.consumed_record));
         match self.format {
-            Format::Pcap { big_endian, nanos } => self.next_pcap(big_endian, nanos),
+            Format::Pcap {
+                big_endian,
+                nanos,
+                layout,
+            } => self.next_pcap(big_endian, nanos, layout.header_len()),
             Format::PcapNg => self.next_pcapng(),
         }
     }
@@ -257,11 +286,16 @@ impl FileSource {
         }
     }
 
-    fn next_pcap(&mut self, be: bool, nanos: bool) -> Result<Option<Packet<'_>>, CaptureError> {
+    fn next_pcap(
+        &mut self,
+        be: bool,
+        nanos: bool,
+        header: usize,
+    ) -> Result<Option<Packet<'_>>, CaptureError> {
         if self.win.at_eof()? {
             return Ok(None);
         }
-        if !self.win.fill(16)? {
+        if !self.win.fill(header)? {
             return Err(self.cut_short());
         }
         let h = self.win.peek(16);
@@ -273,12 +307,12 @@ impl FileSource {
                 "record claims {caplen} captured bytes (limit {MAX_RECORD})"
             )));
         }
-        if !self.win.fill(16 + caplen)? {
+        if !self.win.fill(header + caplen)? {
             return Err(self.cut_short());
         }
         let ts_nanos = sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
-        self.consumed_record = 16 + caplen;
-        let data = &self.win.peek(16 + caplen)[16..];
+        self.consumed_record = header + caplen;
+        let data = &self.win.peek(header + caplen)[header..];
         Ok(Some(Packet {
             ts_nanos,
             link_type: self.link_type,
@@ -493,6 +527,66 @@ mod tests {
         assert!(err.is_none());
         assert_eq!(pkts[0], (10_000_005_000, 1, b"abc".to_vec(), 60));
         assert_eq!(pkts[1].0, 11_000_000_000);
+    }
+
+    /// `standard` rewritten with `extra` bytes after every record header
+    /// and `magic` in place of its own, as the patched libpcaps wrote it.
+    fn with_longer_headers(standard: &[u8], magic: [u8; 4], extra: usize) -> Vec<u8> {
+        let mut out = magic.to_vec();
+        out.extend_from_slice(&standard[4..24]);
+        let mut at = 24;
+        while at < standard.len() {
+            let caplen = u32::from_le_bytes(standard[at + 8..at + 12].try_into().unwrap()) as usize;
+            out.extend_from_slice(&standard[at..at + 16]);
+            // Interface 3, protocol IPv4, packet type "to us", then padding.
+            out.extend_from_slice(&[3, 0, 0, 0, 0x08, 0x00, 0, 0, 0, 0, 0, 0][..extra]);
+            out.extend_from_slice(&standard[at + 16..at + 16 + caplen]);
+            at += 16 + caplen;
+        }
+        out
+    }
+
+    #[test]
+    fn patched_libpcap_layouts_read_like_the_standard_one() {
+        let frames: Vec<Vec<u8>> = (0..12u8)
+            .map(|i| vec![i; 40 + usize::from(i) * 7])
+            .collect();
+        let records: Vec<(u32, u32, &[u8], u32)> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                (
+                    1_700_000_000 + i as u32,
+                    250 * i as u32,
+                    f.as_slice(),
+                    f.len() as u32,
+                )
+            })
+            .collect();
+        let standard = pcap_le(&records, 1);
+        let (expected, err) = read_all(standard.clone());
+        assert!(err.is_none());
+        assert_eq!(expected.len(), 12);
+        let le = [0xd4, 0xc3, 0xb2, 0xa1];
+        let patched = [0x34, 0xcd, 0xb2, 0xa1];
+        for (name, magic, extra, layout) in [
+            ("Kuznetsov", patched, 8, Layout::Kuznetsov),
+            ("SuSE 6.3", patched, 12, Layout::SuSe),
+            ("Red Hat 6.1", le, 8, Layout::Kuznetsov),
+            ("Nokia", le, 4, Layout::Nokia),
+        ] {
+            let file = with_longer_headers(&standard, magic, extra);
+            let mut src = FileSource::from_reader(Box::new(io::Cursor::new(file.clone()))).unwrap();
+            assert!(
+                matches!(src.format(), Format::Pcap { layout: l, .. } if l == layout),
+                "{name}: {:?}",
+                src.format()
+            );
+            assert!(src.next_packet().unwrap().is_some());
+            let (got, err) = read_all(file);
+            assert!(err.is_none(), "{name}: {err:?}");
+            assert_eq!(got, expected, "{name}");
+        }
     }
 
     #[test]

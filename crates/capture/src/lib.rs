@@ -1,8 +1,9 @@
 //! Capture sources: where timestamped frames come from.
 //!
 //! * [`file::FileSource`] reads classic pcap (either byte order, micro- or
-//!   nanosecond), pcapng (several interfaces, each with its own link type) and
-//!   gzip-compressed captures of either, recognised by their magic bytes.
+//!   nanosecond, and the longer record headers of old patched libpcaps, see
+//!   [`layout`]), pcapng (several interfaces, each with its own link type)
+//!   and gzip-compressed captures of either, recognised by their magic bytes.
 //! * [`live::LiveSource`] captures from an interface with libpcap.
 //!
 //! Both yield the same [`Packet`], so live and offline modes feed the same
@@ -11,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod file;
+pub mod layout;
 pub mod live;
 
 /// One captured frame, borrowed from the source's buffer.
