@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod model;
+mod paging;
 mod persister;
 mod store;
 mod view;
@@ -40,7 +41,7 @@ pub use view::{Entry, Triage};
 pub const SECOND: u64 = 1_000_000_000;
 
 /// What a destination is to its device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
     /// Learned while the device was learning, or expected by its profile.
     Baseline,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 pub use compact_str::CompactString;
 
+use crate::paging::PageIndex;
 use crate::view::{Entry, Triage};
 use crate::{format_mac, is_randomised, nanos, Novelty, State, SECOND};
 
@@ -459,6 +460,9 @@ pub struct Baseline {
     host_labels: HashMap<String, String>,
     changes: Changes,
     vocabulary: Vocabulary,
+    /// Every destination in page order, so a page of `/api/baseline` costs
+    /// the page under the lock the capture thread needs, not the baseline.
+    index: PageIndex,
     /// Latest packet time seen: retention counts back from here.
     now_ns: u64,
     /// Times beyond this are clamped to it: this machine's clock plus
@@ -555,6 +559,14 @@ impl Baseline {
             d.last_seen_ns = self.trusted_time(d.last_seen_ns);
         }
         self.now_ns = self.now_ns.max(device.last_seen_ns);
+        if let Some(old) = self.devices.remove(&mac) {
+            for (name, d) in &old.destinations {
+                self.index.remove(mac, name, d.state);
+            }
+        }
+        for (name, d) in &device.destinations {
+            self.index.insert(mac, name, d.state);
+        }
         self.devices.insert(mac, device);
     }
 
@@ -611,6 +623,20 @@ impl Baseline {
             Some(l) => l.clone(),
             None => host.clone(),
         }
+    }
+
+    /// Who holds each DHCP host name (the device that claimed it first, see
+    /// [`Baseline::name_owners`]), sorted by name: given to the device table
+    /// at start, so that a station that speaks first after a restart does
+    /// not take a name the baseline gives another.
+    pub fn name_holders(&self) -> Vec<(String, [u8; 6])> {
+        let mut holders: Vec<(String, [u8; 6])> = self
+            .name_owners(None)
+            .into_iter()
+            .map(|(name, mac)| (name.to_owned(), mac))
+            .collect();
+        holders.sort();
+        holders
     }
 
     /// For each latest DHCP host name (only `only`, if given), the device
@@ -723,9 +749,10 @@ impl Baseline {
                     State::New
                 };
                 if device.destinations.len() >= s.max_destinations {
-                    self.evicted += evict_oldest(device, o.mac, &mut self.changes);
+                    self.evicted += evict_oldest(device, o.mac, &mut self.changes, &mut self.index);
                 }
                 self.changes.removed.remove(o.mac, &key);
+                self.index.insert(o.mac, &key, state);
                 device
                     .destinations
                     .entry(CompactString::from(&*key))
@@ -746,6 +773,7 @@ impl Baseline {
         // A destination the profile expects is known even if it once was new.
         if o.expected && dest.state == State::New {
             dest.state = State::Baseline;
+            self.index.restate(o.mac, &key, State::New, State::Baseline);
         }
         self.vocabulary
             .set(&mut dest.labels, o.purpose, o.owner, o.service);
@@ -818,15 +846,18 @@ impl Baseline {
             Triage::Forget => {
                 let old = dev.destinations.remove(destination).ok_or_else(unknown)?;
                 self.changes.destination_removed(mac, destination);
+                self.index.remove(mac, destination, old.state);
                 Ok(Some(self.entry(&mac, destination, &old)))
             }
             Triage::Accept | Triage::Flag => {
                 let dest = dev.destinations.get_mut(destination).ok_or_else(unknown)?;
+                let was = dest.state;
                 dest.state = if op == Triage::Accept {
                     State::Accepted
                 } else {
                     State::Flagged
                 };
+                self.index.restate(mac, destination, was, dest.state);
                 self.changes.destination(mac, destination, dest);
                 Ok(self.entry_of(&mac, destination))
             }
@@ -881,8 +912,9 @@ impl Baseline {
             if !device.destinations.contains_key(&key)
                 && device.destinations.len() >= self.settings.max_destinations
             {
-                self.evicted += evict_oldest(device, mac, &mut self.changes);
+                self.evicted += evict_oldest(device, mac, &mut self.changes, &mut self.index);
             }
+            let was = device.destinations.get(&key).map(|d| d.state);
             let dest = device
                 .destinations
                 .entry(key.clone())
@@ -903,6 +935,10 @@ impl Baseline {
                     unsaved: false,
                 });
             dest.state = state;
+            match was {
+                Some(was) => self.index.restate(mac, &key, was, state),
+                None => self.index.insert(mac, &key, state),
+            }
             dest.first_seen_ns = dest.first_seen_ns.min(first);
             dest.last_seen_ns = dest.last_seen_ns.max(last);
             dest.flows = dest.flows.max(e.flows);
@@ -940,6 +976,7 @@ impl Baseline {
                     d.last_seen_ns >= cutoff || matches!(d.state, State::Accepted | State::Flagged);
                 if !keep {
                     self.changes.destination_removed(*mac, name);
+                    self.index.remove(*mac, name, d.state);
                 }
                 keep
             });
@@ -1078,9 +1115,10 @@ impl Baseline {
 
     /// One page of the entries, ordered by (MAC, destination): at most
     /// `limit` entries after `after` (a (MAC, destination) already seen),
-    /// only those in `state` when given, and whether more follow. Picks the
-    /// page with a bounded heap, so a request costs `limit` entries of
-    /// memory however large the baseline.
+    /// only those in `state` when given, and whether more follow. Costs the
+    /// page, not the baseline (see [`PageIndex`]): the caller holds the
+    /// lock the capture thread needs. Entries added between two pages are
+    /// listed by the later one when they sort after its cursor.
     pub fn entries_page(
         &self,
         device: Option<&str>,
@@ -1089,36 +1127,26 @@ impl Baseline {
         limit: usize,
     ) -> Result<(Vec<Entry>, bool), TriageError> {
         let only = device.map(|d| self.resolve(d)).transpose()?;
-        let limit = limit.max(1);
-        // The `limit + 1` smallest keys past the cursor: the extra one
-        // tells whether a next page exists.
-        let mut heap: std::collections::BinaryHeap<([u8; 6], &str)> =
-            std::collections::BinaryHeap::with_capacity(limit + 2);
-        for (mac, dev) in &self.devices {
-            if only.is_some_and(|m| m != *mac) || after.is_some_and(|(m, _)| mac < m) {
-                continue;
-            }
-            for (name, d) in &dev.destinations {
-                let key = (*mac, name.as_str());
-                if after.is_some_and(|(m, n)| (mac, name.as_str()) <= (m, n))
-                    || state.is_some_and(|s| d.state != s)
-                {
-                    continue;
-                }
-                if heap.len() <= limit {
-                    heap.push(key);
-                } else if heap.peek().is_some_and(|top| key < *top) {
-                    heap.pop();
-                    heap.push(key);
-                }
-            }
-        }
-        let mut keys = heap.into_sorted_vec();
-        let more = keys.len() > limit;
-        keys.truncate(limit);
+        let (keys, more) = self
+            .index
+            .page(only, state, after.map(|(m, n)| (*m, n)), limit);
+        // Who holds each name: once per page, not once per entry.
+        let owners = self.name_owners(None);
+        let mut shown: Option<([u8; 6], String)> = None;
         let out = keys
             .into_iter()
-            .filter_map(|(mac, name)| self.entry_of(&mac, name))
+            .filter_map(|(mac, name)| {
+                let d = self.devices.get(&mac)?.destinations.get(name)?;
+                let device = match &shown {
+                    Some((m, s)) if *m == mac => s.clone(),
+                    _ => {
+                        let s = self.display_name_among(&mac, &owners);
+                        shown = Some((mac, s.clone()));
+                        s
+                    }
+                };
+                Some(Entry::new(device, &mac, is_randomised(&mac), name, d))
+            })
             .collect();
         Ok((out, more))
     }
@@ -1201,7 +1229,12 @@ fn check_entry(e: &Entry, clock_limit_ns: u64) -> Result<(), String> {
 /// Drops the least recently seen sixteenth (at least one) of a full
 /// device's destinations; returns how many. Dropping a batch at once keeps
 /// a flood of new destinations from paying a full scan per flow.
-fn evict_oldest(device: &mut Device, mac: [u8; 6], changes: &mut Changes) -> u64 {
+fn evict_oldest(
+    device: &mut Device,
+    mac: [u8; 6],
+    changes: &mut Changes,
+    index: &mut PageIndex,
+) -> u64 {
     let n = (device.destinations.len() / 16).max(1);
     // What the user decided goes last: a device flooding new destinations
     // evicts untriaged ones first, and triaged ones only when nothing else
@@ -1223,7 +1256,9 @@ fn evict_oldest(device: &mut Device, mac: [u8; 6], changes: &mut Changes) -> u64
         .map(|(_, name)| name.clone())
         .collect();
     for name in &oldest {
-        device.destinations.remove(name.as_str());
+        if let Some(gone) = device.destinations.remove(name.as_str()) {
+            index.remove(mac, name, gone.state);
+        }
         changes.destination_removed(mac, name);
     }
     oldest.len() as u64
@@ -1790,5 +1825,195 @@ mod tests {
         let mut again = Baseline::new(b.settings());
         again.import(&exported).unwrap();
         assert!(again.devices[&ROGUE].host_names.is_empty());
+    }
+
+    /// The page index holds exactly the destinations, each in its state.
+    fn assert_index_matches(b: &Baseline) {
+        let mut want: Vec<(State, [u8; 6], String)> = b
+            .devices
+            .iter()
+            .flat_map(|(mac, d)| {
+                d.destinations
+                    .iter()
+                    .map(|(n, dest)| (dest.state, *mac, n.to_string()))
+            })
+            .collect();
+        want.sort();
+        let (all, _) = b.index.page(None, None, None, usize::MAX - 1);
+        assert_eq!(all.len(), want.len());
+        assert_eq!(b.index.len(), want.len());
+        for s in [State::Baseline, State::Accepted, State::New, State::Flagged] {
+            let (keys, _) = b.index.page(None, Some(s), None, usize::MAX - 1);
+            let got: Vec<(State, [u8; 6], String)> =
+                keys.iter().map(|(m, n)| (s, *m, n.to_string())).collect();
+            let of_s: Vec<_> = want.iter().filter(|w| w.0 == s).cloned().collect();
+            assert_eq!(got, of_s, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn paging_is_exact_while_entries_arrive_between_pages() {
+        const OTHER: [u8; 6] = [2, 0, 0, 0, 0, 7];
+        let mut b = Baseline::new(Settings {
+            learn_for_ns: HOUR,
+            max_destinations: 400,
+            ..Settings::default()
+        });
+        let t0 = 1_700_000_000 * SECOND;
+        for i in 0..300 {
+            for mac in [MAC, OTHER] {
+                let name = format!("d{:04}.example", i * 2);
+                b.observe(&Observation {
+                    mac,
+                    ..obs(&name, t0)
+                })
+                .unwrap();
+            }
+        }
+        let before: Vec<(String, String)> = b
+            .entries(None)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.mac, e.destination))
+            .collect();
+        // Walk pages of 37; between two pages, destinations arrive both
+        // before and after the cursor, and some change state.
+        let mut seen: Vec<(String, String)> = Vec::new();
+        let mut added_after_cursor = Vec::new();
+        let mut after: Option<([u8; 6], String)> = None;
+        let mut round = 0u64;
+        loop {
+            let (page, more) = b
+                .entries_page(None, None, after.as_ref().map(|(m, n)| (m, n.as_str())), 37)
+                .unwrap();
+            assert!(page.len() <= 37);
+            seen.extend(page.iter().map(|e| (e.mac.clone(), e.destination.clone())));
+            let Some(last) = page.last() else { break };
+            after = Some((parse_mac(&last.mac).unwrap(), last.destination.clone()));
+            if !more {
+                break;
+            }
+            round += 1;
+            let t = t0 + 2 * HOUR + round * SECOND;
+            for (mac, name) in [
+                (MAC, format!("d{:04}.example", 2 * round + 1)),
+                (OTHER, format!("d{:04}.example", 599 - 2 * round)),
+            ] {
+                b.observe(&Observation {
+                    mac,
+                    ..obs(&name, t)
+                })
+                .unwrap();
+                let key = (format_mac(&mac), name);
+                let cursor = after.as_ref().map(|(m, n)| (format_mac(m), n.clone()));
+                if cursor.is_none_or(|c| key > c) {
+                    added_after_cursor.push(key);
+                }
+            }
+            let accept = format!("d{:04}.example", (round * 14) % 600);
+            let _ = b.triage(Triage::Accept, "da:a1:19:42:00:23", &accept);
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "an entry listed twice");
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(sorted, seen, "pages out of order");
+        for key in before.iter().chain(&added_after_cursor) {
+            assert!(seen.contains(key), "{key:?} missed");
+        }
+        assert!(!added_after_cursor.is_empty());
+        // Filtered by state, the same walk finds exactly that state's.
+        let mut new_ones = Vec::new();
+        let mut after: Option<([u8; 6], String)> = None;
+        loop {
+            let (page, more) = b
+                .entries_page(
+                    Some("02:00:00:00:00:07"),
+                    Some(State::New),
+                    after.as_ref().map(|(m, n)| (m, n.as_str())),
+                    5,
+                )
+                .unwrap();
+            new_ones.extend(page.iter().map(|e| e.destination.clone()));
+            let Some(last) = page.last() else { break };
+            after = Some((parse_mac(&last.mac).unwrap(), last.destination.clone()));
+            if !more {
+                break;
+            }
+        }
+        let mut want: Vec<String> = b.devices[&OTHER]
+            .destinations
+            .iter()
+            .filter(|(_, d)| d.state == State::New)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        want.sort();
+        assert_eq!(new_ones, want);
+        assert!(!want.is_empty());
+        assert_index_matches(&b);
+    }
+
+    #[test]
+    fn the_page_index_follows_every_change() {
+        let mut b = Baseline::new(Settings {
+            learn_for_ns: 0,
+            max_destinations: 50,
+            ..Settings::default()
+        });
+        let t0 = 1_700_000_000 * SECOND;
+        // Past the cap: evictions.
+        for i in 0..120 {
+            b.observe(&obs(&format!("e{i}.example"), t0 + i * SECOND))
+                .unwrap();
+        }
+        assert_index_matches(&b);
+        // Triage: accept, flag, forget.
+        let names: Vec<String> = b.devices[&MAC]
+            .destinations
+            .keys()
+            .take(3)
+            .map(|k| k.to_string())
+            .collect();
+        b.triage(Triage::Accept, "da:a1:19:42:00:23", &names[0])
+            .unwrap();
+        b.triage(Triage::Flag, "da:a1:19:42:00:23", &names[1])
+            .unwrap();
+        b.triage(Triage::Forget, "da:a1:19:42:00:23", &names[2])
+            .unwrap();
+        assert_index_matches(&b);
+        // Expected by a profile: new becomes baseline.
+        let new_one = b.devices[&MAC]
+            .destinations
+            .iter()
+            .find(|(_, d)| d.state == State::New)
+            .map(|(k, _)| k.to_string())
+            .unwrap();
+        b.observe(&Observation {
+            expected: true,
+            ..obs(&new_one, t0 + 200 * SECOND)
+        })
+        .unwrap();
+        assert_eq!(b.state_of(&MAC, &new_one), Some(State::Baseline));
+        assert_index_matches(&b);
+        // Import: new destinations and changed states.
+        let mut exported = b.entries(None).unwrap();
+        for e in &mut exported {
+            e.state = "flagged".into();
+        }
+        let mut extra = exported[0].clone();
+        extra.destination = "imported.example".into();
+        exported.push(extra);
+        b.import(&exported).unwrap();
+        assert_index_matches(&b);
+        // Retention, then a device loaded again from the store.
+        b.retain_for_test(HOUR);
+        b.observe(&obs("late.example", t0 + 30 * HOUR)).unwrap();
+        b.expire();
+        assert_index_matches(&b);
+        let device = b.devices[&MAC].clone();
+        b.load_device(MAC, device);
+        assert_index_matches(&b);
     }
 }
