@@ -443,6 +443,7 @@ fn slow_readers_neither_pin_memory_nor_stay() {
         assert!(asked.elapsed() < QUICK);
     }
     let peak = peak_rss_kib(m.child.id());
+    eprintln!("peak RSS with {CONNECTIONS} slow readers: {peak} KiB");
     assert!(
         peak <= PEAK_BOUND_KIB,
         "peak RSS {peak} KiB over {PEAK_BOUND_KIB} KiB with {CONNECTIONS} slow readers"

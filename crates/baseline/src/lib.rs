@@ -22,7 +22,6 @@
 #![warn(missing_docs)]
 
 mod model;
-mod paging;
 mod persister;
 mod store;
 mod view;
