@@ -78,6 +78,9 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     }
     let baseline = state.as_ref().map(|s| s.handle.clone());
     let devices = pipeline.devices.clone();
+    if let Some(b) = &baseline {
+        crate::state::remember_holders(b, &devices);
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut table_rows = Vec::new();

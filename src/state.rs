@@ -407,6 +407,15 @@ pub fn configure_devices(
     Ok(())
 }
 
+/// Gives the device table the DHCP names the baseline says each device
+/// holds, before any packet: one rule for who holds a name (the device that
+/// claimed it first, across restarts), not one per run.
+pub fn remember_holders(handle: &BaselineHandle, devices: &tetherscope_flow::DeviceTable) {
+    for (name, mac) in handle.lock().name_holders() {
+        devices.remember_holder(mac, &name);
+    }
+}
+
 /// The baseline of `run` and `replay`, attached to their exporter.
 pub struct Live {
     state: Option<Running>,
@@ -455,6 +464,7 @@ pub fn attach_with(
         .as_ref()
         .map_or_else(|| in_memory(settings), |s| s.handle.clone());
     configure_devices(&mut handle, &args.devices, &shared.catalog)?;
+    remember_holders(&handle, &shared.devices);
     let store_path = handle.path.clone();
     Arc::get_mut(shared)
         .ok_or_else(|| anyhow::anyhow!("the exporter was shared before its baseline was set"))?

@@ -1051,3 +1051,54 @@ fn baseline_a_dhcp_name_two_stations_send_is_not_a_device() {
     assert!(out.status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One rule for who holds a DHCP name, across restarts: the store says the
+/// phone claimed `pixel-7a` first; after a restart another station sends
+/// the name before the phone does, and still the phone is `pixel-7a` and
+/// the other `pixel-7a (MAC)` (before, the device table gave the name to
+/// whoever spoke first in this run, and the phone's own flows then recorded
+/// it as `pixel-7a (MAC)`).
+#[test]
+fn baseline_a_remembered_name_stays_its_holders_after_a_restart() {
+    let dir = scratch("restart-names");
+    let store = dir.join("state.db");
+    let s = store.to_str().unwrap();
+    const ROGUE: &str = "02:00:00:00:66:66";
+    let first = dir.join("first.pcap");
+    capture(&first, &[flow(T0, "www.example.com", "203.0.113.10")]);
+    let out = common::read_jsonl(&first, &["--quiet", "--state", s]);
+    assert!(out.status.success());
+    // The restart: the rogue speaks first, then the phone.
+    let later = dir.join("later.pcap");
+    capture(
+        &later,
+        &[
+            format!(
+                r#"{{"t": {}, "mac": "{ROGUE}", "ip": "10.42.0.66", "host": "api.example.com", "server": "203.0.113.10", "name": "pixel-7a"}}"#,
+                T0 + 2 * HOUR
+            ),
+            flow(T0 + 3 * HOUR, "docs.example.net", "203.0.113.11"),
+        ],
+    );
+    let out = common::read_jsonl(&later, &["--quiet", "--state", s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rogue_shown = format!("pixel-7a ({ROGUE})");
+    let out = baseline(&["list", "--format", "json", "--state", s]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let shown: BTreeMap<String, String> = list
+        .iter()
+        .map(|e| {
+            (
+                e["mac"].as_str().unwrap().to_owned(),
+                e["device"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(shown[PHONE], "pixel-7a", "{shown:?}");
+    assert_eq!(shown[ROGUE], rogue_shown, "{shown:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

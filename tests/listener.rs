@@ -23,12 +23,18 @@ struct Monitor {
 impl Monitor {
     /// Starts it, under `prlimit ARGS` when given, and waits until it serves.
     fn start(test: &str, prlimit: &[&str]) -> Monitor {
+        Self::start_on(test, prlimit, |_| {})
+    }
+
+    /// [`Monitor::start`], after `prepare` has had the store's directory.
+    fn start_on(test: &str, prlimit: &[&str], prepare: impl FnOnce(&std::path::Path)) -> Monitor {
         let dir = std::env::temp_dir().join(format!(
             "tetherscope-listener-{}-{test}",
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        prepare(&dir);
         let port = common::free_port();
         let child = Self::spawn(&dir, port, prlimit);
         let monitor = Monitor { child, port, dir };
@@ -353,6 +359,134 @@ fn silent_connections_neither_exhaust_descriptors_nor_stay() {
     let metrics = common::get_local(m.port, "/metrics").unwrap();
     assert!(
         metrics.contains("tetherscope_http_connections_closed_total{reason=\"evicted\"}"),
+        "{metrics}"
+    );
+}
+
+/// Peak resident memory of process `pid`, KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// Imports one device with `n` destinations, each with 16 long names, so
+/// that one page of `/api/baseline` is several megabytes.
+fn import_large_baseline(dir: &std::path::Path, n: usize) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    let entries: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let destination = format!("d{i:05}.example.org");
+            let names: Vec<String> = (0..16)
+                .map(|k| format!("{}{k:02}.{destination}", "n".repeat(220)))
+                .collect();
+            serde_json::json!({
+                "device": "da:a1:19:42:00:23",
+                "mac": "da:a1:19:42:00:23",
+                "destination": destination,
+                "state": "baseline",
+                "first_seen": now - 3600.0,
+                "last_seen": now - 60.0,
+                "flows": 1,
+                "names": names,
+            })
+        })
+        .collect();
+    let file = dir.join("import.json");
+    std::fs::write(&file, serde_json::to_vec(&entries).unwrap()).unwrap();
+    let out = Command::new(common::bin())
+        .args(["baseline", "import"])
+        .arg(&file)
+        .arg("--state")
+        .arg(dir.join("state.db"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Clients that ask for large answers and never read them: the monitor's
+/// memory stays bounded while they hang on (large answers waiting to be
+/// sent are bounded over all connections), `/healthz` keeps answering, and
+/// each such connection is closed and counted (no write progress for the
+/// write timeout, or refused past the bound).
+#[test]
+fn slow_readers_neither_pin_memory_nor_stay() {
+    const CONNECTIONS: usize = 60;
+    // Each page is about 8 MB: unbounded, the stalled answers alone hold
+    // about 480 MB; bounded, 64 MiB plus what is being built.
+    const PEAK_BOUND_KIB: u64 = 200 * 1024;
+    let m = Monitor::start_on("slow", &[], |dir| import_large_baseline(dir, 2000));
+    let request = format!(
+        "GET /api/baseline?limit=2000 HTTP/1.1\r\nHost: {}\r\n\r\n",
+        m.host()
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut s = TcpStream::connect_timeout(&m.host().parse().unwrap(), QUICK).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        stalled.push(s);
+    }
+    // Let every answer be built (or refused).
+    std::thread::sleep(Duration::from_secs(3));
+    for _ in 0..3 {
+        let asked = Instant::now();
+        assert!(
+            m.healthy(QUICK),
+            "/healthz did not answer among slow readers"
+        );
+        assert!(asked.elapsed() < QUICK);
+    }
+    let peak = peak_rss_kib(m.child.id());
+    eprintln!("peak RSS with {CONNECTIONS} slow readers: {peak} KiB");
+    assert!(
+        peak <= PEAK_BOUND_KIB,
+        "peak RSS {peak} KiB over {PEAK_BOUND_KIB} KiB with {CONNECTIONS} slow readers"
+    );
+    // Each is closed by the server: refused past the bound at once, or
+    // after the write timeout (10 s), which reading would restart: so wait
+    // it out first. Reading then drains what the kernel buffered, then
+    // finds the end.
+    std::thread::sleep(Duration::from_secs(12));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut open = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    for s in &mut stalled {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            s.set_read_timeout(Some(left.max(Duration::from_millis(10))))
+                .unwrap();
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(_) => {
+                    open += 1;
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(open, 0, "slow readers still connected after 25 s");
+    assert!(m.healthy(QUICK));
+    let metrics = common::get_local(m.port, "/metrics").unwrap();
+    let count = |reason: &str| -> u64 {
+        let key = format!("tetherscope_http_connections_closed_total{{reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("write_timeout") >= 1, "{metrics}");
+    assert_eq!(
+        count("write_timeout") + count("over_budget"),
+        CONNECTIONS as u64,
         "{metrics}"
     );
 }

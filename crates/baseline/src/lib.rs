@@ -40,7 +40,7 @@ pub use view::{Entry, Triage};
 pub const SECOND: u64 = 1_000_000_000;
 
 /// What a destination is to its device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
     /// Learned while the device was learning, or expected by its profile.
     Baseline,

@@ -11,6 +11,17 @@ use std::sync::Arc;
 
 pub use compact_str::CompactString;
 
+mod changes;
+mod paging;
+mod vocabulary;
+
+pub use changes::{Batch, Changed, Rows};
+pub use vocabulary::Labels;
+
+use changes::Changes;
+use paging::PageIndex;
+use vocabulary::Vocabulary;
+
 use crate::view::{Entry, Triage};
 use crate::{format_mac, is_randomised, nanos, Novelty, State, SECOND};
 
@@ -96,36 +107,6 @@ pub struct Outcome {
     pub novelty: Novelty,
     /// This flow made the destination `new` (count it, alert once).
     pub became_new: bool,
-}
-
-/// What the catalog said of a destination's latest flow.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Labels {
-    /// Purpose.
-    pub purpose: Box<str>,
-    /// Owner.
-    pub owner: Option<Box<str>>,
-    /// Catalog display name of the matching rule.
-    pub service: Option<Box<str>>,
-}
-
-impl Labels {
-    /// Labels of their own (not shared with other destinations), clipped
-    /// like every text the baseline keeps (imports bring any text).
-    pub fn new(purpose: &str, owner: Option<&str>, service: Option<&str>) -> Arc<Labels> {
-        Arc::new(Labels {
-            purpose: clip(purpose).into(),
-            owner: owner.map(|s| clip(s).into()),
-            service: service.map(|s| clip(s).into()),
-        })
-    }
-
-    /// Whether these are `purpose`, `owner` and `service`.
-    pub fn are(&self, purpose: &str, owner: Option<&str>, service: Option<&str>) -> bool {
-        *self.purpose == *purpose
-            && self.owner.as_deref() == owner
-            && self.service.as_deref() == service
-    }
 }
 
 /// Names seen under a destination: nearly always one, kept in place.
@@ -222,7 +203,7 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 /// `s` as kept: at most [`MAX_NAME_LEN`] bytes, without control
 /// characters; borrowed when it already is (nearly always: it is asked for
 /// every finished flow).
-fn clip(s: &str) -> Cow<'_, str> {
+pub(crate) fn clip(s: &str) -> Cow<'_, str> {
     // Control characters are U+0000–U+001F, U+007F and U+0080–U+009F, the
     // last encoded C2 80–C2 9F: no such byte, no such character.
     if s.len() <= MAX_NAME_LEN && !s.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
@@ -233,217 +214,6 @@ fn clip(s: &str) -> Cow<'_, str> {
         end -= 1;
     }
     Cow::Owned(s[..end].chars().filter(|c| !c.is_control()).collect())
-}
-
-/// Purposes, owners and service names: a handful of combinations repeated
-/// over thousands of destinations, each kept once and shared. A flow
-/// compares its labels with ones every destination shares (warm in the
-/// cache) rather than with copies of its own, and a new destination
-/// allocates none.
-#[derive(Debug, Default)]
-struct Vocabulary {
-    by_hash: HashMap<u64, Vec<Arc<Labels>>>,
-    len: usize,
-    /// Labels handed out unshared since the last pruning.
-    unshared: usize,
-    /// Pruned at least once.
-    pruned: bool,
-    hasher: ahash::RandomState,
-}
-
-impl Vocabulary {
-    /// Combinations kept; imports can bring any text, so past this (and
-    /// once those no destination uses any more are dropped) labels are no
-    /// longer shared: still correct, just not deduplicated.
-    const MAX: usize = 4096;
-
-    /// Drops the labels only the vocabulary still holds. Walks everything,
-    /// so it runs the first time the vocabulary is full and then only after
-    /// a quarter of its size was handed out unshared.
-    fn prune(&mut self) {
-        self.by_hash.retain(|_, shared| {
-            shared.retain(|l| Arc::strong_count(l) > 1);
-            !shared.is_empty()
-        });
-        self.len = self.by_hash.values().map(Vec::len).sum();
-        self.unshared = 0;
-        self.pruned = true;
-    }
-
-    fn get(&mut self, purpose: &str, owner: Option<&str>, service: Option<&str>) -> Arc<Labels> {
-        // Looked up as kept (see `Labels::new`), so an over-long label
-        // finds its clipped self instead of adding another.
-        let (purpose, owner, service) = (clip(purpose), owner.map(clip), service.map(clip));
-        let (purpose, owner, service) = (&*purpose, owner.as_deref(), service.as_deref());
-        let hash = self.hasher.hash_one((purpose, owner, service));
-        let same = |l: &&Arc<Labels>| l.are(purpose, owner, service);
-        if let Some(shared) = self.by_hash.get(&hash).and_then(|v| v.iter().find(same)) {
-            return shared.clone();
-        }
-        let labels = Labels::new(purpose, owner, service);
-        let first_time_full = !self.pruned && self.len >= Self::MAX;
-        if first_time_full || self.unshared >= Self::MAX / 4 {
-            self.prune();
-        }
-        if self.len < Self::MAX {
-            self.by_hash.entry(hash).or_default().push(labels.clone());
-            self.len += 1;
-        } else {
-            self.unshared += 1;
-        }
-        labels
-    }
-
-    /// `slot` set to these labels, unless it already holds them.
-    fn set(
-        &mut self,
-        slot: &mut Arc<Labels>,
-        purpose: &str,
-        owner: Option<&str>,
-        service: Option<&str>,
-    ) {
-        if !slot.are(purpose, owner, service) {
-            *slot = self.get(purpose, owner, service);
-        }
-    }
-}
-
-/// (device, destination) pairs, looked up without allocating.
-#[derive(Debug, Default)]
-struct KeySet(HashMap<[u8; 6], HashSet<String>>);
-
-impl KeySet {
-    fn insert(&mut self, mac: [u8; 6], name: &str) {
-        let set = self.0.entry(mac).or_default();
-        if !set.contains(name) {
-            set.insert(name.to_owned());
-        }
-    }
-
-    fn remove(&mut self, mac: [u8; 6], name: &str) {
-        if let Some(set) = self.0.get_mut(&mac) {
-            set.remove(name);
-        }
-    }
-
-    fn drain(&mut self) -> Vec<([u8; 6], String)> {
-        self.0
-            .drain()
-            .flat_map(|(mac, set)| set.into_iter().map(move |n| (mac, n)))
-            .collect()
-    }
-}
-
-/// What changed since the writer last took it. A device or destination
-/// carries its own `unsaved` mark, so a flow to something already marked
-/// costs one test of a flag it has in hand; the lists say where the marks
-/// are. An entry whose device or destination is gone since, or whose mark
-/// was already taken (it was marked again after a removal), is skipped.
-#[derive(Debug, Default)]
-struct Changes {
-    /// Nothing takes the changes (a baseline kept in memory only), so none
-    /// are kept: the lists would only grow.
-    off: bool,
-    devices: Vec<[u8; 6]>,
-    destinations: Vec<([u8; 6], CompactString)>,
-    removed: KeySet,
-    removed_devices: HashSet<[u8; 6]>,
-}
-
-impl Changes {
-    fn device(&mut self, mac: [u8; 6], device: &mut Device) {
-        if !device.unsaved && !self.off {
-            device.unsaved = true;
-            self.devices.push(mac);
-        }
-    }
-
-    fn destination(&mut self, mac: [u8; 6], name: &str, destination: &mut Destination) {
-        if !destination.unsaved && !self.off {
-            destination.unsaved = true;
-            self.destinations.push((mac, name.into()));
-        }
-    }
-
-    fn destination_removed(&mut self, mac: [u8; 6], name: &str) {
-        if !self.off {
-            self.removed.insert(mac, name);
-        }
-    }
-
-    fn device_removed(&mut self, mac: [u8; 6]) {
-        if !self.off {
-            self.removed_devices.insert(mac);
-        }
-    }
-}
-
-/// What changed since the last write.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// Devices to upsert.
-    pub devices: Vec<([u8; 6], Device)>,
-    /// Destinations to upsert (device MAC, destination).
-    pub destinations: Vec<([u8; 6], String, Destination)>,
-    /// Destinations to delete.
-    pub removed: Vec<([u8; 6], String)>,
-    /// Devices to delete.
-    pub removed_devices: Vec<[u8; 6]>,
-}
-
-/// What the store writes, borrowed: from a [`Batch`], or straight from the
-/// baseline when nothing else needs it any more (the last write).
-#[derive(Debug, Default)]
-pub struct Rows<'a> {
-    /// Devices to upsert.
-    pub devices: Vec<([u8; 6], &'a Device)>,
-    /// Destinations to upsert.
-    pub destinations: Vec<([u8; 6], &'a str, &'a Destination)>,
-    /// Destinations to delete.
-    pub removed: &'a [([u8; 6], String)],
-    /// Devices to delete.
-    pub removed_devices: &'a [[u8; 6]],
-}
-
-/// Where the changes are, taken from the baseline by
-/// [`Baseline::take_changes`]; [`Baseline::rows`] reads them.
-#[derive(Debug, Default)]
-pub struct Changed {
-    devices: Vec<[u8; 6]>,
-    destinations: Vec<([u8; 6], CompactString)>,
-    removed: Vec<([u8; 6], String)>,
-    removed_devices: Vec<[u8; 6]>,
-}
-
-impl Changed {
-    /// Destinations changed.
-    pub fn destinations(&self) -> usize {
-        self.destinations.len()
-    }
-}
-
-impl Batch {
-    /// The batch as the store writes it.
-    pub fn rows(&self) -> Rows<'_> {
-        Rows {
-            devices: self.devices.iter().map(|(m, d)| (*m, d)).collect(),
-            destinations: self
-                .destinations
-                .iter()
-                .map(|(m, n, d)| (*m, n.as_str(), d))
-                .collect(),
-            removed: &self.removed,
-            removed_devices: &self.removed_devices,
-        }
-    }
-
-    /// Nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.devices.is_empty()
-            && self.destinations.is_empty()
-            && self.removed.is_empty()
-            && self.removed_devices.is_empty()
-    }
 }
 
 /// All devices and destinations, with what changed since the last write.
@@ -459,6 +229,9 @@ pub struct Baseline {
     host_labels: HashMap<String, String>,
     changes: Changes,
     vocabulary: Vocabulary,
+    /// Every destination in page order, so a page of `/api/baseline` costs
+    /// the page under the lock the capture thread needs, not the baseline.
+    index: PageIndex,
     /// Latest packet time seen: retention counts back from here.
     now_ns: u64,
     /// Times beyond this are clamped to it: this machine's clock plus
@@ -555,6 +328,14 @@ impl Baseline {
             d.last_seen_ns = self.trusted_time(d.last_seen_ns);
         }
         self.now_ns = self.now_ns.max(device.last_seen_ns);
+        if let Some(old) = self.devices.remove(&mac) {
+            for (name, d) in &old.destinations {
+                self.index.remove(mac, name, d.state);
+            }
+        }
+        for (name, d) in &device.destinations {
+            self.index.insert(mac, name, d.state);
+        }
         self.devices.insert(mac, device);
     }
 
@@ -611,6 +392,20 @@ impl Baseline {
             Some(l) => l.clone(),
             None => host.clone(),
         }
+    }
+
+    /// Who holds each DHCP host name (the device that claimed it first, see
+    /// [`Baseline::name_owners`]), sorted by name: given to the device table
+    /// at start, so that a station that speaks first after a restart does
+    /// not take a name the baseline gives another.
+    pub fn name_holders(&self) -> Vec<(String, [u8; 6])> {
+        let mut holders: Vec<(String, [u8; 6])> = self
+            .name_owners(None)
+            .into_iter()
+            .map(|(name, mac)| (name.to_owned(), mac))
+            .collect();
+        holders.sort();
+        holders
     }
 
     /// For each latest DHCP host name (only `only`, if given), the device
@@ -723,9 +518,10 @@ impl Baseline {
                     State::New
                 };
                 if device.destinations.len() >= s.max_destinations {
-                    self.evicted += evict_oldest(device, o.mac, &mut self.changes);
+                    self.evicted += evict_oldest(device, o.mac, &mut self.changes, &mut self.index);
                 }
                 self.changes.removed.remove(o.mac, &key);
+                self.index.insert(o.mac, &key, state);
                 device
                     .destinations
                     .entry(CompactString::from(&*key))
@@ -746,6 +542,7 @@ impl Baseline {
         // A destination the profile expects is known even if it once was new.
         if o.expected && dest.state == State::New {
             dest.state = State::Baseline;
+            self.index.restate(o.mac, &key, State::New, State::Baseline);
         }
         self.vocabulary
             .set(&mut dest.labels, o.purpose, o.owner, o.service);
@@ -818,15 +615,18 @@ impl Baseline {
             Triage::Forget => {
                 let old = dev.destinations.remove(destination).ok_or_else(unknown)?;
                 self.changes.destination_removed(mac, destination);
+                self.index.remove(mac, destination, old.state);
                 Ok(Some(self.entry(&mac, destination, &old)))
             }
             Triage::Accept | Triage::Flag => {
                 let dest = dev.destinations.get_mut(destination).ok_or_else(unknown)?;
+                let was = dest.state;
                 dest.state = if op == Triage::Accept {
                     State::Accepted
                 } else {
                     State::Flagged
                 };
+                self.index.restate(mac, destination, was, dest.state);
                 self.changes.destination(mac, destination, dest);
                 Ok(self.entry_of(&mac, destination))
             }
@@ -881,8 +681,9 @@ impl Baseline {
             if !device.destinations.contains_key(&key)
                 && device.destinations.len() >= self.settings.max_destinations
             {
-                self.evicted += evict_oldest(device, mac, &mut self.changes);
+                self.evicted += evict_oldest(device, mac, &mut self.changes, &mut self.index);
             }
+            let was = device.destinations.get(&key).map(|d| d.state);
             let dest = device
                 .destinations
                 .entry(key.clone())
@@ -903,6 +704,10 @@ impl Baseline {
                     unsaved: false,
                 });
             dest.state = state;
+            match was {
+                Some(was) => self.index.restate(mac, &key, was, state),
+                None => self.index.insert(mac, &key, state),
+            }
             dest.first_seen_ns = dest.first_seen_ns.min(first);
             dest.last_seen_ns = dest.last_seen_ns.max(last);
             dest.flows = dest.flows.max(e.flows);
@@ -940,6 +745,7 @@ impl Baseline {
                     d.last_seen_ns >= cutoff || matches!(d.state, State::Accepted | State::Flagged);
                 if !keep {
                     self.changes.destination_removed(*mac, name);
+                    self.index.remove(*mac, name, d.state);
                 }
                 keep
             });
@@ -954,117 +760,6 @@ impl Baseline {
         }
     }
 
-    /// Takes what changed since the last call, for the writer: a copy, so
-    /// the baseline's lock is held only while it is made.
-    pub fn take_dirty(&mut self) -> Batch {
-        let changed = self.take_changes();
-        let rows = self.rows(&changed);
-        Batch {
-            devices: rows
-                .devices
-                .iter()
-                .map(|(mac, d)| {
-                    let copy = Device {
-                        first_seen_ns: d.first_seen_ns,
-                        last_seen_ns: d.last_seen_ns,
-                        host_names: d.host_names.clone(),
-                        destinations: HashMap::default(),
-                        unsaved: false,
-                    };
-                    (*mac, copy)
-                })
-                .collect(),
-            destinations: rows
-                .destinations
-                .iter()
-                .map(|(mac, name, d)| (*mac, (*name).to_owned(), (*d).clone()))
-                .collect(),
-            removed: changed.removed,
-            removed_devices: changed.removed_devices,
-        }
-    }
-
-    /// Takes the marks of what changed since the last call: each changed
-    /// device and destination once, and what was removed.
-    pub fn take_changes(&mut self) -> Changed {
-        let mut changed = Changed::default();
-        for mac in std::mem::take(&mut self.changes.devices) {
-            if let Some(d) = self.devices.get_mut(&mac).filter(|d| d.unsaved) {
-                d.unsaved = false;
-                changed.devices.push(mac);
-            }
-        }
-        for (mac, name) in std::mem::take(&mut self.changes.destinations) {
-            if let Some(d) = self
-                .devices
-                .get_mut(&mac)
-                .and_then(|d| d.destinations.get_mut(&name))
-                .filter(|d| d.unsaved)
-            {
-                d.unsaved = false;
-                changed.destinations.push((mac, name));
-            }
-        }
-        changed.removed = self.changes.removed.drain();
-        changed.removed_devices = self.changes.removed_devices.drain().collect();
-        changed
-    }
-
-    /// The rows of `changed`, borrowed from the baseline.
-    pub fn rows<'a>(&'a self, changed: &'a Changed) -> Rows<'a> {
-        Rows {
-            devices: changed
-                .devices
-                .iter()
-                .filter_map(|mac| Some((*mac, self.devices.get(mac)?)))
-                .collect(),
-            destinations: changed
-                .destinations
-                .iter()
-                .filter_map(|(mac, name)| {
-                    let d = self.devices.get(mac)?.destinations.get(name)?;
-                    Some((*mac, name.as_str(), d))
-                })
-                .collect(),
-            removed: &changed.removed,
-            removed_devices: &changed.removed_devices,
-        }
-    }
-
-    /// Puts a batch that could not be written back, so it is tried again.
-    pub fn restore_dirty(&mut self, batch: &Batch) {
-        for (mac, _) in &batch.devices {
-            if let Some(d) = self.devices.get_mut(mac) {
-                self.changes.device(*mac, d);
-            }
-        }
-        for (mac, name, _) in &batch.destinations {
-            if let Some(d) = self
-                .devices
-                .get_mut(mac)
-                .and_then(|d| d.destinations.get_mut(name.as_str()))
-            {
-                self.changes.destination(*mac, name, d);
-            }
-        }
-        // A row seen again since it was removed is written by its upsert
-        // (the store deletes before it upserts, too).
-        for (mac, name) in &batch.removed {
-            let back = self
-                .devices
-                .get(mac)
-                .is_some_and(|d| d.destinations.contains_key(name.as_str()));
-            if !back {
-                self.changes.destination_removed(*mac, name);
-            }
-        }
-        for mac in &batch.removed_devices {
-            if !self.devices.contains_key(mac) {
-                self.changes.device_removed(*mac);
-            }
-        }
-    }
-
     /// One destination as shown.
     pub fn entry_of(&self, mac: &[u8; 6], destination: &str) -> Option<Entry> {
         let d = self.devices.get(mac)?.destinations.get(destination)?;
@@ -1074,53 +769,6 @@ impl Baseline {
     /// The state of one destination of one device, if the baseline has it.
     pub fn state_of(&self, mac: &[u8; 6], destination: &str) -> Option<State> {
         Some(self.devices.get(mac)?.destinations.get(destination)?.state)
-    }
-
-    /// One page of the entries, ordered by (MAC, destination): at most
-    /// `limit` entries after `after` (a (MAC, destination) already seen),
-    /// only those in `state` when given, and whether more follow. Picks the
-    /// page with a bounded heap, so a request costs `limit` entries of
-    /// memory however large the baseline.
-    pub fn entries_page(
-        &self,
-        device: Option<&str>,
-        state: Option<State>,
-        after: Option<(&[u8; 6], &str)>,
-        limit: usize,
-    ) -> Result<(Vec<Entry>, bool), TriageError> {
-        let only = device.map(|d| self.resolve(d)).transpose()?;
-        let limit = limit.max(1);
-        // The `limit + 1` smallest keys past the cursor: the extra one
-        // tells whether a next page exists.
-        let mut heap: std::collections::BinaryHeap<([u8; 6], &str)> =
-            std::collections::BinaryHeap::with_capacity(limit + 2);
-        for (mac, dev) in &self.devices {
-            if only.is_some_and(|m| m != *mac) || after.is_some_and(|(m, _)| mac < m) {
-                continue;
-            }
-            for (name, d) in &dev.destinations {
-                let key = (*mac, name.as_str());
-                if after.is_some_and(|(m, n)| (mac, name.as_str()) <= (m, n))
-                    || state.is_some_and(|s| d.state != s)
-                {
-                    continue;
-                }
-                if heap.len() <= limit {
-                    heap.push(key);
-                } else if heap.peek().is_some_and(|top| key < *top) {
-                    heap.pop();
-                    heap.push(key);
-                }
-            }
-        }
-        let mut keys = heap.into_sorted_vec();
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        let out = keys
-            .into_iter()
-            .filter_map(|(mac, name)| self.entry_of(&mac, name))
-            .collect();
-        Ok((out, more))
     }
 
     fn entry(&self, mac: &[u8; 6], destination: &str, d: &Destination) -> Entry {
@@ -1201,7 +849,12 @@ fn check_entry(e: &Entry, clock_limit_ns: u64) -> Result<(), String> {
 /// Drops the least recently seen sixteenth (at least one) of a full
 /// device's destinations; returns how many. Dropping a batch at once keeps
 /// a flood of new destinations from paying a full scan per flow.
-fn evict_oldest(device: &mut Device, mac: [u8; 6], changes: &mut Changes) -> u64 {
+fn evict_oldest(
+    device: &mut Device,
+    mac: [u8; 6],
+    changes: &mut Changes,
+    index: &mut PageIndex,
+) -> u64 {
     let n = (device.destinations.len() / 16).max(1);
     // What the user decided goes last: a device flooding new destinations
     // evicts untriaged ones first, and triaged ones only when nothing else
@@ -1223,7 +876,9 @@ fn evict_oldest(device: &mut Device, mac: [u8; 6], changes: &mut Changes) -> u64
         .map(|(_, name)| name.clone())
         .collect();
     for name in &oldest {
-        device.destinations.remove(name.as_str());
+        if let Some(gone) = device.destinations.remove(name.as_str()) {
+            index.remove(mac, name, gone.state);
+        }
         changes.destination_removed(mac, name);
     }
     oldest.len() as u64
@@ -1233,10 +888,10 @@ fn evict_oldest(device: &mut Device, mac: [u8; 6], changes: &mut Changes) -> u64
 mod tests {
     use super::*;
 
-    const MAC: [u8; 6] = [0xda, 0xa1, 0x19, 0x42, 0, 0x23];
-    const HOUR: u64 = 3600 * SECOND;
+    pub(super) const MAC: [u8; 6] = [0xda, 0xa1, 0x19, 0x42, 0, 0x23];
+    pub(super) const HOUR: u64 = 3600 * SECOND;
 
-    fn obs(dest: &str, t: u64) -> Observation<'_> {
+    pub(super) fn obs(dest: &str, t: u64) -> Observation<'_> {
         Observation {
             mac: MAC,
             host_name: Some("pixel-7a"),
@@ -1255,7 +910,7 @@ mod tests {
     }
 
     impl Baseline {
-        fn retain_for_test(&mut self, retain_ns: u64) {
+        pub(super) fn retain_for_test(&mut self, retain_ns: u64) {
             self.settings.retain_ns = retain_ns;
         }
     }
@@ -1265,39 +920,6 @@ mod tests {
             learn_for_ns: 48 * HOUR,
             ..Settings::default()
         })
-    }
-
-    #[test]
-    fn vocabulary_is_bounded_and_drops_labels_nobody_uses() {
-        let mut v = Vocabulary::default();
-        let kept: Vec<Arc<Labels>> = (0..100)
-            .map(|i| v.get(&format!("kept-{i}"), None, None))
-            .collect();
-        // A flood of labels nothing keeps (an import of junk, say).
-        for i in 0..3 * Vocabulary::MAX {
-            drop(v.get(&format!("junk-{i}"), Some("owner"), None));
-            assert!(v.len <= Vocabulary::MAX);
-        }
-        // Sharing resumes: the junk is dropped within a quarter of the
-        // vocabulary's size of requests.
-        let mut tries = 0;
-        while !Arc::ptr_eq(
-            &v.get("after-flood", None, None),
-            &v.get("after-flood", None, None),
-        ) {
-            tries += 1;
-            assert!(tries <= Vocabulary::MAX / 4, "labels no longer shared");
-        }
-        // What destinations still hold is still shared.
-        for (i, k) in kept.iter().enumerate() {
-            assert!(Arc::ptr_eq(k, &v.get(&format!("kept-{i}"), None, None)));
-        }
-        // Text is kept clipped, and found again by its unclipped form.
-        let long = "p".repeat(400);
-        let a = v.get(&long, Some("bad\u{7}owner"), None);
-        assert_eq!(a.purpose.len(), MAX_NAME_LEN);
-        assert_eq!(a.owner.as_deref(), Some("badowner"));
-        assert!(Arc::ptr_eq(&a, &v.get(&long, Some("bad\u{7}owner"), None)));
     }
 
     #[test]
@@ -1425,87 +1047,6 @@ mod tests {
         ] {
             assert_eq!(parse_mac(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn each_change_written_once_and_a_failed_write_again() {
-        let mut b = Baseline::new(Settings::default());
-        let t0 = 1_700_000_000 * SECOND;
-        let names = |batch: &Batch| {
-            let mut n: Vec<String> = batch
-                .destinations
-                .iter()
-                .map(|(_, n, _)| n.clone())
-                .collect();
-            n.sort();
-            n
-        };
-        for i in 0..3 {
-            b.observe(&obs("a", t0 + i)).unwrap();
-            b.observe(&obs("b", t0 + i)).unwrap();
-        }
-        let batch = b.take_dirty();
-        assert_eq!(names(&batch), ["a", "b"]);
-        assert_eq!(batch.destinations[0].2.flows, 3);
-        assert_eq!(batch.devices.len(), 1);
-        assert!(b.take_dirty().is_empty(), "nothing changed since");
-
-        // Forgotten and seen again before the next write: one row, the new
-        // one (its upsert replaces the old row; no deletion needed).
-        b.observe(&obs("a", t0 + 10)).unwrap();
-        b.triage(Triage::Forget, "pixel-7a", "a").unwrap();
-        b.observe(&obs("a", t0 + 11)).unwrap();
-        let batch = b.take_dirty();
-        assert_eq!(names(&batch), ["a"]);
-        assert_eq!(batch.destinations[0].2.flows, 1);
-        assert!(batch.removed.is_empty());
-        // Forgotten after a write: the deletion alone.
-        b.triage(Triage::Forget, "pixel-7a", "a").unwrap();
-        let batch = b.take_dirty();
-        assert!(batch.destinations.is_empty());
-        assert_eq!(batch.removed, [(MAC, "a".to_owned())]);
-
-        // A write that failed comes back with the next one, once.
-        b.observe(&obs("b", t0 + 12)).unwrap();
-        let failed = b.take_dirty();
-        b.restore_dirty(&failed);
-        let batch = b.take_dirty();
-        assert_eq!(names(&batch), ["b"]);
-        assert_eq!(batch.devices.len(), 1);
-        b.restore_dirty(&batch);
-        b.observe(&obs("b", t0 + 13)).unwrap();
-        b.observe(&obs("c", t0 + 13)).unwrap();
-        let batch = b.take_dirty();
-        assert_eq!(names(&batch), ["b", "c"]);
-        assert_eq!(batch.devices.len(), 1);
-        assert!(b.take_dirty().is_empty());
-
-        // A removal whose write failed, of a destination seen again while
-        // it was being written: the row is written, not deleted.
-        b.triage(Triage::Forget, "pixel-7a", "c").unwrap();
-        let failed = b.take_dirty();
-        assert_eq!(failed.removed, [(MAC, "c".to_owned())]);
-        b.observe(&obs("c", t0 + 14)).unwrap();
-        b.restore_dirty(&failed);
-        let batch = b.take_dirty();
-        assert_eq!(names(&batch), ["c"]);
-        assert!(batch.removed.is_empty());
-    }
-
-    #[test]
-    fn in_memory_keeps_no_changes() {
-        let mut b = Baseline::in_memory(Settings {
-            max_destinations: 4,
-            ..Settings::default()
-        });
-        let t0 = 1_700_000_000 * SECOND;
-        for i in 0..40 {
-            b.observe(&obs(&format!("d{i}.example"), t0 + i)).unwrap();
-        }
-        assert!(b.evicted > 0);
-        b.triage(Triage::Forget, "pixel-7a", "d39.example").unwrap();
-        assert!(b.changes.destinations.is_empty() && b.changes.devices.is_empty());
-        assert!(b.take_dirty().is_empty());
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub const BASELINE_DROPPED: &str = "tetherscope_baseline_dropped_total";
 pub const STORE_BYTES: &str = "tetherscope_state_store_bytes";
 /// Distinct `domain` label values in use.
 pub const DOMAIN_LABELS: &str = "tetherscope_domain_labels";
-/// HTTP connections the listener's cap closed, by reason.
+/// HTTP connections the listener's limits closed, by reason.
 pub const HTTP_CONNECTIONS_CLOSED: &str = "tetherscope_http_connections_closed_total";
 /// Build information.
 pub const BUILD_INFO: &str = "tetherscope_build_info";
@@ -428,11 +428,13 @@ pub fn render(shared: &Shared) -> String {
     let conns = &shared.connections;
     b.counter(
         HTTP_CONNECTIONS_CLOSED,
-        "HTTP connections closed at the connection cap: the longest silent one evicted for a newcomer, or a newcomer refused.",
+        "HTTP connections the listener's limits closed: at the connection cap (the longest silent one evicted for a newcomer, or a newcomer refused), a client that read nothing of an answer for the write timeout, or a large answer refused because others already wait to be sent.",
         &["reason"],
         vec![
             (vec![s("evicted")], conns.evicted.load(Relaxed)),
             (vec![s("refused")], conns.refused.load(Relaxed)),
+            (vec![s("write_timeout")], conns.write_timeout.load(Relaxed)),
+            (vec![s("over_budget")], conns.over_budget.load(Relaxed)),
         ],
     );
     b.counter(

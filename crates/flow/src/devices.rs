@@ -7,7 +7,11 @@
 //! A DHCP host name is a claim any station can make. The first device to
 //! send one holds it while it uses it; another that sends the same name is
 //! named `NAME (MAC)`, so it shares no label, no configured profile or
-//! display label, and no baseline entry with the first.
+//! display label, and no baseline entry with the first. "First" spans
+//! restarts: the baseline's remembered holders are given to the table at
+//! start ([`DeviceTable::remember_holder`]), so the one rule the baseline
+//! applies (first seen ever) is the table's too, whoever speaks first in
+//! this run.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -43,7 +47,20 @@ pub struct DeviceTable {
     /// Host name → the device holding it (one name per device at most, so
     /// bounded by the device cap).
     holders: DashMap<Arc<str>, [u8; 6], ahash::RandomState>,
+    /// Host name → the device that held it in an earlier run, until that
+    /// device is seen using another name (bounded by the device cap).
+    remembered: DashMap<Arc<str>, [u8; 6], ahash::RandomState>,
     capacity: usize,
+}
+
+/// A host name as the table keeps it: no control characters, at most 64
+/// characters.
+fn clean(name: &str) -> Arc<str> {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect::<String>()
+        .into()
 }
 
 impl DeviceTable {
@@ -53,6 +70,7 @@ impl DeviceTable {
             by_mac: DashMap::default(),
             by_ip: DashMap::default(),
             holders: DashMap::default(),
+            remembered: DashMap::default(),
             capacity,
         }
     }
@@ -77,27 +95,39 @@ impl DeviceTable {
         }
     }
 
-    /// Names the device with `mac`: `name` if no other device holds it,
-    /// else `name (MAC)`.
+    /// Records that `mac` held host name `name` in an earlier run (the
+    /// baseline remembers who claimed each name first): it holds it again
+    /// from the start, so a station that sends the name before it does in
+    /// this run is the one shown as `name (MAC)`.
+    pub fn remember_holder(&self, mac: [u8; 6], name: &str) {
+        let name = clean(name);
+        if self.remembered.contains_key(&name) || self.remembered.len() < self.capacity {
+            self.remembered.insert(name, mac);
+        }
+    }
+
+    /// Names the device with `mac`: `name` if no other device holds it
+    /// (now, or remembered from an earlier run), else `name (MAC)`.
     pub fn set_name(&self, mac: [u8; 6], name: &str) {
         if !self.by_mac.contains_key(&mac) && self.by_mac.len() >= self.capacity {
             return;
         }
-        let clean: Arc<str> = name
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect::<String>()
-            .into();
+        let clean = clean(name);
+        // A remembered holder now using another name lets its old one go.
+        if !self.remembered.is_empty() {
+            self.remembered.retain(|n, h| *h != mac || *n == clean);
+        }
         // Guards are copied out before the other map is touched.
+        let remembered = self.remembered.get(&clean).map(|h| *h);
         let holder = self.holders.get(&clean).map(|h| *h);
-        let held_by_another = holder.is_some_and(|h| {
-            h != mac
-                && self
-                    .by_mac
-                    .get(&h)
-                    .is_some_and(|d| d.name.as_deref() == Some(&*clean))
-        });
+        let held_by_another = remembered.is_some_and(|h| h != mac)
+            || holder.is_some_and(|h| {
+                h != mac
+                    && self
+                        .by_mac
+                        .get(&h)
+                        .is_some_and(|d| d.name.as_deref() == Some(&*clean))
+            });
         let shown: Arc<str> = if held_by_another {
             format!("{clean} ({})", format_mac(&mac)).into()
         } else {
@@ -196,5 +226,38 @@ mod tests {
         assert_eq!(t.label(&phone).unwrap(), "pixel-8");
         // Bounded: one held name per device.
         assert_eq!(t.holders.len(), 2);
+    }
+
+    #[test]
+    fn a_remembered_holder_keeps_its_name_whoever_speaks_first() {
+        let t = DeviceTable::new(8);
+        let (phone, rogue, other) = (
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 0x66],
+            [2, 0, 0, 0, 0, 7],
+        );
+        t.remember_holder(phone, "pixel-7a");
+        // The rogue speaks first in this run: the name is still the phone's.
+        t.set_name(rogue, "pixel-7a");
+        t.set_name(phone, "pixel-7a");
+        assert_eq!(t.label(&rogue).unwrap(), "pixel-7a (02:00:00:00:00:66)");
+        assert_eq!(t.label(&phone).unwrap(), "pixel-7a");
+        // Once the phone takes another name, the old one is free.
+        t.set_name(phone, "pixel-8");
+        t.set_name(other, "pixel-7a");
+        assert_eq!(t.label(&other).unwrap(), "pixel-7a");
+        // A remembered holder seen first under another name lets its
+        // remembered one go as well.
+        let t = DeviceTable::new(8);
+        t.remember_holder(phone, "pixel-7a");
+        t.set_name(phone, "pixel-9");
+        t.set_name(rogue, "pixel-7a");
+        assert_eq!(t.label(&rogue).unwrap(), "pixel-7a");
+        // Bounded by the device cap.
+        let t = DeviceTable::new(2);
+        for i in 0..10u8 {
+            t.remember_holder([2, 0, 0, 0, 0, i], &format!("name-{i}"));
+        }
+        assert_eq!(t.remembered.len(), 2);
     }
 }
