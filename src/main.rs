@@ -18,6 +18,8 @@ mod relay;
 mod replay;
 mod report;
 mod run;
+mod settings;
+mod start;
 mod state;
 
 use std::process::ExitCode;

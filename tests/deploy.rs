@@ -386,3 +386,51 @@ fn config_cannot_expose_the_exporter() {
         "{err}"
     );
 }
+
+/// A config file may set the baseline's keys (`learn_for`, `retain`,
+/// `max_destinations`), and a flag given with the default's value still wins
+/// over the file: here the file names a profile that does not exist and
+/// `--profile calyxos` (the default) overrides it, so `run` gets past the
+/// config and stops at the missing interface.
+#[test]
+fn config_sets_baseline_keys_and_a_flag_at_its_default_wins() {
+    let dir = std::env::temp_dir().join(format!("tetherscope-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("tetherscope.toml");
+    std::fs::write(
+        &cfg,
+        "profile = \"no-such-profile\"\nlearn_for = \"1w\"\nretain = \"30d\"\n\
+         max_destinations = 100\nlabel_idle = \"2w\"\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(crate::common::bin())
+            .args([
+                "run",
+                "--interface",
+                "tetherscope-none0",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The file alone: its profile is refused, so its other keys were read.
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("no-such-profile"), "{err}");
+    let (code, err) = run(&["--profile", "calyxos"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("no interface named tetherscope-none0"),
+        "{err}"
+    );
+}
