@@ -4,6 +4,10 @@
 //! The binary is glue: it parses the command line, wires capture → flow →
 //! classify → export together, and turns errors into one clear sentence.
 
+// Two system calls without a safe wrapper (getrlimit, setns) are allowed
+// where they are.
+#![deny(unsafe_code)]
+
 mod baseline;
 mod catalog;
 mod cli;
