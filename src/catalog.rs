@@ -58,7 +58,8 @@ fn list(catalog: &Catalog) -> anyhow::Result<ExitCode> {
     for p in Purpose::ALL {
         writeln!(out, "  {:<20} {}", p.as_str(), p.description())?;
     }
-    writeln!(out, 
+    writeln!(
+        out,
         "\nRules (expected under profile {:?} marked *):",
         catalog.profile().name
     )?;
@@ -70,7 +71,8 @@ fn list(catalog: &Catalog) -> anyhow::Result<ExitCode> {
         } else {
             r.domains.join(" ")
         };
-        writeln!(out, 
+        writeln!(
+            out,
             "{} {:<32} {:<20} {:<18} {}",
             if expected { "*" } else { " " },
             r.name,
@@ -105,7 +107,8 @@ fn explain(
     let c = catalog.classify(&facts);
     writeln!(out, "name:     {name}")?;
     writeln!(out, "purpose:  {}", c.purpose)?;
-    writeln!(out, 
+    writeln!(
+        out,
         "verdict:  {} (profile {})",
         c.verdict.as_str(),
         catalog.profile().name
@@ -135,7 +138,8 @@ fn check(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
             .load_file(f)
             .map_err(|e| UsageError(e.to_string()))?;
         let listed: usize = stats.iter().map(|s| s.domains).sum();
-        writeln!(out, 
+        writeln!(
+            out,
             "{}: ok ({} rules in catalog, {listed} list domains)",
             f.display(),
             catalog.rules().len()

@@ -371,8 +371,6 @@ pub struct DemoArgs {
 mod tests {
     use std::time::Duration;
 
-    use clap::Parser;
-
     use super::*;
 
     #[test]
@@ -387,7 +385,11 @@ mod tests {
             ("2w", 14 * 86_400),
             (" 1w ", 7 * 86_400),
         ] {
-            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
         }
         for bad in ["", "h", "3x", "1.5h", "-1s", "1 h", "99999999999999999999w"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");

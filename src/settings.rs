@@ -211,10 +211,7 @@ pub fn merge(file: Option<&ConfigFile>, cli: RunArgs) -> Result<Settings, UsageE
             .domain_label
             .or(keys.domain_label)
             .unwrap_or(DomainLabelArg::Registrable),
-        label_idle: cli
-            .label_idle
-            .or(label_idle)
-            .unwrap_or(DEFAULT_LABEL_IDLE),
+        label_idle: cli.label_idle.or(label_idle).unwrap_or(DEFAULT_LABEL_IDLE),
         flow_log: cli.flow_log.or_else(|| keys.flow_log.clone()),
         flow_log_max_mib: cli
             .flow_log_max_mib
@@ -273,7 +270,16 @@ mod tests {
     /// Per key: the file's line, the flag giving the key's default value,
     /// the field, and what it holds with the file alone, with the flag (and
     /// the file), and with neither.
-    fn cases() -> Vec<(&'static str, Vec<&'static str>, Field, &'static str, &'static str, &'static str)> {
+    type Case = (
+        &'static str,
+        Vec<&'static str>,
+        Field,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+
+    fn cases() -> Vec<Case> {
         vec![
             (
                 "interface = \"wlan7\"",
@@ -504,7 +510,9 @@ mod tests {
     #[test]
     fn the_baseline_settings_follow_the_merge() {
         let merged = merge(
-            Some(&file("learn_for = \"0\"\nretain = \"1w\"\nmax_destinations = 0")),
+            Some(&file(
+                "learn_for = \"0\"\nretain = \"1w\"\nmax_destinations = 0",
+            )),
             cli(&[]),
         )
         .unwrap();

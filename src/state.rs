@@ -69,7 +69,11 @@ impl StateArgs {
 }
 
 /// The baseline's settings from the three options.
-pub fn baseline_settings(learn_for: Duration, retain: Duration, max_destinations: usize) -> Settings {
+pub fn baseline_settings(
+    learn_for: Duration,
+    retain: Duration,
+    max_destinations: usize,
+) -> Settings {
     Settings {
         learn_for_ns: learn_for.as_secs() * SECOND + u64::from(learn_for.subsec_nanos()),
         retain_ns: retain.as_secs() * SECOND,
@@ -446,9 +450,7 @@ impl Opened {
         configure_devices(&mut self.handle, devices, &shared.catalog)?;
         let store_path = self.handle.path.clone();
         Arc::get_mut(shared)
-            .ok_or_else(|| {
-                anyhow::anyhow!("the exporter was shared before its baseline was set")
-            })?
+            .ok_or_else(|| anyhow::anyhow!("the exporter was shared before its baseline was set"))?
             .set_baseline(self.handle);
         let token_file = store_path
             .as_deref()

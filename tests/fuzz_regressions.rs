@@ -55,6 +55,12 @@ fn every_fuzz_target_is_documented_and_checked() {
         );
         assert!(checks::by_name(target).is_some(), "no check for {target}");
     }
-    let files = std::fs::read_dir(root.join("fuzz/fuzz_targets")).unwrap().count();
-    assert_eq!(files, targets.len(), "a file in fuzz/fuzz_targets without a [[bin]]");
+    let files = std::fs::read_dir(root.join("fuzz/fuzz_targets"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        files,
+        targets.len(),
+        "a file in fuzz/fuzz_targets without a [[bin]]"
+    );
 }

@@ -349,5 +349,9 @@ fn a_closed_pipe_ends_quietly_with_success() {
         .stdout(closed_pipe())
         .output()
         .unwrap();
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
