@@ -1,5 +1,6 @@
 //! `tetherscope catalog ...` and loading catalogs for the other commands.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use tetherscope_classify::{Catalog, FlowFacts, Purpose, RuleOrigin, Transport};
@@ -52,14 +53,16 @@ fn origin(o: &RuleOrigin) -> String {
 }
 
 fn list(catalog: &Catalog) -> anyhow::Result<ExitCode> {
-    println!("Purposes:");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Purposes:")?;
     for p in Purpose::ALL {
-        println!("  {:<20} {}", p.as_str(), p.description());
+        writeln!(out, "  {:<20} {}", p.as_str(), p.description())?;
     }
-    println!(
+    writeln!(
+        out,
         "\nRules (expected under profile {:?} marked *):",
         catalog.profile().name
-    );
+    )?;
     for r in catalog.rules() {
         let expected = catalog.profile().expect_rules.contains(&r.name)
             || catalog.profile().expect_purposes.contains(&r.purpose);
@@ -68,18 +71,19 @@ fn list(catalog: &Catalog) -> anyhow::Result<ExitCode> {
         } else {
             r.domains.join(" ")
         };
-        println!(
+        writeln!(
+            out,
             "{} {:<32} {:<20} {:<18} {}",
             if expected { "*" } else { " " },
             r.name,
             r.purpose.as_str(),
             r.owner,
             domains
-        );
+        )?;
     }
-    println!("\nProfiles:");
+    writeln!(out, "\nProfiles:")?;
     for p in catalog.profiles() {
-        println!("  {:<16} {}", p.name, p.description);
+        writeln!(out, "  {:<16} {}", p.name, p.description)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -90,6 +94,7 @@ fn explain(
     port: Option<u16>,
     path: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     let names = [name];
     let facts = FlowFacts {
         transport: Transport::Tcp,
@@ -100,42 +105,45 @@ fn explain(
         http_path: path,
     };
     let c = catalog.classify(&facts);
-    println!("name:     {name}");
-    println!("purpose:  {}", c.purpose);
-    println!(
+    writeln!(out, "name:     {name}")?;
+    writeln!(out, "purpose:  {}", c.purpose)?;
+    writeln!(
+        out,
         "verdict:  {} (profile {})",
         c.verdict.as_str(),
         catalog.profile().name
-    );
-    println!("site:     {}", c.site);
+    )?;
+    writeln!(out, "site:     {}", c.site)?;
     match c.rule {
         Some(r) => {
-            println!("rule:     {} ({})", r.name, origin(&r.origin));
-            println!("owner:    {}", r.owner);
-            println!("patterns: {}", r.domains.join(" "));
-            println!("why:      {}", r.description);
-            println!("source:   {}", r.source);
+            writeln!(out, "rule:     {} ({})", r.name, origin(&r.origin))?;
+            writeln!(out, "owner:    {}", r.owner)?;
+            writeln!(out, "patterns: {}", r.domains.join(" "))?;
+            writeln!(out, "why:      {}", r.description)?;
+            writeln!(out, "source:   {}", r.source)?;
             if r.cleartext_known {
-                println!("note:     cleartext to this destination is documented");
+                writeln!(out, "note:     cleartext to this destination is documented")?;
             }
         }
-        None => println!("rule:     none matched"),
+        None => writeln!(out, "rule:     none matched")?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn check(files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     let mut catalog = Catalog::builtin();
     for f in files {
         let stats = catalog
             .load_file(f)
             .map_err(|e| UsageError(e.to_string()))?;
         let listed: usize = stats.iter().map(|s| s.domains).sum();
-        println!(
+        writeln!(
+            out,
             "{}: ok ({} rules in catalog, {listed} list domains)",
             f.display(),
             catalog.rules().len()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

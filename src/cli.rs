@@ -131,8 +131,25 @@ pub struct CatalogArgs {
     #[arg(long = "catalog", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The profile that decides which flows are expected.
-    #[arg(long, default_value = "calyxos")]
+    #[arg(long, default_value = DEFAULT_PROFILE)]
     pub profile: String,
+}
+
+/// The profile flows are judged by unless a flag or the config file names
+/// another.
+pub const DEFAULT_PROFILE: &str = "calyxos";
+
+/// Catalog options of `run` and `replay`: as [`CatalogArgs`], but a profile
+/// left out here may come from the config file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MonitorCatalogArgs {
+    /// A catalog file (TOML) adding or overriding rules, profiles and lists;
+    /// repeatable (added to the config file's).
+    #[arg(long = "catalog", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The profile that decides which flows are expected [default: calyxos].
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 /// `catalog` subcommands.
@@ -208,8 +225,11 @@ pub struct ReportArgs {
     pub quiet: bool,
 }
 
-/// Arguments of `run`.
-#[derive(Debug, Args)]
+/// Arguments of `run`. Options the config file may also set are `Option`s
+/// here: left out, the file's value or else the default applies (see
+/// [`crate::settings::merge`]), so a flag given with the default's value
+/// still wins over the file.
+#[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// Interface to watch (default: the device of NetworkManager's active shared connection, else the one holding 10.42.0.1).
     #[arg(long, short)]
@@ -221,41 +241,45 @@ pub struct RunArgs {
     pub listen: Option<std::net::SocketAddr>,
     /// A TOML config file (keys: interface, listen, catalog, profile,
     /// max_flows, max_domains, domain_label, label_idle, flow_log,
-    /// flow_log_max_mib, flow_log_keep, buffer_mib, filter, leases).
+    /// flow_log_max_mib, flow_log_keep, buffer_mib, filter, leases, state,
+    /// learn_for, retain, max_destinations, [[device]]); options given here
+    /// win over it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub catalog: CatalogArgs,
-    /// Most flows tracked at once.
-    #[arg(long, default_value_t = 262_144)]
-    pub max_flows: usize,
+    pub catalog: MonitorCatalogArgs,
+    /// Most flows tracked at once [default: 262144].
+    #[arg(long)]
+    pub max_flows: Option<usize>,
     /// Most distinct `domain` label values (besides "unnamed" and "other");
     /// past it, a new domain is "other" unless an idle value gives its place
     /// back or it is unexpected and takes the place of the least recently
-    /// active expected one.
-    #[arg(long, default_value_t = 500)]
-    pub max_domains: usize,
+    /// active expected one [default: 500].
+    #[arg(long)]
+    pub max_domains: Option<usize>,
     /// What `domain` holds: the registrable domain (izatcloud.net) or the
-    /// full name (xtrapath3.izatcloud.net).
-    #[arg(long, value_enum, default_value = "registrable")]
-    pub domain_label: DomainLabelArg,
+    /// full name (xtrapath3.izatcloud.net) [default: registrable].
+    #[arg(long, value_enum)]
+    pub domain_label: Option<DomainLabelArg>,
     /// Packet time without traffic after which a `domain` value gives its
-    /// place back (its totals count under "other" from then on): 90s, 30m, 24h, 7d.
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
-    pub label_idle: std::time::Duration,
+    /// place back (its totals count under "other" from then on): 90s, 30m,
+    /// 24h, 7d, 2w [default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub label_idle: Option<std::time::Duration>,
     /// Append one JSON line per finished flow to FILE ("-" for stdout).
     #[arg(long, value_name = "FILE")]
     pub flow_log: Option<PathBuf>,
     /// Rotate the flow log file (FILE → FILE.1 → …) before it passes this
-    /// size, in MiB (fractions allowed; 0: never).
-    #[arg(long, value_name = "MIB", default_value_t = crate::flow_log::DEFAULT_MAX_MIB)]
-    pub flow_log_max_mib: f64,
-    /// Rotated flow log files kept (FILE.1 … FILE.N); older ones are removed.
-    #[arg(long, value_name = "N", default_value_t = crate::flow_log::DEFAULT_KEEP)]
-    pub flow_log_keep: u32,
-    /// Kernel capture buffer, MiB.
-    #[arg(long, default_value_t = 32)]
-    pub buffer_mib: u32,
+    /// size, in MiB (fractions allowed; 0: never) [default: 100].
+    #[arg(long, value_name = "MIB")]
+    pub flow_log_max_mib: Option<f64>,
+    /// Rotated flow log files kept (FILE.1 … FILE.N); older ones are
+    /// removed [default: 5].
+    #[arg(long, value_name = "N")]
+    pub flow_log_keep: Option<u32>,
+    /// Kernel capture buffer, MiB [default: 32].
+    #[arg(long)]
+    pub buffer_mib: Option<u32>,
     /// BPF filter expression.
     #[arg(long)]
     pub filter: Option<String>,
@@ -264,9 +288,6 @@ pub struct RunArgs {
     pub leases: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateArgs,
-    /// Devices the config file names (`[[device]]`).
-    #[arg(skip)]
-    pub devices: Vec<crate::state::DeviceEntry>,
 }
 
 /// Arguments of `replay`.
@@ -301,21 +322,24 @@ pub enum DomainLabelArg {
     Fqdn,
 }
 
-/// Parses `90s`, `30m`, `24h`, `7d` (a bare number is seconds).
+/// Parses a duration: a whole number and a unit, `s`, `m`, `h`, `d` or `w`
+/// (`90s`, `30m`, `24h`, `7d`, `2w`; a bare number is seconds). The one
+/// parser of every duration flag and config key.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration (try 90s, 30m, 24h or 7d)"))?;
+        .map_err(|_| format!("{s:?} is not a duration (try 90s, 30m, 24h, 7d or 2w)"))?;
     let unit_secs = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
+        "w" => 7 * 86_400,
         other => {
             return Err(format!(
-                "unknown duration unit {other:?} (use s, m, h or d)"
+                "unknown duration unit {other:?} (use s, m, h, d or w)"
             ))
         }
     };
@@ -341,4 +365,64 @@ pub struct DemoArgs {
     /// to run several demos at once.
     #[arg(long, hide = true)]
     pub sim_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn durations_take_every_unit() {
+        for (text, secs) in [
+            ("0", 0),
+            ("15", 15),
+            ("15s", 15),
+            ("30m", 30 * 60),
+            ("48h", 48 * 3600),
+            ("90d", 90 * 86_400),
+            ("2w", 14 * 86_400),
+            (" 1w ", 7 * 86_400),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "h", "3x", "1.5h", "-1s", "1 h", "99999999999999999999w"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    /// Every duration flag accepts the same units: `--label-idle` once
+    /// refused weeks that `--learn-for` took.
+    #[test]
+    fn every_duration_flag_takes_weeks() {
+        let week = Duration::from_secs(7 * 86_400);
+        let cli = Cli::try_parse_from([
+            "tetherscope",
+            "run",
+            "--label-idle",
+            "1w",
+            "--learn-for",
+            "1w",
+            "--retain",
+            "1w",
+        ])
+        .expect("weeks are a duration");
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.label_idle, Some(week));
+        assert_eq!(args.state.learn_for, Some(week));
+        assert_eq!(args.state.retain, Some(week));
+        let cli = Cli::try_parse_from(["tetherscope", "replay", "x.pcap", "--label-idle", "1w"])
+            .expect("replay takes the same units");
+        let Command::Replay(args) = cli.command else {
+            panic!("not replay")
+        };
+        assert_eq!(args.monitor.label_idle, Some(week));
+    }
 }

@@ -4,6 +4,10 @@
 //! The binary is glue: it parses the command line, wires capture → flow →
 //! classify → export together, and turns errors into one clear sentence.
 
+// Two system calls without a safe wrapper (getrlimit, setns) are allowed
+// where they are.
+#![deny(unsafe_code)]
+
 mod baseline;
 mod catalog;
 mod cli;
@@ -18,6 +22,8 @@ mod relay;
 mod replay;
 mod report;
 mod run;
+mod settings;
+mod start;
 mod state;
 
 use std::process::ExitCode;
@@ -44,6 +50,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`read x.pcap | head -1`): what it wanted was
+        // written, so like other Unix filters end quietly and successfully.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tetherscope: {}", one_line(&err));
             ExitCode::from(
@@ -65,6 +74,18 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// Whether writing to stdout failed because its reader closed the pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        let kind = e
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            // serde_json keeps the I/O error inside its own.
+            .or_else(|| e.downcast_ref::<serde_json::Error>()?.io_error_kind());
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 /// Joins an error chain into one sentence.
 fn one_line(err: &anyhow::Error) -> String {

@@ -115,6 +115,7 @@ const MAX_CONNECTIONS: u64 = 512;
 /// The connection cap: half the descriptors this process may open (the
 /// other half stays for the capture, the store and the flow log), at most
 /// [`MAX_CONNECTIONS`].
+#[allow(unsafe_code)]
 fn connection_cap() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

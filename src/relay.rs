@@ -27,6 +27,7 @@ pub struct Relay {
 impl Relay {
     /// Relays `listener`'s connections to `target` inside the network
     /// namespace at `netns` (e.g. `/run/netns/NAME`).
+    #[allow(unsafe_code)]
     pub fn start(listener: TcpListener, netns: &str, target: SocketAddr) -> io::Result<Relay> {
         let ns = std::fs::File::open(netns)?;
         let (ask, asked) = mpsc::channel::<mpsc::Sender<io::Result<TcpStream>>>();

@@ -7,18 +7,20 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tetherscope_capture::file::FileSource;
 use tetherscope_capture::{CaptureError, Packet};
 use tetherscope_exporter::Shared;
+use tetherscope_flow::Pipeline;
 
 use crate::cli::ReplayArgs;
 use crate::monitor::{self, Event};
+use crate::state::WithoutState;
 
+/// `replay`: the capture file, the settings, then the monitor's start-up.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let source = match FileSource::open(&args.capture) {
         Ok(s) => s,
@@ -28,54 +30,51 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         ),
         Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
     };
-    let opts = crate::run::apply_config(args.monitor)?;
-    let listen = opts.listen.unwrap_or(crate::run::DEFAULT_LISTEN);
-    let (mut pipeline, mut shared) = crate::run::build(&opts)?;
-    let name = args.capture.display().to_string();
-    *shared
-        .capture
-        .interface
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = name.clone();
-    shared.capture.attached.store(true, Relaxed);
-    shared.capture.attachments.store(1, Relaxed);
-    let flow_log = monitor::open_flow_log(
-        opts.flow_log.as_ref(),
-        crate::run::flow_log_rotation(&opts)?,
-    )?;
-    let listener = monitor::bind(listen)?;
-    // A file needs no privilege: whatever this process was started with
-    // (root, say) ends here, before the store is opened or a thread started.
-    crate::privileges::drop_all();
-    // A capture from anywhere: the user's own baseline only when asked.
-    let baseline = crate::state::attach_with(
-        &opts,
-        &mut pipeline,
-        &mut shared,
-        crate::state::WithoutState::InMemory,
-    )?;
-    eprintln!(
-        "tetherscope: replaying {name}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
-        listen
-    );
-    crate::open::announce(listen, &shared);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let capture = {
-        let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("capture".into())
-            .spawn(move || {
-                let mut feed = FileFeed::new(source, args.speed, name);
-                monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
-            })?
+    let settings = crate::settings::resolve(args.monitor)?;
+    let replay = Replay {
+        source: Some(source),
+        speed: args.speed,
+        name: args.capture.display().to_string(),
     };
-    let (summary, pipeline) = monitor::serve(shared, listener, stop, capture)?;
-    // Packet time: a capture's DNS answers are still valid at its end,
-    // whenever it is replayed.
-    baseline.finish(&pipeline, pipeline.latest())?;
-    eprintln!("tetherscope: stopped; {summary}");
-    Ok(ExitCode::SUCCESS)
+    crate::start::monitor(&settings, replay)
+}
+
+/// A capture file, read once.
+struct Replay {
+    source: Option<FileSource>,
+    speed: Option<f64>,
+    name: String,
+}
+
+impl crate::start::Source for Replay {
+    type Feed = FileFeed;
+    /// A file needs no privilege: whatever this process was started with
+    /// (root, say) ends before the store is opened or a thread started.
+    const KEEPS_CAPTURE_PRIVILEGE: bool = false;
+    /// A capture from anywhere: the user's own baseline only when asked.
+    const WITHOUT_STATE: WithoutState = WithoutState::InMemory;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn doing(&self) -> String {
+        format!("replaying {}", self.name)
+    }
+
+    fn open(&mut self) -> anyhow::Result<FileFeed> {
+        let source = self
+            .source
+            .take()
+            .context("the capture file was already read")?;
+        Ok(FileFeed::new(source, self.speed, self.name.clone()))
+    }
+
+    /// Packet time: a capture's DNS answers are still valid at its end,
+    /// whenever it is replayed.
+    fn end_time(pipeline: &Pipeline) -> u64 {
+        pipeline.latest()
+    }
 }
 
 /// The longest a paced replay waits for one packet (a year): further is a

@@ -8,120 +8,22 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tetherscope_capture::live::{LiveOptions, LiveSource, LiveStats, Poll};
-use tetherscope_exporter::state::{DomainLabel, LabelPolicy};
 use tetherscope_exporter::Shared;
-use tetherscope_flow::{Pipeline, PipelineConfig};
+use tetherscope_flow::Pipeline;
 
 use crate::cli::RunArgs;
 use crate::monitor::{self, Event};
+use crate::settings::Settings;
+use crate::state::WithoutState;
 use crate::UsageError;
 
 /// NetworkManager's address for the hotspot side of a shared connection.
 const HOTSPOT_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 42, 0, 1));
-
-/// The exporter's address unless `--listen` says otherwise: loopback only.
-pub const DEFAULT_LISTEN: std::net::SocketAddr =
-    std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9433);
-
-/// Settings a config file may hold.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    interface: Option<String>,
-    listen: Option<std::net::SocketAddr>,
-    #[serde(default)]
-    catalog: Vec<PathBuf>,
-    profile: Option<String>,
-    max_flows: Option<usize>,
-    max_domains: Option<usize>,
-    domain_label: Option<crate::cli::DomainLabelArg>,
-    label_idle: Option<String>,
-    flow_log: Option<PathBuf>,
-    flow_log_max_mib: Option<f64>,
-    flow_log_keep: Option<u32>,
-    buffer_mib: Option<u32>,
-    filter: Option<String>,
-    leases: Option<PathBuf>,
-    state: Option<PathBuf>,
-    #[serde(default)]
-    device: Vec<crate::state::DeviceEntry>,
-}
-
-pub fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
-    let Some(path) = args.config.clone() else {
-        return Ok(args);
-    };
-    let text = tetherscope_classify::input::read_text_file(&path)
-        .map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
-    let cfg: ConfigFile = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map_or(1, |s| {
-            text[..s.start.min(text.len())].matches('\n').count() + 1
-        });
-        let message = e.message().trim().replace('\n', "; ");
-        UsageError(format!("{}:{line}: {message}", path.display()))
-    })?;
-    // The command line wins over the file.
-    let defaults = <RunArgs as clap::FromArgMatches>::from_arg_matches(
-        &<crate::cli::Cli as clap::CommandFactory>::command()
-            .try_get_matches_from(["tetherscope", "run"])
-            .ok()
-            .and_then(|m| m.subcommand_matches("run").cloned())
-            .context("default arguments")?,
-    )?;
-    args.interface = args.interface.or(cfg.interface);
-    if args.listen.is_none() {
-        if let Some(addr) = cfg.listen.filter(|a| !a.ip().is_loopback()) {
-            return Err(UsageError(format!(
-                "{}: listen = \"{addr}\" is not a loopback address; exposing what the phones \
-                 do to the network must be asked for on the command line (--listen {addr})",
-                path.display()
-            ))
-            .into());
-        }
-        args.listen = cfg.listen;
-    }
-    let base = path.parent().unwrap_or(Path::new("."));
-    args.catalog
-        .files
-        .extend(cfg.catalog.into_iter().map(|c| base.join(c)));
-    if args.catalog.profile == defaults.catalog.profile {
-        args.catalog.profile = cfg.profile.unwrap_or(args.catalog.profile);
-    }
-    if args.max_flows == defaults.max_flows {
-        args.max_flows = cfg.max_flows.unwrap_or(args.max_flows);
-    }
-    if args.max_domains == defaults.max_domains {
-        args.max_domains = cfg.max_domains.unwrap_or(args.max_domains);
-    }
-    if args.domain_label == defaults.domain_label {
-        args.domain_label = cfg.domain_label.unwrap_or(args.domain_label);
-    }
-    if let (true, Some(idle)) = (args.label_idle == defaults.label_idle, cfg.label_idle) {
-        args.label_idle = crate::cli::parse_duration(&idle)
-            .map_err(|e| UsageError(format!("{}: label_idle: {e}", path.display())))?;
-    }
-    args.flow_log = args.flow_log.or(cfg.flow_log);
-    if args.flow_log_max_mib == defaults.flow_log_max_mib {
-        args.flow_log_max_mib = cfg.flow_log_max_mib.unwrap_or(args.flow_log_max_mib);
-    }
-    if args.flow_log_keep == defaults.flow_log_keep {
-        args.flow_log_keep = cfg.flow_log_keep.unwrap_or(args.flow_log_keep);
-    }
-    if args.buffer_mib == defaults.buffer_mib {
-        args.buffer_mib = cfg.buffer_mib.unwrap_or(args.buffer_mib);
-    }
-    args.filter = args.filter.or(cfg.filter);
-    args.leases = args.leases.or(cfg.leases);
-    args.state.path = args.state.path.or(cfg.state);
-    args.devices = cfg.device;
-    Ok(args)
-}
 
 /// The interface holding the hotspot address, or a usage error listing the
 /// candidates and how to start a hotspot.
@@ -186,103 +88,83 @@ fn open_capture(opts: &LiveOptions) -> anyhow::Result<LiveSource> {
     })
 }
 
+/// `run`: the settings, the hotspot, then the monitor's start-up.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let args = apply_config(args)?;
-    // No interface named: NetworkManager's shared connection, else 10.42.0.1.
-    let nm_hotspot = args
-        .interface
-        .is_none()
-        .then(crate::hotspot::from_networkmanager)
-        .flatten();
-    let interface = match (&args.interface, &nm_hotspot) {
-        (Some(i), _) => i.clone(),
-        (None, Some(h)) => h.interface.clone(),
-        (None, None) => find_hotspot()?,
-    };
-    let listen = args.listen.unwrap_or(DEFAULT_LISTEN);
-    let (mut pipeline, mut shared) = build(&args)?;
-    *shared
-        .capture
-        .interface
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = interface.clone();
-    let flow_log = monitor::open_flow_log(args.flow_log.as_ref(), flow_log_rotation(&args)?)?;
-    let leases = args.leases.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "/var/lib/NetworkManager/dnsmasq-{interface}.leases"
-        ))
-    });
-    let opts = LiveOptions {
-        buffer_bytes: i32::try_from(u64::from(args.buffer_mib) << 20).unwrap_or(i32::MAX),
-        filter: args.filter.clone(),
-        ..LiveOptions::new(interface.clone())
-    };
-    if running_as_root() {
-        tracing::warn!("running as root: capture needs only CAP_NET_RAW and CAP_NET_ADMIN (see deploy/systemd)");
+    let settings = crate::settings::resolve(args)?;
+    let hotspot = Hotspot::find(&settings)?;
+    crate::start::monitor(&settings, hotspot)
+}
+
+/// The interface to watch and how to capture on it.
+struct Hotspot {
+    opts: LiveOptions,
+    leases: PathBuf,
+    /// NetworkManager's shared connection, followed while capturing.
+    networkmanager: Option<crate::hotspot::Hotspot>,
+}
+
+impl Hotspot {
+    /// The interface the settings name; else the device of NetworkManager's
+    /// active shared connection; else the one holding 10.42.0.1.
+    fn find(settings: &Settings) -> anyhow::Result<Hotspot> {
+        let networkmanager = settings
+            .interface
+            .is_none()
+            .then(crate::hotspot::from_networkmanager)
+            .flatten();
+        let interface = match (&settings.interface, &networkmanager) {
+            (Some(i), _) => i.clone(),
+            (None, Some(h)) => h.interface.clone(),
+            (None, None) => find_hotspot()?,
+        };
+        let leases = settings.leases.clone().unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "/var/lib/NetworkManager/dnsmasq-{interface}.leases"
+            ))
+        });
+        let opts = LiveOptions {
+            buffer_bytes: i32::try_from(u64::from(settings.buffer_mib) << 20).unwrap_or(i32::MAX),
+            filter: settings.filter.clone(),
+            ..LiveOptions::new(interface)
+        };
+        Ok(Hotspot {
+            opts,
+            leases,
+            networkmanager,
+        })
+    }
+}
+
+impl crate::start::Source for Hotspot {
+    type Feed = LiveFeed;
+    const KEEPS_CAPTURE_PRIVILEGE: bool = true;
+    const WITHOUT_STATE: WithoutState = WithoutState::DefaultStore;
+
+    fn name(&self) -> String {
+        self.opts.interface.clone()
     }
 
-    // Everything that needs a privilege happens first: the capture handle and
-    // the listening socket. Then only the capture thread keeps capabilities:
-    // its starter is created now, every capability of this thread is dropped,
-    // and the store (whose writer thread inherits this thread's capabilities)
-    // is opened only after that.
-    let first = open_capture(&opts)?;
-    shared.capture.attached.store(true, Relaxed);
-    shared.capture.attachments.store(1, Relaxed);
-    let listener = monitor::bind(listen)?;
-    let capture_starter = crate::privileges::CaptureSpawner::start()?;
-    crate::privileges::drop_all();
-    let baseline = crate::state::attach(&args, &mut pipeline, &mut shared)?;
-    eprintln!(
-        "tetherscope: watching {interface}; page on http://{0}/, metrics on http://{0}/metrics, flows on http://{0}/api/flows",
-        listen
-    );
-    crate::open::announce(listen, &shared);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let capture = {
-        let (shared, stop) = (shared.clone(), stop.clone());
-        capture_starter.spawn(move || {
-            let mut feed = LiveFeed::new(first, opts, leases);
-            monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
-        })?
-    };
-    if let Some(h) = nm_hotspot {
-        crate::hotspot::watch(h, shared.clone());
+    fn doing(&self) -> String {
+        format!("watching {}", self.opts.interface)
     }
-    let (summary, pipeline) = monitor::serve(shared, listener, stop, capture)?;
-    baseline.finish(&pipeline, monitor::unix_nanos())?;
-    eprintln!("tetherscope: stopped; {summary}");
-    Ok(ExitCode::SUCCESS)
-}
 
-/// The pipeline and the exporter's view of it, as the options ask.
-pub fn build(args: &RunArgs) -> anyhow::Result<(Pipeline, Arc<Shared>)> {
-    let catalog = Arc::new(crate::catalog::load(&args.catalog)?);
-    let config = PipelineConfig {
-        max_flows: args.max_flows,
-        ..PipelineConfig::default()
-    };
-    let pipeline = Pipeline::new(&config);
-    let shared = Arc::new(Shared::with_labels(&pipeline, catalog, label_policy(args)));
-    Ok((pipeline, shared))
-}
+    fn open(&mut self) -> anyhow::Result<LiveFeed> {
+        if running_as_root() {
+            tracing::warn!("running as root: capture needs only CAP_NET_RAW and CAP_NET_ADMIN (see deploy/systemd)");
+        }
+        let first = open_capture(&self.opts)?;
+        Ok(LiveFeed::new(first, self.opts.clone(), self.leases.clone()))
+    }
 
-/// How the flow log is rotated, as the options ask.
-pub fn flow_log_rotation(args: &RunArgs) -> anyhow::Result<crate::flow_log::Rotation> {
-    crate::flow_log::Rotation::from_mib(args.flow_log_max_mib, args.flow_log_keep)
-        .map_err(|e| UsageError(format!("--flow-log-max-mib: {e}")).into())
-}
+    fn started(&mut self, shared: &Arc<Shared>) {
+        if let Some(h) = self.networkmanager.take() {
+            crate::hotspot::watch(h, shared.clone());
+        }
+    }
 
-/// The `domain` label policy the options ask for.
-fn label_policy(args: &RunArgs) -> LabelPolicy {
-    LabelPolicy {
-        max_domains: args.max_domains,
-        idle_ns: u64::try_from(args.label_idle.as_nanos()).unwrap_or(u64::MAX),
-        domain: match args.domain_label {
-            crate::cli::DomainLabelArg::Registrable => DomainLabel::Registrable,
-            crate::cli::DomainLabelArg::Fqdn => DomainLabel::Fqdn,
-        },
+    /// The wall clock: live DNS answers expire in real time.
+    fn end_time(_pipeline: &Pipeline) -> u64 {
+        monitor::unix_nanos()
     }
 }
 

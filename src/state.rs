@@ -11,6 +11,7 @@ use tetherscope_baseline::{
 };
 use tetherscope_exporter::novelty::BaselineHandle;
 
+use crate::cli::parse_duration;
 use crate::UsageError;
 
 /// How often the writer commits a batch.
@@ -26,7 +27,7 @@ fn batch_interval() -> Duration {
 }
 
 /// Per-device baseline options.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct StateArgs {
     /// The state store (SQLite): per-device baselines, triage, saved DNS
     /// answers. `run` defaults to $STATE_DIRECTORY/state.db under systemd,
@@ -35,49 +36,50 @@ pub struct StateArgs {
     #[arg(long = "state", value_name = "PATH")]
     pub path: Option<PathBuf>,
     /// How long each device learns from its first packet (packet time), its
-    /// destinations entering the baseline silently; 0 = no learning.
-    #[arg(long, value_name = "DURATION", default_value = "48h", value_parser = parse_duration)]
-    pub learn_for: Duration,
-    /// Forget destinations not seen for this long (packet time); 0 = never.
-    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_duration)]
-    pub retain: Duration,
-    /// Most destinations kept per device; the least recently seen go first.
-    #[arg(long, default_value_t = 10_000)]
-    pub max_destinations: usize,
+    /// destinations entering the baseline silently; 0 = no learning
+    /// [default: 48h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub learn_for: Option<Duration>,
+    /// Forget destinations not seen for this long (packet time); 0 = never
+    /// [default: 90d].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retain: Option<Duration>,
+    /// Most destinations kept per device; the least recently seen go first
+    /// [default: 10000].
+    #[arg(long)]
+    pub max_destinations: Option<usize>,
 }
 
+/// Learning time without `--learn-for`.
+pub const DEFAULT_LEARN_FOR: Duration = Duration::from_secs(48 * 3600);
+/// Retention without `--retain`.
+pub const DEFAULT_RETAIN: Duration = Duration::from_secs(90 * 86_400);
+/// Destinations per device without `--max-destinations`.
+pub const DEFAULT_MAX_DESTINATIONS: usize = 10_000;
+
 impl StateArgs {
-    /// The baseline's settings.
+    /// The baseline's settings, defaults filling what was left out.
     pub fn settings(&self) -> Settings {
-        Settings {
-            learn_for_ns: self.learn_for.as_secs() * SECOND
-                + u64::from(self.learn_for.subsec_nanos()),
-            retain_ns: self.retain.as_secs() * SECOND,
-            max_destinations: self.max_destinations.max(1),
-            ..Settings::default()
-        }
+        baseline_settings(
+            self.learn_for.unwrap_or(DEFAULT_LEARN_FOR),
+            self.retain.unwrap_or(DEFAULT_RETAIN),
+            self.max_destinations.unwrap_or(DEFAULT_MAX_DESTINATIONS),
+        )
     }
 }
 
-/// `48h`, `90d`, `30m`, `15s`, `2w` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number and a unit (s, m, h, d, w)"))?;
-    let unit = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (s, m, h, d, w)")),
-    };
-    n.checked_mul(unit)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{s:?}: too long"))
+/// The baseline's settings from the three options.
+pub fn baseline_settings(
+    learn_for: Duration,
+    retain: Duration,
+    max_destinations: usize,
+) -> Settings {
+    Settings {
+        learn_for_ns: learn_for.as_secs() * SECOND + u64::from(learn_for.subsec_nanos()),
+        retain_ns: retain.as_secs() * SECOND,
+        max_destinations: max_destinations.max(1),
+        ..Settings::default()
+    }
 }
 
 /// Where `run` keeps its state without `--state`.
@@ -305,21 +307,6 @@ mod tests {
             ]
         );
     }
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            parse_duration("48h").unwrap(),
-            Duration::from_secs(48 * 3600)
-        );
-        assert_eq!(
-            parse_duration("90d").unwrap(),
-            Duration::from_secs(90 * 86_400)
-        );
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert!(parse_duration("3x").is_err());
-        assert!(parse_duration("h").is_err());
-    }
 }
 
 /// Puts DNS answers saved in the store back into the pipeline's cache;
@@ -432,50 +419,60 @@ pub enum WithoutState {
     InMemory,
 }
 
-/// Opens the store the options name (or the default one), configures the
-/// config file's devices, puts saved DNS answers back into the pipeline,
-/// gives the exporter the baseline and writes the API token next to the
-/// store.
-pub fn attach(
-    args: &crate::cli::RunArgs,
-    pipeline: &mut tetherscope_flow::Pipeline,
-    shared: &mut Arc<tetherscope_exporter::Shared>,
-) -> anyhow::Result<Live> {
-    attach_with(args, pipeline, shared, WithoutState::DefaultStore)
+/// A store opened for `run` or `replay`, its baseline not yet given to the
+/// exporter.
+pub struct Opened {
+    state: Option<Running>,
+    handle: BaselineHandle,
 }
 
-/// [`attach`], saying what happens without `--state`.
-pub fn attach_with(
-    args: &crate::cli::RunArgs,
-    pipeline: &mut tetherscope_flow::Pipeline,
-    shared: &mut Arc<tetherscope_exporter::Shared>,
+/// Opens the store the settings name (or, as `without` says, the default
+/// one or none) and puts its saved DNS answers back into the pipeline.
+pub fn open(
+    settings: &crate::settings::Settings,
     without: WithoutState,
-) -> anyhow::Result<Live> {
-    let settings = args.state.settings();
-    let mut state = match (&args.state.path, without) {
-        (Some(path), _) => Some(start(path, settings)?),
-        (None, WithoutState::DefaultStore) => start_default(settings)?,
+    pipeline: &mut tetherscope_flow::Pipeline,
+) -> anyhow::Result<Opened> {
+    let baseline = settings.baseline();
+    let mut state = match (&settings.state, without) {
+        (Some(path), _) => Some(start(path, baseline)?),
+        (None, WithoutState::DefaultStore) => start_default(baseline)?,
         (None, WithoutState::InMemory) => None,
     };
     if let Some(state) = &mut state {
         restore_dns(std::mem::take(&mut state.saved_dns), pipeline);
     }
-    let mut handle = state
+    let handle = state
         .as_ref()
-        .map_or_else(|| in_memory(settings), |s| s.handle.clone());
-    configure_devices(&mut handle, &args.devices, &shared.catalog)?;
-    remember_holders(&handle, &shared.devices);
-    let store_path = handle.path.clone();
-    Arc::get_mut(shared)
-        .ok_or_else(|| anyhow::anyhow!("the exporter was shared before its baseline was set"))?
-        .set_baseline(handle);
-    let token_file = store_path
-        .as_deref()
-        .and_then(|p| write_token(p, shared.token()));
-    if let Some(path) = &store_path {
-        eprintln!("tetherscope: baseline in {}", path.display());
+        .map_or_else(|| in_memory(baseline), |s| s.handle.clone());
+    Ok(Opened { state, handle })
+}
+
+impl Opened {
+    /// Configures the config file's devices, gives the exporter the
+    /// baseline and writes the API token next to the store.
+    pub fn attach(
+        mut self,
+        devices: &[DeviceEntry],
+        shared: &mut Arc<tetherscope_exporter::Shared>,
+    ) -> anyhow::Result<Live> {
+        configure_devices(&mut self.handle, devices, &shared.catalog)?;
+        remember_holders(&self.handle, &shared.devices);
+        let store_path = self.handle.path.clone();
+        Arc::get_mut(shared)
+            .ok_or_else(|| anyhow::anyhow!("the exporter was shared before its baseline was set"))?
+            .set_baseline(self.handle);
+        let token_file = store_path
+            .as_deref()
+            .and_then(|p| write_token(p, shared.token()));
+        if let Some(path) = &store_path {
+            eprintln!("tetherscope: baseline in {}", path.display());
+        }
+        Ok(Live {
+            state: self.state,
+            token_file,
+        })
     }
-    Ok(Live { state, token_file })
 }
 
 impl Live {

@@ -386,3 +386,109 @@ fn config_cannot_expose_the_exporter() {
         "{err}"
     );
 }
+
+/// A config file may set the baseline's keys (`learn_for`, `retain`,
+/// `max_destinations`), and a flag given with the default's value still wins
+/// over the file: here the file names a profile that does not exist and
+/// `--profile calyxos` (the default) overrides it, so `run` gets past the
+/// config and stops at the missing interface.
+#[test]
+fn config_sets_baseline_keys_and_a_flag_at_its_default_wins() {
+    let dir = std::env::temp_dir().join(format!("tetherscope-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("tetherscope.toml");
+    std::fs::write(
+        &cfg,
+        "profile = \"no-such-profile\"\nlearn_for = \"1w\"\nretain = \"30d\"\n\
+         max_destinations = 100\nlabel_idle = \"2w\"\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(crate::common::bin())
+            .args([
+                "run",
+                "--interface",
+                "tetherscope-none0",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The file alone: its profile is refused, so its other keys were read.
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("no-such-profile"), "{err}");
+    let (code, err) = run(&["--profile", "calyxos"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("no interface named tetherscope-none0"),
+        "{err}"
+    );
+}
+
+/// `scripts/start.sh` finds the hotspot as `run` does: NetworkManager's
+/// active shared connection first (the first by interface name), else the
+/// interface holding 10.42.0.1. Stub `nmcli` and `ip` stand in for the
+/// system's.
+#[test]
+fn start_script_finds_the_hotspot_through_networkmanager_first() {
+    let dir = std::env::temp_dir().join(format!("tetherscope-start-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let stub = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // 10.42.0.1 is on another interface than NetworkManager's hotspot.
+    stub(
+        "ip",
+        "echo '2: eth9    inet 10.42.0.1/24 brd 10.42.0.255 scope global eth9'\n",
+    );
+    let find = || {
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+        let out = Command::new("bash")
+            .arg(root().join("scripts/start.sh"))
+            .env("PATH", path)
+            .env("START_FIND_ONLY", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    stub(
+        "nmcli",
+        r#"case "$*" in
+  "-t -f UUID,DEVICE connection show --active") printf 'u-wired:eth0\nu-hot:wlp9s0\nu-hot2:wlan1\n' ;;
+  "-g ipv4.method connection show u-hot"|"-g ipv4.method connection show u-hot2") echo shared ;;
+  "-g ipv4.method connection show u-wired") echo auto ;;
+  *) exit 10 ;;
+esac
+"#,
+    );
+    assert_eq!(find(), "wlan1", "the first shared connection by name");
+    // NetworkManager shares nothing: the interface holding 10.42.0.1.
+    stub(
+        "nmcli",
+        r#"case "$*" in
+  "-t -f UUID,DEVICE connection show --active") echo 'u-wired:eth0' ;;
+  *) echo auto ;;
+esac
+"#,
+    );
+    assert_eq!(find(), "eth9");
+    // No NetworkManager at all (nmcli fails): the same.
+    stub("nmcli", "exit 8\n");
+    assert_eq!(find(), "eth9");
+    let _ = std::fs::remove_dir_all(&dir);
+}

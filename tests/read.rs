@@ -349,3 +349,55 @@ fn patched_libpcap_files_read_the_same_flows_as_the_standard_one() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A stdout whose reader is already gone, as `read x.pcap | head -1` leaves
+/// it once `head` has its line: the first write fails with a broken pipe.
+fn closed_pipe() -> std::process::Stdio {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two new descriptors into the array it is given;
+    // each is then owned exactly once (the reader closed here, the writer
+    // by the `Stdio`).
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0, "pipe");
+        libc::close(fds[0]);
+        std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+/// A reader that stops early is no error: exit 0 and nothing on stderr, as
+/// ripgrep does (once: "Broken pipe" and exit 2, or a panic for `catalog`).
+#[test]
+fn a_closed_pipe_ends_quietly_with_success() {
+    let capture = common::fixture("seed-domains.pcap");
+    let capture = capture.to_str().unwrap();
+    for args in [
+        vec!["read", "--format", "jsonl", capture],
+        vec!["read", "--format", "table", "--quiet", capture],
+        vec!["catalog", "list"],
+        vec!["catalog", "explain", "xtrapath1.izatcloud.net"],
+    ] {
+        let out = Command::new(common::bin())
+            .args(&args)
+            .stdout(closed_pipe())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            !err.contains("Broken pipe") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    // Without --quiet `read` says nothing more either: it stopped.
+    let out = Command::new(common::bin())
+        .args(["read", "--format", "jsonl", capture])
+        .stdout(closed_pipe())
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -9,6 +9,8 @@
 //! Both yield the same [`Packet`], so live and offline modes feed the same
 //! pipeline. This crate knows nothing about protocols above the link type.
 
+// The one unsafe call (poll(2) on the live handle) is allowed where it is.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod file;

@@ -138,6 +138,7 @@ impl LiveSource {
 
 /// Waits until the capture's descriptor is readable (or in error, which the
 /// next read reports), at most `timeout_ms`.
+#[allow(unsafe_code)]
 fn wait_readable(fd: &impl AsRawFd, timeout_ms: i32) -> Result<(), CaptureError> {
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),

@@ -5,6 +5,7 @@
 //! This crate reads the flow table and the classifier; it never touches
 //! capture.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod connections;
