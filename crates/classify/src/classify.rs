@@ -1,6 +1,6 @@
 //! From flow facts to a classification.
 
-use crate::catalog::{Catalog, Locality, PatternKind, Rule, RuleOrigin};
+use crate::catalog::{Catalog, Locality, PatternKind, Rule};
 use crate::purpose::Purpose;
 use crate::site::registrable_domain_lowercase;
 
@@ -178,6 +178,9 @@ impl Catalog {
         } else {
             name
         };
+        if lists {
+            return self.match_list(name);
+        }
         let mut start = 0;
         loop {
             let suffix = &name[start..];
@@ -190,7 +193,6 @@ impl Catalog {
                         PatternKind::Exact => start == 0,
                     })
                     .map(|(i, kind)| (&self.rules[*i as usize], *kind))
-                    .filter(|(r, _)| matches!(r.origin, RuleOrigin::List(_)) == lists)
                     .filter(|(r, _)| constraints_hold(r, facts))
                     .max_by_key(|(r, kind)| {
                         (
@@ -207,6 +209,20 @@ impl Catalog {
                 Some(dot) => start += dot + 1,
                 None => return None,
             }
+        }
+    }
+
+    /// The list entry for `name` (lowercase) or its closest listed parent.
+    fn match_list(&self, name: &str) -> Option<&Rule> {
+        if self.list_index.is_empty() {
+            return None;
+        }
+        let mut start = 0;
+        loop {
+            if let Some(i) = self.list_index.get(&name[start..]) {
+                return Some(&self.rules[*i as usize]);
+            }
+            start += name[start..].find('.')? + 1;
         }
     }
 

@@ -27,8 +27,8 @@ mod purpose;
 mod site;
 
 pub use catalog::{Catalog, CatalogError, LoadedList, Profile, Rule, RuleOrigin};
-pub use default_lists::{find_default_list_dir, DEFAULT_LISTS, DEFAULT_LIST_DIRS};
 pub use classify::{Classification, FlowFacts, Judgement, Transport, Verdict};
+pub use default_lists::{find_default_list_dir, DEFAULT_LISTS, DEFAULT_LIST_DIRS};
 pub use lists::{ListFormat, ListStats};
 pub use purpose::Purpose;
 pub use site::{registrable_domain, registrable_domain_lowercase};

@@ -88,17 +88,22 @@ fn whole_domain_block(rest: &str) -> Option<&str> {
 /// first lines have one.
 pub(crate) fn title(text: &str) -> Option<String> {
     text.lines().take(40).find_map(|line| {
-        let t = line.strip_prefix('!')?.trim_start().strip_prefix("Title:")?;
+        let t = line
+            .strip_prefix('!')?
+            .trim_start()
+            .strip_prefix("Title:")?;
         let t = t.trim();
-        (!t.is_empty() && t.len() <= 100 && !t.chars().any(char::is_control))
-            .then(|| t.to_owned())
+        (!t.is_empty() && t.len() <= 100 && !t.chars().any(char::is_control)).then(|| t.to_owned())
     })
 }
 
 /// The modification date of `path` as `YYYY-MM-DD` (UTC).
 pub(crate) fn modified_date(path: &std::path::Path) -> Option<String> {
     let modified = std::fs::metadata(path).ok()?.modified().ok()?;
-    let secs = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let secs = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     Some(format!("{y:04}-{m:02}-{d:02}"))
 }

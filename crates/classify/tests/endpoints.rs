@@ -114,14 +114,30 @@ fn vendor_profiles_expect_their_vendors_services() {
     use tetherscope_classify::Verdict;
     let mut catalog = Catalog::builtin();
     let cases = [
-        ("samsung", "dc.di.atlas.samsung.com", "tracking.intl.miui.com"),
-        ("xiaomi", "data.mistat.intl.xiaomi.com", "metrics1.data.hicloud.com"),
-        ("huawei", "metrics1.data.hicloud.com", "ifota.realmemobile.com"),
+        (
+            "samsung",
+            "dc.di.atlas.samsung.com",
+            "tracking.intl.miui.com",
+        ),
+        (
+            "xiaomi",
+            "data.mistat.intl.xiaomi.com",
+            "metrics1.data.hicloud.com",
+        ),
+        (
+            "huawei",
+            "metrics1.data.hicloud.com",
+            "ifota.realmemobile.com",
+        ),
         ("realme", "ifota.realmemobile.com", "moto-cds.svcmot.com"),
         ("oneplus", "open.oneplus.net", "gos-api.gos-gsp.io"),
         ("motorola", "moto-cds.svcmot.com", "dc.di.atlas.samsung.com"),
         ("pixel", "ota.googlezip.net", "config.samsungads.com"),
-        ("grapheneos", "releases.grapheneos.org", "stats.lineageos.org"),
+        (
+            "grapheneos",
+            "releases.grapheneos.org",
+            "stats.lineageos.org",
+        ),
         ("lineageos", "stats.lineageos.org", "ota.ecloud.global"),
         ("e-os", "ota.ecloud.global", "releases.grapheneos.org"),
     ];
