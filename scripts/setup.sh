@@ -16,6 +16,7 @@ packages=(
   iproute2 dnsmasq-base dnsutils curl openssl busybox  # simulated hotspot and its clients
   python3 python3-cryptography    # benchmark capture generator
   sqlite3                         # looking into the state store
+  webext-ublock-origin-firefox    # EasyPrivacy and EasyList, loaded by default (read in place)
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(prometheus prometheus-alertmanager  # rules, dashboards and alert delivery tests

@@ -11,6 +11,20 @@ use crate::UsageError;
 /// The built-in catalog plus the user's files, with the chosen profile.
 pub fn load(args: &CatalogArgs) -> anyhow::Result<Catalog> {
     let mut catalog = Catalog::builtin();
+    if !args.no_default_lists {
+        // A damaged or unreadable system list costs its entries, not the run.
+        for (path, result) in catalog.load_default_lists() {
+            match result {
+                Ok(stats) => tracing::debug!(
+                    domains = stats.domains,
+                    skipped = stats.skipped,
+                    "default list loaded from {}",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!("default list not loaded: {e}"),
+            }
+        }
+    }
     for file in &args.files {
         for stats in catalog
             .load_file(file)
@@ -79,6 +93,22 @@ fn list(catalog: &Catalog) -> anyhow::Result<ExitCode> {
             r.purpose.as_str(),
             r.owner,
             domains
+        )?;
+    }
+    writeln!(out, "\nLists (a catalog rule beats a list entry):")?;
+    if catalog.lists().is_empty() {
+        writeln!(out, "  none loaded")?;
+    }
+    for l in catalog.lists() {
+        writeln!(
+            out,
+            "  {:<20} {:<12} {} domains, {} dated {}{}",
+            l.title,
+            l.purpose.as_str(),
+            l.stats.domains,
+            l.path.display(),
+            l.date.as_deref().unwrap_or("unknown"),
+            if l.default { " (default)" } else { "" }
         )?;
     }
     writeln!(out, "\nProfiles:")?;

@@ -133,6 +133,10 @@ pub struct CatalogArgs {
     /// The profile that decides which flows are expected.
     #[arg(long, default_value = DEFAULT_PROFILE)]
     pub profile: String,
+    /// Do not load the tracker and advertising lists the system provides
+    /// (EasyPrivacy and EasyList from the uBlock Origin package).
+    #[arg(long)]
+    pub no_default_lists: bool,
 }
 
 /// The profile flows are judged by unless a flag or the config file names

@@ -24,6 +24,8 @@ struct Summary {
     named: u64,
     bytes: u64,
     named_bytes: u64,
+    /// Bytes of flows no rule or list gives a purpose.
+    unknown_bytes: u64,
     /// Unnamed flows and bytes by (client MAC, reason); `no_dns_seen` of
     /// devices seen using private DNS is reported as `encrypted_dns`.
     blind: std::collections::BTreeMap<(ClientMac, BlindSpot), (u64, u64)>,
@@ -101,6 +103,9 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
             summary.named_bytes += bytes;
         }
         let class = facts::classify(&catalog, &flow);
+        if class.purpose == Purpose::Unknown {
+            summary.unknown_bytes += bytes;
+        }
         if class.purpose == Purpose::EncryptedDns {
             summary.private_dns.insert(flow.client_mac);
         }
@@ -231,6 +236,10 @@ fn print_summary(stats: &Stats, s: &Summary) {
     if !blind.is_empty() {
         eprintln!("unnamed flows by reason: {}", blind.join(" "));
     }
+    eprintln!(
+        "purpose unknown for {:.1}% of bytes",
+        pct(s.unknown_bytes, s.bytes)
+    );
 }
 
 fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {

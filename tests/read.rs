@@ -401,3 +401,98 @@ fn a_closed_pipe_ends_quietly_with_success() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn catalog_list_names_the_default_lists_and_the_flag_turns_them_off() {
+    let list = |extra: &[&str]| {
+        let out = Command::new(common::bin())
+            .args(["catalog", "list"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let off = list(&["--no-default-lists"]);
+    assert!(
+        off.contains("Lists (a catalog rule beats a list entry):\n  none loaded"),
+        "{off}"
+    );
+    // Every purpose is listed with its meaning.
+    assert!(
+        off.contains("telemetry") && off.contains("caller-id"),
+        "{off}"
+    );
+    let on = list(&[]);
+    match tetherscope_classify::find_default_list_dir(tetherscope_classify::DEFAULT_LIST_DIRS) {
+        // scripts/setup.sh installs them; a machine without them loads none.
+        None => assert!(on.contains("none loaded"), "{on}"),
+        Some(dir) => {
+            for (title, file, purpose) in [
+                ("EasyPrivacy", "easyprivacy.txt", "tracking"),
+                ("EasyList", "easylist.txt", "advertising"),
+            ] {
+                let line = on
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(title) && l.contains(file))
+                    .unwrap_or_else(|| panic!("{title} not named:\n{on}"));
+                assert!(
+                    line.contains(purpose) && line.contains("(default)"),
+                    "{line}"
+                );
+                assert!(
+                    line.contains(&dir.join(file).display().to_string()),
+                    "{line}"
+                );
+                assert!(line.contains(" dated 20"), "{line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn stock_phone_mix_has_a_purpose_for_nearly_every_byte() {
+    let out = common::read_jsonl(&common::fixture("stock-phone-mix.pcap"), &[]);
+    assert!(out.status.success());
+    let flows: Vec<_> = common::records(&out.stdout)
+        .into_iter()
+        .filter(|r| r["server_port"] == 443)
+        .collect();
+    assert_eq!(flows.len(), 17);
+    for f in &flows {
+        let named = f["domain"].is_string();
+        assert_eq!(
+            f["purpose"] == "unknown",
+            !named,
+            "{}: {}",
+            f["domain"],
+            f["purpose"]
+        );
+    }
+    let purpose = |d: &str| {
+        flows
+            .iter()
+            .find(|f| f["domain"] == d)
+            .map(|f| f["purpose"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        purpose("dc.di.atlas.samsung.com").as_deref(),
+        Some("telemetry")
+    );
+    assert_eq!(purpose("app-measurement.com").as_deref(), Some("analytics"));
+    assert_eq!(
+        purpose("gllto.glpals.com").as_deref(),
+        Some("gnss-assistance")
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let share: f64 = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("purpose unknown for ")?
+                .strip_suffix("% of bytes")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no unknown-bytes share in:\n{stderr}"));
+    assert!(share > 0.0 && share < 10.0, "{share}% of bytes unknown");
+}

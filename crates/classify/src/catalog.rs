@@ -15,12 +15,14 @@
 //! app = "dns"                         # application protocol (domain-less rules)
 //! server = "local"                    # "local" or "remote" (domain-less rules)
 //! cleartext_known = true              # its plain-text traffic is documented
+//! examples = ["xtrapath1.izatcloud.net"] # names the source mentions; a test holds them to this rule
 //!
 //! [[profile]]
 //! name = "calyxos"
 //! extends = "..."                     # optional
 //! expect_rules = ["qualcomm-xtra"]
 //! expect_purposes = ["dns"]
+//! expect_owners = ["Qualcomm"]        # every rule of these owners
 //!
 //! [[list]]
 //! path = "easylist-domains.txt"       # relative to the catalog file
@@ -98,6 +100,8 @@ pub struct Rule {
     pub server: Option<Locality>,
     /// Cleartext traffic to it is documented.
     pub cleartext_known: bool,
+    /// Names the source mentions that this rule must answer for.
+    pub examples: Vec<String>,
     /// Where it came from.
     pub origin: RuleOrigin,
 }
@@ -142,13 +146,39 @@ pub struct Profile {
     pub expect_rules: HashSet<String>,
     /// Purposes whose flows are expected.
     pub expect_purposes: HashSet<Purpose>,
+    /// Owners all of whose rules are expected: a vendor profile expects
+    /// its vendor's own services.
+    pub expect_owners: HashSet<String>,
 }
 
 impl Profile {
     /// Whether flows matching `rule` are expected under this profile.
+    /// Imported list entries never are: a list names what to watch.
     pub fn expects(&self, rule: &Rule) -> bool {
-        self.expect_rules.contains(&rule.name) || self.expect_purposes.contains(&rule.purpose)
+        self.expect_rules.contains(&rule.name)
+            || self.expect_purposes.contains(&rule.purpose)
+            || (!matches!(rule.origin, RuleOrigin::List(_))
+                && self.expect_owners.contains(&rule.owner))
     }
+}
+
+/// A domain list the catalog imported, for naming it wherever its matches
+/// are shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedList {
+    /// The list's own title (its `! Title:` header), else the file stem.
+    pub title: String,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The file's modification date, `YYYY-MM-DD`, when known: lists
+    /// shipped by a distribution carry a template instead of a date.
+    pub date: Option<String>,
+    /// The purpose its entries get.
+    pub purpose: Purpose,
+    /// What the import did.
+    pub stats: ListStats,
+    /// Loaded without configuration (a list the system provides).
+    pub default: bool,
 }
 
 /// Errors loading a catalog.
@@ -185,14 +215,23 @@ pub struct Catalog {
     pub(crate) index: HashMap<Box<str>, Vec<(u32, PatternKind)>>,
     /// Rules without domains, matched on flow facts alone.
     pub(crate) flow_rules: Vec<u32>,
+    /// Imported list entries: domain → the rule of the first list naming
+    /// it. Apart from the catalog's index, so that lists of 100,000 names
+    /// cost one small allocation per name, and rules always win.
+    pub(crate) list_index: HashMap<Box<str>, u32>,
     profiles: HashMap<String, Profile>,
     pub(crate) active: Profile,
+    lists: Vec<LoadedList>,
 }
 
 const BUILTIN: &[(&str, &str)] = &[
     ("calyxos.toml", include_str!("../catalog/calyxos.toml")),
     ("android.toml", include_str!("../catalog/android.toml")),
     ("network.toml", include_str!("../catalog/network.toml")),
+    ("gnss.toml", include_str!("../catalog/gnss.toml")),
+    ("sdks.toml", include_str!("../catalog/sdks.toml")),
+    ("aosp.toml", include_str!("../catalog/aosp.toml")),
+    ("vendors.toml", include_str!("../catalog/vendors.toml")),
     ("profiles.toml", include_str!("../catalog/profiles.toml")),
 ];
 
@@ -229,6 +268,8 @@ struct RuleToml {
     server: Option<Spanned<String>>,
     #[serde(default)]
     cleartext_known: bool,
+    #[serde(default)]
+    examples: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +283,8 @@ struct ProfileToml {
     expect_rules: Vec<Spanned<String>>,
     #[serde(default)]
     expect_purposes: Vec<Spanned<String>>,
+    #[serde(default)]
+    expect_owners: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -307,8 +350,10 @@ impl Catalog {
             rules: Vec::new(),
             index: HashMap::new(),
             flow_rules: Vec::new(),
+            list_index: HashMap::new(),
             profiles: HashMap::new(),
             active: Profile::default(),
+            lists: Vec::new(),
         };
         for (name, text) in BUILTIN {
             c.load_str(Path::new(name), text, RuleOrigin::Builtin, None)
@@ -400,6 +445,7 @@ impl Catalog {
                 app: r.app,
                 server,
                 cleartext_known: r.cleartext_known,
+                examples: r.examples,
                 origin: origin.clone(),
             };
             self.add_rule(rule, &patterns);
@@ -439,6 +485,7 @@ impl Catalog {
                 }
                 profile.expect_rules.insert(r.into_inner());
             }
+            profile.expect_owners.extend(p.expect_owners);
             for purpose in p.expect_purposes {
                 profile
                     .expect_purposes
@@ -489,7 +536,11 @@ impl Catalog {
             file: path.to_owned(),
             source,
         })?;
-        Ok(self.import_list_str(path, &text, purpose, format))
+        let stats = self.import_list_str(path, &text, purpose, format);
+        if let Some(list) = self.lists.last_mut() {
+            list.date = crate::lists::modified_date(path);
+        }
+        Ok(stats)
     }
 
     /// Imports a list from text (see [`Catalog::import_list`]).
@@ -503,13 +554,14 @@ impl Catalog {
         let stem = path
             .file_stem()
             .map_or_else(|| "list".into(), |s| s.to_string_lossy().into_owned());
+        let title = lists::title(text).unwrap_or_else(|| stem.clone());
         let rule = Rule {
             name: format!("list:{stem}"),
             display: None,
             domains: Vec::new(),
             purpose,
             owner: stem.clone(),
-            description: format!("listed in {}", path.display()),
+            description: format!("listed in {title} ({})", path.display()),
             source: path.display().to_string(),
             transport: None,
             ports: Vec::new(),
@@ -517,6 +569,7 @@ impl Catalog {
             app: None,
             server: None,
             cleartext_known: false,
+            examples: Vec::new(),
             origin: RuleOrigin::List(path.to_owned()),
         };
         let idx = match self.rules.iter().position(|r| r.name == rule.name) {
@@ -529,13 +582,36 @@ impl Catalog {
                 (self.rules.len() - 1) as u32
             }
         };
-        let index = &mut self.index;
-        lists::parse(text, format, |domain| {
-            let entries = index.entry(domain.into()).or_default();
-            if !entries.iter().any(|(i, _)| *i == idx) {
-                entries.push((idx, PatternKind::Suffix));
+        let index = &mut self.list_index;
+        // About one entry per 30 bytes in EasyList-style files.
+        index.reserve(text.len() / 30);
+        let stats = lists::parse(text, format, |domain| {
+            if !index.contains_key(domain) {
+                index.insert(domain.into(), idx);
             }
-        })
+        });
+        self.lists.retain(|l| l.path != path);
+        self.lists.push(LoadedList {
+            title,
+            path: path.to_owned(),
+            date: None,
+            purpose,
+            stats: stats.clone(),
+            default: false,
+        });
+        stats
+    }
+
+    /// Every list imported so far, in load order.
+    pub fn lists(&self) -> &[LoadedList] {
+        &self.lists
+    }
+
+    /// Marks the most recently imported list as one loaded by default.
+    pub(crate) fn mark_last_list_default(&mut self) {
+        if let Some(list) = self.lists.last_mut() {
+            list.default = true;
+        }
     }
 
     /// Makes `name` the active profile.

@@ -135,18 +135,19 @@ impl Catalog {
         &'c self,
         facts: &FlowFacts<'f>,
     ) -> (Judgement<'c>, Option<&'f str>) {
-        let found = facts.names.iter().find_map(|name| {
-            let name = name.trim_end_matches('.');
-            self.match_name(name, facts).map(|r| (r, name))
+        // A catalog rule for any of the names beats a list entry for any of
+        // them: the catalog says why, a list only that someone objects.
+        let found = [false, true].into_iter().find_map(|lists| {
+            facts.names.iter().find_map(|name| {
+                let name = name.trim_end_matches('.');
+                self.match_name(name, facts, lists).map(|r| (r, name))
+            })
         });
         let (rule, matched) = match found {
             Some((r, n)) => (Some(r), Some(n)),
             None => (self.match_flow(facts), None),
         };
-        let expected = rule.is_some_and(|r| {
-            self.active.expect_rules.contains(&r.name)
-                || self.active.expect_purposes.contains(&r.purpose)
-        });
+        let expected = rule.is_some_and(|r| self.active.expects(r));
         let judgement = Judgement {
             rule,
             purpose: rule.map_or(Purpose::Unknown, |r| r.purpose),
@@ -163,7 +164,13 @@ impl Catalog {
     /// The most specific rule for one name: walk its label-aligned suffixes
     /// from the longest, one hash lookup each; at the first suffix with a
     /// usable rule, prefer user rules, then constrained ones, then exact.
-    pub(crate) fn match_name(&self, name: &str, facts: &FlowFacts<'_>) -> Option<&Rule> {
+    /// `lists` chooses between catalog rules (false) and list entries (true).
+    pub(crate) fn match_name(
+        &self,
+        name: &str,
+        facts: &FlowFacts<'_>,
+        lists: bool,
+    ) -> Option<&Rule> {
         let lower;
         let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
             lower = name.to_ascii_lowercase();
@@ -171,6 +178,9 @@ impl Catalog {
         } else {
             name
         };
+        if lists {
+            return self.match_list(name);
+        }
         let mut start = 0;
         loop {
             let suffix = &name[start..];
@@ -199,6 +209,20 @@ impl Catalog {
                 Some(dot) => start += dot + 1,
                 None => return None,
             }
+        }
+    }
+
+    /// The list entry for `name` (lowercase) or its closest listed parent.
+    fn match_list(&self, name: &str) -> Option<&Rule> {
+        if self.list_index.is_empty() {
+            return None;
+        }
+        let mut start = 0;
+        loop {
+            if let Some(i) = self.list_index.get(&name[start..]) {
+                return Some(&self.rules[*i as usize]);
+            }
+            start += name[start..].find('.')? + 1;
         }
     }
 

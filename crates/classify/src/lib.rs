@@ -11,20 +11,24 @@
 //! * Profiles: named sets of expected rules. Under the active profile a flow
 //!   is `expected` or `unexpected`.
 //! * Lists: hosts files, domain-per-line lists and Adblock `||domain^` lists,
-//!   each tagged with a purpose such as `tracking`.
+//!   each tagged with a purpose such as `tracking`. A catalog rule for a
+//!   name beats a list entry for it. EasyPrivacy and EasyList are loaded by
+//!   default where the system has them (see [`DEFAULT_LIST_DIRS`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod catalog;
 mod classify;
+mod default_lists;
 pub mod input;
 mod lists;
 mod purpose;
 mod site;
 
-pub use catalog::{Catalog, CatalogError, Profile, Rule, RuleOrigin};
+pub use catalog::{Catalog, CatalogError, LoadedList, Profile, Rule, RuleOrigin};
 pub use classify::{Classification, FlowFacts, Judgement, Transport, Verdict};
+pub use default_lists::{find_default_list_dir, DEFAULT_LISTS, DEFAULT_LIST_DIRS};
 pub use lists::{ListFormat, ListStats};
 pub use purpose::Purpose;
 pub use site::{registrable_domain, registrable_domain_lowercase};

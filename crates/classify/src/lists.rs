@@ -2,9 +2,10 @@
 //!
 //! * hosts files: `0.0.0.0 ads.example.com` (any address, several names)
 //! * plain lists: one domain per line
-//! * Adblock-style: `||ads.example.com^` (only whole-domain blocks; other
-//!   syntax — paths, options, exceptions, cosmetic rules — is skipped and
-//!   counted)
+//! * Adblock-style: `||ads.example.com^` (only whole-domain blocks, alone or
+//!   with options that do not narrow them to some pages or resource types:
+//!   `$third-party`, `$important`, `$all`; other syntax — paths, narrowing
+//!   options, exceptions, cosmetic rules — is skipped and counted)
 //!
 //! `#` and `!` start comments. Invalid names are skipped and counted.
 
@@ -69,6 +70,59 @@ const HOSTS_NOISE: [&str; 6] = [
     "ip6-loopback",
 ];
 
+/// The domain of an Adblock `||domain^` rule (after the `||`) when it
+/// blocks the whole domain for every page: its options, if any, are only
+/// ones that do not narrow it (a phone's flows are all third-party).
+fn whole_domain_block(rest: &str) -> Option<&str> {
+    let (domain, options) = match rest.split_once("^$") {
+        Some((d, o)) => (d, Some(o)),
+        None => (rest.strip_suffix('^')?, None),
+    };
+    let wide = |o: &str| matches!(o, "third-party" | "3p" | "important" | "all");
+    options
+        .is_none_or(|o| o.split(',').all(wide))
+        .then_some(domain)
+}
+
+/// A list's own title: the value of its `! Title:` header line, if the
+/// first lines have one.
+pub(crate) fn title(text: &str) -> Option<String> {
+    text.lines().take(40).find_map(|line| {
+        let t = line
+            .strip_prefix('!')?
+            .trim_start()
+            .strip_prefix("Title:")?;
+        let t = t.trim();
+        (!t.is_empty() && t.len() <= 100 && !t.chars().any(char::is_control)).then(|| t.to_owned())
+    })
+}
+
+/// The modification date of `path` as `YYYY-MM-DD` (UTC).
+pub(crate) fn modified_date(path: &std::path::Path) -> Option<String> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let secs = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    Some(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`, public domain).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 /// Parses `text`, calling `add` with each lowercased domain.
 pub(crate) fn parse(text: &str, format: ListFormat, mut add: impl FnMut(&str)) -> ListStats {
     let mut stats = ListStats::default();
@@ -101,10 +155,7 @@ pub(crate) fn parse(text: &str, format: ListFormat, mut add: impl FnMut(&str)) -
         match (format, adblock) {
             (ListFormat::Adblock | ListFormat::Auto, true) => {
                 let rest = &line[2..];
-                match rest
-                    .strip_suffix('^')
-                    .or_else(|| rest.strip_suffix("^$important"))
-                {
+                match whole_domain_block(rest) {
                     Some(domain) if !domain.contains(['/', '*', '$', '^']) => {
                         push(domain, &mut stats)
                     }
@@ -164,9 +215,21 @@ mod tests {
 
     #[test]
     fn adblock() {
-        let text = "[Adblock Plus 2.0]\n! title\n||ads.example.com^\n||cdn.example.com/banner^\n@@||good.example^\n##.ad\n||x.example^$third-party\n";
+        let text = "[Adblock Plus 2.0]\n! title\n||ads.example.com^\n||cdn.example.com/banner^\n@@||good.example^\n##.ad\n||x.example^$third-party\n||y.example^$script,domain=news.example\n||z.example^$3p,important\n";
         let (v, s) = collect(text, ListFormat::Adblock);
-        assert_eq!(v, ["ads.example.com"]);
+        assert_eq!(v, ["ads.example.com", "x.example", "z.example"]);
         assert_eq!(s.skipped, 4);
+    }
+
+    #[test]
+    fn title_and_dates() {
+        assert_eq!(
+            title("[Adblock Plus 2.0]\n! Title: EasyPrivacy\n! Last modified: %timestamp%\n"),
+            Some("EasyPrivacy".into())
+        );
+        assert_eq!(title("||a.example^\n"), None);
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_392), (2025, 10, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }

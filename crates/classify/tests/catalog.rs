@@ -348,9 +348,70 @@ fn imported_lists_tag_flows_unexpected() {
             .purpose,
         Purpose::Push
     );
-    // ...but beats a built-in rule of the same specificity.
+    // ...nor any catalog rule: the catch-all google.com still answers.
     assert_eq!(
         catalog.classify(&facts(&["maps.google.com"], 443)).purpose,
+        Purpose::GoogleServices
+    );
+    // A list entry more specific than a catalog rule loses to it as well,
+    // and says which list it came from where it answers.
+    catalog.import_list_str(
+        Path::new("easyprivacy.txt"),
+        "[Adblock Plus 2.0]\n! Title: EasyPrivacy\n||region1.app-measurement.com^\n||beacon.example.org^$third-party\n",
+        Purpose::Tracking,
+        ListFormat::Adblock,
+    );
+    let c = catalog.classify(&facts(&["region1.app-measurement.com"], 443));
+    assert_eq!(c.purpose, Purpose::Analytics);
+    let c = catalog.classify(&facts(&["beacon.example.org"], 443));
+    assert_eq!(c.purpose, Purpose::Tracking);
+    assert_eq!(c.rule.unwrap().name, "list:easyprivacy");
+    assert!(c.rule.unwrap().description.contains("EasyPrivacy"));
+    let listed = catalog.lists().last().unwrap();
+    assert_eq!(
+        (listed.title.as_str(), listed.stats.domains, listed.default),
+        ("EasyPrivacy", 2, false)
+    );
+}
+
+#[test]
+fn default_lists_load_from_their_directory_and_name_themselves() {
+    let dir = std::env::temp_dir().join(format!("ts-default-lists-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("easyprivacy.txt"),
+        "[Adblock Plus 1.1]\n! Title: EasyPrivacy\n||tracker.example^\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("easylist.txt"),
+        "[Adblock Plus 2.0]\n! Title: EasyList\n||ads.example^\n##.banner\n",
+    )
+    .unwrap();
+    let mut catalog = Catalog::builtin();
+    let loaded = catalog.load_default_lists_from(&dir);
+    assert_eq!(loaded.len(), 2);
+    assert!(loaded.iter().all(|(_, r)| r.is_ok()));
+    let lists = catalog.lists();
+    assert_eq!(
+        lists
+            .iter()
+            .map(|l| (l.title.as_str(), l.purpose, l.default))
+            .collect::<Vec<_>>(),
+        [
+            ("EasyPrivacy", Purpose::Tracking, true),
+            ("EasyList", Purpose::Advertising, true)
+        ]
+    );
+    let date = lists[0].date.as_deref().unwrap();
+    assert!(date.len() == 10 && date.starts_with("20"), "{date}");
+    assert_eq!(
+        catalog.classify(&facts(&["ads.example"], 443)).purpose,
         Purpose::Advertising
     );
+    assert_eq!(
+        tetherscope_classify::find_default_list_dir(&["/nonexistent", dir.to_str().unwrap()]),
+        Some(dir.as_path())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -47,14 +47,18 @@ impl BaselineHandle {
         self.baseline.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The device's own profile, if its MAC or host name has one.
+    pub fn own_profile(&self, mac: &[u8; 6], host: Option<&str>) -> Option<&Profile> {
+        self.profiles
+            .by_mac
+            .get(mac)
+            .or_else(|| host.and_then(|h| self.profiles.by_host.get(h)))
+    }
+
     /// Whether the device's profile (its own, else the active one) expects
     /// a flow classified as `class`.
     pub fn expected(&self, mac: &[u8; 6], host: Option<&str>, class: &Classification<'_>) -> bool {
-        let own = self
-            .profiles
-            .by_mac
-            .get(mac)
-            .or_else(|| host.and_then(|h| self.profiles.by_host.get(h)));
+        let own = self.own_profile(mac, host);
         match own {
             Some(profile) => class.rule.is_some_and(|r| profile.expects(r)),
             None => class.verdict == Verdict::Expected,

@@ -114,6 +114,8 @@ struct DeviceView {
     addresses: Vec<String>,
     /// Seen resolving over DoT, DoQ or DoH: its DNS answers are hidden.
     private_dns: bool,
+    /// The profile that judges its flows: its own, else the active one.
+    profile: String,
 }
 
 async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<DeviceView>> {
@@ -130,6 +132,13 @@ async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<DeviceView>> {
             name: d.name.as_deref().map(str::to_owned),
             private_dns: shared.uses_private_dns(&d.mac),
             addresses: d.addresses.iter().map(|a| a.to_string()).collect(),
+            profile: shared
+                .baseline
+                .as_ref()
+                .and_then(|b| b.own_profile(&d.mac, d.name.as_deref()))
+                .unwrap_or(shared.catalog.profile())
+                .name
+                .clone(),
         })
         .collect();
     Json(list)

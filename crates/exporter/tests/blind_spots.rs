@@ -115,4 +115,11 @@ async fn unnamed_flows_and_bytes_are_counted_by_reason_per_device() {
         private,
         [(PHONE.to_owned(), false), (SECOND_PHONE.to_owned(), true)]
     );
+    // Without per-device profiles the active one judges every device.
+    let devices = devices.as_array().unwrap();
+    assert!(!devices.is_empty());
+    assert!(
+        devices.iter().all(|d| d["profile"] == "calyxos"),
+        "{devices:?}"
+    );
 }
