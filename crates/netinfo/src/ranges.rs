@@ -1,0 +1,326 @@
+//! The IP→ASN table of ip-location-db's `asn` package, held as sorted,
+//! non-overlapping ranges and searched by binary search.
+//!
+//! The package ships CSV: `start,end,asn,organisation`, where start and end
+//! are either addresses (`asn-ipv4.csv`) or their integer values
+//! (`asn-ipv4-num.csv`, `asn-ipv6-num.csv`), and an organisation containing
+//! a comma is quoted with `"` (a `""` inside stands for one `"`). The
+//! integer files parse fastest, so the installed snapshot is read from them;
+//! a CSV the user names may be either form.
+//!
+//! Memory: 12 bytes per IPv4 range and 48 per IPv6 range, plus each distinct
+//! organisation name once (about 11 MiB for the whole snapshot).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::Error;
+
+/// Most ranges one table holds; a file with more is refused rather than
+/// allowed to take unbounded memory (the full snapshot has about 515,000).
+pub const MAX_RANGES: usize = 8_000_000;
+/// Longest organisation name kept, in bytes; longer ones are cut at a
+/// character boundary.
+pub const MAX_ORG_LEN: usize = 200;
+
+/// Which address family a file's bare integers are in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Integers are IPv4 addresses.
+    V4,
+    /// Integers are IPv6 addresses.
+    V6,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry4 {
+    end: u32,
+    asn: u32,
+    org: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry6 {
+    end: u128,
+    asn: u32,
+    org: u32,
+}
+
+/// An immutable IP→(ASN, organisation) table.
+#[derive(Debug, Default)]
+pub struct RangeTable {
+    v4_starts: Vec<u32>,
+    v4: Vec<Entry4>,
+    v6_starts: Vec<u128>,
+    v6: Vec<Entry6>,
+    orgs: Vec<Arc<str>>,
+}
+
+impl RangeTable {
+    /// The AS number and organisation of the range holding `ip`, if any.
+    #[inline]
+    pub fn lookup(&self, ip: IpAddr) -> Option<(u32, &Arc<str>)> {
+        let (asn, org) = match ip {
+            IpAddr::V4(v4) => {
+                let key = u32::from(v4);
+                let i = self
+                    .v4_starts
+                    .partition_point(|&s| s <= key)
+                    .checked_sub(1)?;
+                let e = self.v4[i];
+                (key <= e.end).then_some((e.asn, e.org))?
+            }
+            IpAddr::V6(v6) => {
+                let key = u128::from(v6);
+                let i = self
+                    .v6_starts
+                    .partition_point(|&s| s <= key)
+                    .checked_sub(1)?;
+                let e = self.v6[i];
+                (key <= e.end).then_some((e.asn, e.org))?
+            }
+        };
+        Some((asn, &self.orgs[org as usize]))
+    }
+
+    /// Number of IPv4 and IPv6 ranges.
+    pub fn len(&self) -> (usize, usize) {
+        (self.v4.len(), self.v6.len())
+    }
+
+    /// Approximate heap bytes the table holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.v4_starts.capacity() * 4
+            + self.v4.capacity() * std::mem::size_of::<Entry4>()
+            + self.v6_starts.capacity() * 16
+            + self.v6.capacity() * std::mem::size_of::<Entry6>()
+            + self.orgs.iter().map(|o| o.len() + 16).sum::<usize>()
+    }
+}
+
+/// Builds a [`RangeTable`] from one or more CSV files.
+#[derive(Default)]
+pub struct Builder {
+    v4: Vec<(u32, Entry4)>,
+    v6: Vec<(u128, Entry6)>,
+    orgs: Vec<Arc<str>>,
+    org_index: HashMap<Arc<str>, u32>,
+}
+
+impl Builder {
+    /// Adds every range of a CSV file's contents; `path` only names it in
+    /// errors, `family` says what bare integers are.
+    pub fn add_csv(&mut self, text: &[u8], path: &Path, family: Family) -> Result<(), Error> {
+        for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |reason: &'static str| Error::Csv {
+                path: path.to_owned(),
+                line: n + 1,
+                reason,
+            };
+            if self.v4.len() + self.v6.len() >= MAX_RANGES {
+                return Err(bad("more ranges than a table may hold"));
+            }
+            let mut fields = line.splitn(4, |&b| b == b',');
+            let start = fields.next().ok_or(bad("no start address"))?;
+            let end = fields.next().ok_or(bad("no end address"))?;
+            let asn = fields.next().ok_or(bad("no AS number"))?;
+            let org = fields.next().unwrap_or_default();
+            let asn = parse_u128(asn)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or(bad("AS number is not a number below 2^32"))?;
+            let org = self.intern(&unquote(org).ok_or(bad("unterminated quoted organisation"))?);
+            match (parse_addr(start, family), parse_addr(end, family)) {
+                (Some(IpAddr::V4(s)), Some(IpAddr::V4(e))) => {
+                    let (s, e) = (u32::from(s), u32::from(e));
+                    if s > e {
+                        return Err(bad("range ends before it starts"));
+                    }
+                    self.v4.push((s, Entry4 { end: e, asn, org }));
+                }
+                (Some(IpAddr::V6(s)), Some(IpAddr::V6(e))) => {
+                    let (s, e) = (u128::from(s), u128::from(e));
+                    if s > e {
+                        return Err(bad("range ends before it starts"));
+                    }
+                    self.v6.push((s, Entry6 { end: e, asn, org }));
+                }
+                (Some(_), Some(_)) => return Err(bad("range mixes IPv4 and IPv6")),
+                _ => return Err(bad("start or end is not an address")),
+            }
+        }
+        Ok(())
+    }
+
+    fn intern(&mut self, org: &str) -> u32 {
+        if let Some(&i) = self.org_index.get(org) {
+            return i;
+        }
+        let name: Arc<str> = Arc::from(clip(org));
+        let i = self.orgs.len() as u32;
+        self.orgs.push(name.clone());
+        self.org_index.insert(Arc::from(org), i);
+        i
+    }
+
+    /// The finished table: ranges sorted by start.
+    pub fn build(mut self) -> RangeTable {
+        self.v4.sort_unstable_by_key(|&(s, _)| s);
+        self.v6.sort_unstable_by_key(|&(s, _)| s);
+        let mut table = RangeTable {
+            v4_starts: self.v4.iter().map(|&(s, _)| s).collect(),
+            v4: self.v4.iter().map(|&(_, e)| e).collect(),
+            v6_starts: self.v6.iter().map(|&(s, _)| s).collect(),
+            v6: self.v6.iter().map(|&(_, e)| e).collect(),
+            orgs: self.orgs,
+        };
+        table.orgs.shrink_to_fit();
+        table
+    }
+}
+
+/// `name` cut to at most [`MAX_ORG_LEN`] bytes, on a character boundary.
+pub fn clip(name: &str) -> &str {
+    let mut cut = name.len().min(MAX_ORG_LEN);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &name[..cut]
+}
+
+fn parse_u128(field: &[u8]) -> Option<u128> {
+    if field.is_empty() || field.len() > 39 {
+        return None;
+    }
+    field.iter().try_fold(0u128, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u128::from(digit))
+    })
+}
+
+fn parse_addr(field: &[u8], family: Family) -> Option<IpAddr> {
+    if field.iter().any(|&b| b == b'.' || b == b':') {
+        return std::str::from_utf8(field).ok()?.parse().ok();
+    }
+    let n = parse_u128(field)?;
+    Some(match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(u32::try_from(n).ok()?)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(n)),
+    })
+}
+
+/// The organisation field: as is, or unquoted when it starts with `"`.
+/// Invalid UTF-8 is replaced rather than refused: the name is only shown.
+fn unquote(field: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(field);
+    let Some(inner) = text.strip_prefix('"') else {
+        return Some(text.into_owned());
+    };
+    let inner = inner.strip_suffix('"')?;
+    Some(inner.replace("\"\"", "\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(csv: &str, family: Family) -> Result<RangeTable, Error> {
+        let mut b = Builder::default();
+        b.add_csv(csv.as_bytes(), Path::new("t.csv"), family)?;
+        Ok(b.build())
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn finds_the_range_holding_an_address_and_nothing_between_ranges() {
+        // 192.0.2.0/25 and 192.0.2.192/26 as integers, out of order.
+        let t = table(
+            "3221226176,3221226239,64497,\"Example, Inc.\"\n3221225984,3221226111,64496,Doc Net\n",
+            Family::V4,
+        )
+        .unwrap();
+        assert_eq!(
+            t.lookup(ip("192.0.2.0")).map(|(a, o)| (a, &**o)),
+            Some((64496, "Doc Net"))
+        );
+        assert_eq!(t.lookup(ip("192.0.2.127")).map(|(a, _)| a), Some(64496));
+        assert_eq!(t.lookup(ip("192.0.2.128")), None);
+        assert_eq!(
+            t.lookup(ip("192.0.2.200")).map(|(a, o)| (a, &**o)),
+            Some((64497, "Example, Inc."))
+        );
+        assert_eq!(t.lookup(ip("192.0.1.255")), None);
+        assert_eq!(t.lookup(ip("192.0.3.0")), None);
+        assert_eq!(t.lookup(ip("2001:db8::1")), None);
+    }
+
+    #[test]
+    fn reads_dotted_and_ipv6_ranges_and_quotes() {
+        let t = table(
+            "2001:db8::,2001:db8:0:ffff:ffff:ffff:ffff:ffff,64500,\"Say \"\"hi\"\"\"\n198.51.100.0,198.51.100.255,64501,\n",
+            Family::V4,
+        )
+        .unwrap();
+        assert_eq!(
+            t.lookup(ip("2001:db8::5")).map(|(a, o)| (a, o.to_string())),
+            Some((64500, "Say \"hi\"".into()))
+        );
+        assert_eq!(t.lookup(ip("2001:db8:1::5")), None);
+        assert_eq!(
+            t.lookup(ip("198.51.100.9")).map(|(a, o)| (a, o.is_empty())),
+            Some((64501, true))
+        );
+        assert_eq!(t.len(), (1, 1));
+    }
+
+    #[test]
+    fn ipv6_integers_follow_the_family() {
+        let start = u128::from("2001:db8::".parse::<Ipv6Addr>().unwrap());
+        let t = table(
+            &format!("{start},{},64502,V6 Net\n", start + 0xffff),
+            Family::V6,
+        )
+        .unwrap();
+        assert_eq!(t.lookup(ip("2001:db8::ff")).map(|(a, _)| a), Some(64502));
+    }
+
+    #[test]
+    fn damaged_lines_are_refused_with_their_line_number() {
+        for (csv, reason) in [
+            ("1,2,3,a\nnot,an,7,x\n", "start or end is not an address"),
+            ("1,2,3,a\n5,4,3,b\n", "range ends before it starts"),
+            ("1,2,3,a\n1,2\n", "no AS number"),
+            (
+                "1,2,3,a\n1,2,99999999999,c\n",
+                "AS number is not a number below 2^32",
+            ),
+            (
+                "1,2,3,a\n1,2,3,\"open\n",
+                "unterminated quoted organisation",
+            ),
+            (
+                "1,2,3,a\n192.0.2.1,2001:db8::1,3,x\n",
+                "range mixes IPv4 and IPv6",
+            ),
+        ] {
+            let err = table(csv, Family::V4).unwrap_err().to_string();
+            assert_eq!(err, format!("t.csv:2: {reason}"), "{csv:?}");
+        }
+    }
+
+    #[test]
+    fn long_organisation_names_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_ORG_LEN);
+        let t = table(&format!("1,2,3,{long}\n"), Family::V4).unwrap();
+        let (_, org) = t.lookup(ip("0.0.0.1")).unwrap();
+        assert!(org.len() <= MAX_ORG_LEN && org.chars().all(|c| c == 'é'));
+    }
+}
