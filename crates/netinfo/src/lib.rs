@@ -31,7 +31,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mmdb::Mmdb;
+use mmdb::{CountryTable, Mmdb};
 use ranges::{Family, RangeTable};
 
 /// Where `scripts/setup.sh` may have installed the snapshot, searched in
@@ -202,8 +202,8 @@ enum AsnTable {
 #[derive(Debug, Default)]
 pub struct NetInfo {
     asn: Option<AsnTable>,
-    /// A user's ASN `.mmdb` may carry countries too (IPinfo lite does).
-    country: Option<Mmdb>,
+    /// Without it, a user's ASN `.mmdb` may give countries (IPinfo lite does).
+    country: Option<CountryTable>,
     sources: Vec<Source>,
     documentation_ranges: bool,
 }
@@ -218,68 +218,29 @@ impl NetInfo {
     /// that is missing or damaged, or an installed one that is damaged, is
     /// an error; nothing installed is not.
     pub fn load(config: &Config) -> Result<Self, Error> {
+        // The two tables are independent: read them side by side.
+        let (asn, country) = std::thread::scope(|scope| {
+            let country = scope.spawn(|| load_country(config));
+            let asn = load_asn(config);
+            (
+                asn,
+                country
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            )
+        });
+        let (asn, country) = (asn?, country?);
         let mut info = Self {
             documentation_ranges: config.documentation_ranges,
             ..Self::default()
         };
-        if let Some(path) = &config.asn_db {
-            let (table, snapshot) = if is_mmdb(path) {
-                let db = Mmdb::open(path)?;
-                let date = db.build_date();
-                (AsnTable::Mmdb(db), date)
-            } else {
-                let mut b = ranges::Builder::default();
-                let family = if path.to_string_lossy().contains("ipv6") {
-                    Family::V6
-                } else {
-                    Family::V4
-                };
-                b.add_csv(&read(path)?, path, family)?;
-                (AsnTable::Ranges(b.build()), None)
-            };
+        if let Some((table, source)) = asn {
             info.asn = Some(table);
-            info.sources.push(Source {
-                kind: Kind::Asn,
-                path: path.clone(),
-                snapshot,
-                attribution: None,
-            });
-        } else if let Some(dir) = find_package(&config.search_dirs, ASN_PACKAGE, "asn-ipv4-num.csv")
-        {
-            let mut b = ranges::Builder::default();
-            let v4 = dir.join("asn-ipv4-num.csv");
-            b.add_csv(&read(&v4)?, &v4, Family::V4)?;
-            let v6 = dir.join("asn-ipv6-num.csv");
-            if v6.exists() {
-                b.add_csv(&read(&v6)?, &v6, Family::V6)?;
-            }
-            info.asn = Some(AsnTable::Ranges(b.build()));
-            info.sources.push(Source {
-                kind: Kind::Asn,
-                path: v4,
-                snapshot: package_date(&dir),
-                attribution: Some(ASN_ATTRIBUTION),
-            });
+            info.sources.push(source);
         }
-        if let Some(path) = &config.country_db {
-            let db = Mmdb::open(path)?;
-            info.sources.push(Source {
-                kind: Kind::Country,
-                path: path.clone(),
-                snapshot: db.build_date(),
-                attribution: None,
-            });
-            info.country = Some(db);
-        } else if let Some(dir) = find_package(&config.search_dirs, COUNTRY_PACKAGE, COUNTRY_FILE) {
-            let path = dir.join(COUNTRY_FILE);
-            let db = Mmdb::open(&path)?;
-            info.sources.push(Source {
-                kind: Kind::Country,
-                path,
-                snapshot: package_date(&dir).or_else(|| db.build_date()),
-                attribution: Some(COUNTRY_ATTRIBUTION),
-            });
-            info.country = Some(db);
+        if let Some((table, source)) = country {
+            info.country = Some(table);
+            info.sources.push(source);
         }
         Ok(info)
     }
@@ -287,6 +248,17 @@ impl NetInfo {
     /// The tables loaded, in the order they were found.
     pub fn sources(&self) -> &[Source] {
         &self.sources
+    }
+
+    /// Approximate heap bytes the tables hold (a user's ASN `.mmdb` is
+    /// counted as its file size).
+    pub fn table_bytes(&self) -> usize {
+        let asn = match &self.asn {
+            Some(AsnTable::Ranges(t)) => t.heap_bytes(),
+            Some(AsnTable::Mmdb(db)) => db.file_bytes(),
+            None => 0,
+        };
+        asn + self.country.as_ref().map_or(0, CountryTable::heap_bytes)
     }
 
     /// Whether any table is loaded.
@@ -320,7 +292,7 @@ impl NetInfo {
             None => (None, None),
         };
         let country = match (&self.country, &self.asn) {
-            (Some(db), _) => db.country(ip),
+            (Some(table), _) => table.lookup(ip),
             (None, Some(AsnTable::Mmdb(db))) => db.country(ip),
             (None, _) => None,
         };
@@ -330,6 +302,72 @@ impl NetInfo {
             country,
         })
     }
+}
+
+fn load_asn(config: &Config) -> Result<Option<(AsnTable, Source)>, Error> {
+    if let Some(path) = &config.asn_db {
+        let (table, snapshot) = if is_mmdb(path) {
+            let db = Mmdb::open(path)?;
+            let date = db.build_date();
+            (AsnTable::Mmdb(db), date)
+        } else {
+            let mut b = ranges::Builder::default();
+            let family = if path.to_string_lossy().contains("ipv6") {
+                Family::V6
+            } else {
+                Family::V4
+            };
+            b.add_csv(&read(path)?, path, family)?;
+            (AsnTable::Ranges(b.build()), None)
+        };
+        let source = Source {
+            kind: Kind::Asn,
+            path: path.clone(),
+            snapshot,
+            attribution: None,
+        };
+        return Ok(Some((table, source)));
+    }
+    let Some(dir) = find_package(&config.search_dirs, ASN_PACKAGE, "asn-ipv4-num.csv") else {
+        return Ok(None);
+    };
+    let mut b = ranges::Builder::default();
+    let v4 = dir.join("asn-ipv4-num.csv");
+    b.add_csv(&read(&v4)?, &v4, Family::V4)?;
+    let v6 = dir.join("asn-ipv6-num.csv");
+    if v6.exists() {
+        b.add_csv(&read(&v6)?, &v6, Family::V6)?;
+    }
+    let source = Source {
+        kind: Kind::Asn,
+        path: v4,
+        snapshot: package_date(&dir),
+        attribution: Some(ASN_ATTRIBUTION),
+    };
+    Ok(Some((AsnTable::Ranges(b.build()), source)))
+}
+
+fn load_country(config: &Config) -> Result<Option<(CountryTable, Source)>, Error> {
+    let (path, snapshot, attribution) = if let Some(path) = &config.country_db {
+        (path.clone(), None, None)
+    } else if let Some(dir) = find_package(&config.search_dirs, COUNTRY_PACKAGE, COUNTRY_FILE) {
+        (
+            dir.join(COUNTRY_FILE),
+            package_date(&dir),
+            Some(COUNTRY_ATTRIBUTION),
+        )
+    } else {
+        return Ok(None);
+    };
+    let db = Mmdb::open(&path)?;
+    let table = CountryTable::from_mmdb(&db, &path)?;
+    let source = Source {
+        kind: Kind::Country,
+        snapshot: snapshot.or_else(|| db.build_date()),
+        path,
+        attribution,
+    };
+    Ok(Some((table, source)))
 }
 
 fn is_mmdb(path: &Path) -> bool {
