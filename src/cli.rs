@@ -135,6 +135,22 @@ pub struct CatalogArgs {
     pub profile: String,
 }
 
+/// The offline tables naming each server address's network and country.
+#[derive(Debug, Clone, Args)]
+pub struct NetworkDbArgs {
+    /// An ASN table to use instead of the installed one: a MaxMind-format
+    /// .mmdb (GeoLite2-ASN, DB-IP lite, IPinfo lite) or an ip-location-db CSV.
+    #[arg(long, value_name = "FILE")]
+    pub asn_db: Option<PathBuf>,
+    /// A country .mmdb to use instead of the installed one (GeoLite2-Country,
+    /// DB-IP lite, IPinfo lite).
+    #[arg(long, value_name = "FILE")]
+    pub country_db: Option<PathBuf>,
+    /// Do not use the installed ip-location-db snapshot (see docs/catalog.md).
+    #[arg(long)]
+    pub no_default_network_db: bool,
+}
+
 /// `catalog` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
@@ -184,6 +200,8 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub catalog: CatalogArgs,
     #[command(flatten)]
+    pub network_db: NetworkDbArgs,
+    #[command(flatten)]
     pub state: StateArgs,
     /// No summary or progress on stderr.
     #[arg(short, long)]
@@ -203,6 +221,8 @@ pub struct ReportArgs {
     pub max_flows: usize,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub network_db: NetworkDbArgs,
     /// No progress or summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -226,6 +246,8 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub network_db: NetworkDbArgs,
     /// Most flows tracked at once.
     #[arg(long, default_value_t = 262_144)]
     pub max_flows: usize,

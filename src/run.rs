@@ -259,6 +259,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// The pipeline and the exporter's view of it, as the options ask.
 pub fn build(args: &RunArgs) -> anyhow::Result<(Pipeline, Arc<Shared>)> {
     let catalog = Arc::new(crate::catalog::load(&args.catalog)?);
+    // The flow record looks each new flow's server address up here.
+    let _network_db = crate::network_db::load(&args.network_db)?;
     let config = PipelineConfig {
         max_flows: args.max_flows,
         ..PipelineConfig::default()
