@@ -317,7 +317,7 @@ fn load_asn(config: &Config) -> Result<Option<(AsnTable, Source)>, Error> {
             } else {
                 Family::V4
             };
-            b.add_csv(&read(path)?, path, family)?;
+            b.add_csv_file(path, family)?;
             (AsnTable::Ranges(b.build()), None)
         };
         let source = Source {
@@ -333,10 +333,10 @@ fn load_asn(config: &Config) -> Result<Option<(AsnTable, Source)>, Error> {
     };
     let mut b = ranges::Builder::default();
     let v4 = dir.join("asn-ipv4-num.csv");
-    b.add_csv(&read(&v4)?, &v4, Family::V4)?;
+    b.add_csv_file(&v4, Family::V4)?;
     let v6 = dir.join("asn-ipv6-num.csv");
     if v6.exists() {
-        b.add_csv(&read(&v6)?, &v6, Family::V6)?;
+        b.add_csv_file(&v6, Family::V6)?;
     }
     let source = Source {
         kind: Kind::Asn,
@@ -373,13 +373,6 @@ fn load_country(config: &Config) -> Result<Option<(CountryTable, Source)>, Error
 fn is_mmdb(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mmdb"))
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 /// The first `dir/package` holding `file`.

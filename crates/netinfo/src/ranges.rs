@@ -13,6 +13,7 @@
 //! the whole snapshot).
 
 use std::collections::HashMap;
+use std::io::BufRead;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::Arc;
@@ -42,13 +43,18 @@ struct Entry<K, V> {
     value: V,
 }
 
-/// An address as an integer, searched by its top 16 bits first.
+/// An address as an integer, searched by a bucket of 16 of its bits first.
 pub(crate) trait Key: Copy + Ord + std::fmt::Debug {
-    /// The top 16 bits.
+    /// Number of buckets.
+    const BUCKETS: usize;
+    /// The bucket of an address; never smaller for a larger address.
     fn bucket(self) -> usize;
 }
 
 impl Key for u32 {
+    const BUCKETS: usize = 1 << 16;
+
+    /// The top 16 bits.
     #[inline]
     fn bucket(self) -> usize {
         (self >> 16) as usize
@@ -56,14 +62,21 @@ impl Key for u32 {
 }
 
 impl Key for u128 {
+    const BUCKETS: usize = (1 << 16) + 2;
+
+    /// Every allocated IPv6 range is in 2000::/4, so the top 16 bits would
+    /// put all of 2001::/16 (a sixth of the table) in one bucket: inside
+    /// 2000::/4 the bucket is the 16 bits after the first 4, and what lies
+    /// below or above 2000::/4 shares the first or last bucket.
     #[inline]
     fn bucket(self) -> usize {
-        (self >> 112) as usize
+        match self >> 124 {
+            0 | 1 => 0,
+            2 => 1 + ((self >> 108) & 0xffff) as usize,
+            _ => (1 << 16) + 1,
+        }
     }
 }
-
-/// Buckets of the top 16 bits of an address.
-const BUCKETS: usize = 1 << 16;
 
 /// Ranges of one address family, each with a value, sorted by start.
 /// `index[b]` is the first range whose start has top 16 bits `b` or more,
@@ -118,9 +131,9 @@ impl<K: Key, V: Copy> Ranges<K, V> {
             self.entries.sort_unstable_by_key(|e| e.start);
         }
         self.entries.shrink_to_fit();
-        let mut index = Vec::with_capacity(BUCKETS + 1);
+        let mut index = Vec::with_capacity(K::BUCKETS + 1);
         let mut i = 0;
-        for b in 0..=BUCKETS {
+        for b in 0..=K::BUCKETS {
             while i < self.entries.len() && self.entries[i].start.bucket() < b {
                 i += 1;
             }
@@ -181,13 +194,25 @@ pub struct Builder {
 impl Builder {
     /// Adds every range of a CSV file's contents; `path` only names it in
     /// errors, `family` says what bare integers are.
-    pub fn add_csv(&mut self, text: &[u8], path: &Path, family: Family) -> Result<(), Error> {
-        let lines = text.iter().filter(|&&b| b == b'\n').count();
-        match family {
-            Family::V4 => self.table.v4.reserve(lines),
-            Family::V6 => self.table.v6.reserve(lines),
-        }
-        for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+    pub fn add_csv(
+        &mut self,
+        mut text: impl BufRead,
+        path: &Path,
+        family: Family,
+    ) -> Result<(), Error> {
+        let mut buf = Vec::with_capacity(256);
+        for n in 0.. {
+            buf.clear();
+            let read = text
+                .read_until(b'\n', &mut buf)
+                .map_err(|source| Error::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            if read == 0 {
+                break;
+            }
+            let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
                 continue;
@@ -243,6 +268,26 @@ impl Builder {
         self.table.orgs.push(Arc::from(clip(&name)));
         self.org_index.insert(field.into(), i);
         Some(i)
+    }
+
+    /// Adds every range of a CSV file, read as a stream (the whole
+    /// snapshot is 33 MB of text; it is never held at once).
+    pub fn add_csv_file(&mut self, path: &Path, family: Family) -> Result<(), Error> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        // The package's lines average over 50 bytes.
+        let estimate = file.metadata().map_or(0, |m| m.len() / 52) as usize;
+        match family {
+            Family::V4 => self.table.v4.reserve(estimate),
+            Family::V6 => self.table.v6.reserve(estimate),
+        }
+        self.add_csv(
+            std::io::BufReader::with_capacity(1 << 16, file),
+            path,
+            family,
+        )
     }
 
     /// The finished table.
@@ -360,6 +405,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.lookup(ip("2001:db8::ff")).map(|(a, _)| a), Some(64502));
+    }
+
+    #[test]
+    fn ipv6_ranges_are_found_in_every_bucket_and_across_buckets() {
+        let t = table(
+            "1000::,1000::ffff,1,below\n\
+             2001:db8::,2001:db8:ffff::,2,doc\n\
+             2a00::,2a00:ffff:ffff::,3,wide\n\
+             2fff::,3fff::,4,straddles\n\
+             f000::,f000::1,5,above\n",
+            Family::V6,
+        )
+        .unwrap();
+        for (addr, asn) in [
+            ("1000::5", Some(1)),
+            ("1000::1:0", None),
+            ("2001:db8:1::", Some(2)),
+            ("2001:db9::", None),
+            ("2a00:1450::1", Some(3)),
+            ("2a01::", None),
+            ("2fff:1::", Some(4)),
+            ("3000:0:1::", Some(4)),
+            ("3fff::", Some(4)),
+            ("3fff::1", None),
+            ("f000::1", Some(5)),
+            ("ffff::", None),
+            ("::1", None),
+        ] {
+            assert_eq!(t.lookup(ip(addr)).map(|(a, _)| a), asn, "{addr}");
+        }
     }
 
     #[test]
