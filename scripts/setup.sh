@@ -2,7 +2,9 @@
 # Installs what tetherscope needs on Debian/Ubuntu, skipping what is there.
 # Safe to run again. Needs root (or sudo) only when something is missing.
 #
-#   setup.sh          build and run (and the demo)
+#   setup.sh          build and run (and the demo), and the offline IP to
+#                     network and country tables (ip-location-db, CC BY 4.0;
+#                     see docs/catalog.md) under /usr/local/share/tetherscope
 #   setup.sh --test   also what the test suite runs against: Prometheus,
 #                     promtool, Alertmanager and amtool, NetworkManager (run
 #                     only inside the test namespaces: never started on the
@@ -18,15 +20,16 @@ packages=(
   sqlite3                         # looking into the state store
   webext-ublock-origin-firefox    # EasyPrivacy and EasyList, loaded by default (read in place)
 )
+# npm installs the IP to network tables below. Node.js may come from
+# elsewhere than Debian (its npm then conflicts with Debian's).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "${1:-}" = "--test" ]; then
   packages+=(prometheus prometheus-alertmanager  # rules, dashboards and alert delivery tests
              time                                 # peak memory of the flood test
              network-manager dbus                 # the simulated hotspot's NetworkManager
              shellcheck                           # the package's maintainer scripts
              chromium poppler-utils fonts-dejavu-core)  # browser tests of the page and report
-  # Node.js may come from elsewhere than Debian (its npm then conflicts with Debian's).
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
-  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()
@@ -57,6 +60,26 @@ if ((${#missing[@]})); then
   fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ -z "$guard" ] || $sudo rm -f "$guard"
+fi
+
+# The offline IP to AS/organisation and country tables, a dated snapshot
+# pinned here (the version's last part is its date and hour: 2026-06-17).
+# tetherscope finds them in this directory (or /usr/share/..., or
+# $TETHERSCOPE_NETWORK_DB_DIR); to update, change the versions and run again.
+netdb_dir=/usr/local/share/tetherscope/ip-location-db
+netdb_packages=(@ip-location-db/asn@2.3.2026061719
+                @ip-location-db/geo-whois-asn-country-mmdb@2.3.2026061719)
+netdb_missing=()
+for p in "${netdb_packages[@]}"; do
+  grep -q "\"version\": *\"${p##*@}\"" "$netdb_dir/node_modules/${p%@*}/package.json" 2>/dev/null ||
+    netdb_missing+=("$p")
+done
+if ((${#netdb_missing[@]})); then
+  echo "setup: installing ${netdb_missing[*]} into $netdb_dir" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo mkdir -p "$netdb_dir"
+  $sudo npm install --prefix "$netdb_dir" --no-audit --no-fund --loglevel=error "${netdb_packages[@]}" >/dev/null
 fi
 
 if [ "${1:-}" = "--test" ]; then

@@ -154,6 +154,26 @@ pub struct MonitorCatalogArgs {
     /// The profile that decides which flows are expected [default: calyxos].
     #[arg(long)]
     pub profile: Option<String>,
+    /// Do not load the tracker and advertising lists the system provides
+    /// (EasyPrivacy and EasyList from the uBlock Origin package).
+    #[arg(long)]
+    pub no_default_lists: bool,
+}
+
+/// The offline tables naming each server address's network and country.
+#[derive(Debug, Clone, Args)]
+pub struct NetworkDbArgs {
+    /// An ASN table to use instead of the installed one: a MaxMind-format
+    /// .mmdb (GeoLite2-ASN, DB-IP lite, IPinfo lite) or an ip-location-db CSV.
+    #[arg(long, value_name = "FILE")]
+    pub asn_db: Option<PathBuf>,
+    /// A country .mmdb to use instead of the installed one (GeoLite2-Country,
+    /// DB-IP lite, IPinfo lite).
+    #[arg(long, value_name = "FILE")]
+    pub country_db: Option<PathBuf>,
+    /// Do not use the installed ip-location-db snapshot (see docs/catalog.md).
+    #[arg(long)]
+    pub no_default_network_db: bool,
 }
 
 /// `catalog` subcommands.
@@ -205,6 +225,8 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub catalog: CatalogArgs,
     #[command(flatten)]
+    pub network_db: NetworkDbArgs,
+    #[command(flatten)]
     pub state: StateArgs,
     /// No summary or progress on stderr.
     #[arg(short, long)]
@@ -224,6 +246,8 @@ pub struct ReportArgs {
     pub max_flows: usize,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub network_db: NetworkDbArgs,
     /// No progress or summary on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -252,6 +276,8 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub catalog: MonitorCatalogArgs,
+    #[command(flatten)]
+    pub network_db: NetworkDbArgs,
     /// Most flows tracked at once [default: 262144].
     #[arg(long)]
     pub max_flows: Option<usize>,

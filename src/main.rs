@@ -15,6 +15,7 @@ mod demo;
 mod flow_log;
 mod hotspot;
 mod monitor;
+mod network_db;
 mod open;
 mod privileges;
 mod read;

@@ -66,6 +66,8 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         Format::Jsonl
     });
     let catalog = crate::catalog::load(&args.catalog)?;
+    // The flow record looks each new flow's server address up here.
+    let _network_db = crate::network_db::load(&args.network_db)?;
     let config = PipelineConfig {
         max_flows: args.max_flows,
         ..PipelineConfig::default()

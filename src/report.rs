@@ -62,6 +62,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
     };
     let catalog = crate::catalog::load(&args.catalog)?;
+    // The flow record looks each new flow's server address up here.
+    let _network_db = crate::network_db::load(&args.network_db)?;
     let mut pipeline = Pipeline::new(&PipelineConfig {
         max_flows: args.max_flows,
         ..PipelineConfig::default()

@@ -38,6 +38,8 @@ pub struct Settings {
     /// Catalog files (the command line's, then the config file's) and the
     /// profile.
     pub catalog: CatalogArgs,
+    /// The offline tables naming each server address's network and country.
+    pub network_db: crate::cli::NetworkDbArgs,
     /// Most flows tracked at once.
     pub max_flows: usize,
     /// Most distinct `domain` label values.
@@ -198,7 +200,9 @@ pub fn merge(file: Option<&ConfigFile>, cli: RunArgs) -> Result<Settings, UsageE
                 .profile
                 .or_else(|| keys.profile.clone())
                 .unwrap_or_else(|| DEFAULT_PROFILE.into()),
+            no_default_lists: cli.catalog.no_default_lists,
         },
+        network_db: cli.network_db,
         max_flows: cli
             .max_flows
             .or(keys.max_flows)
