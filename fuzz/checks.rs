@@ -185,7 +185,7 @@ pub fn pipeline(data: &[u8]) {
         ts += u64::from(rest[0]) * 50_000_000;
         p.ingest(
             ts,
-            if n % 2 == 0 { 1 } else { 101 },
+            if n.is_multiple_of(2) { 1 } else { 101 },
             frame.len() as u32,
             frame,
         );

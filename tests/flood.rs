@@ -23,7 +23,7 @@ fn flood_frame(i: u64, out: &mut Vec<u8>) {
     let r = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i >> 7);
     out.clear();
     out.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0x42, 0x0a, 0x2a, 0, (r & 0x3f) as u8]);
-    let tcp = i % 2 == 0;
+    let tcp = i.is_multiple_of(2);
     let l4 = if tcp { 20 } else { 12 };
     if i % 5 < 2 {
         out.extend_from_slice(&[

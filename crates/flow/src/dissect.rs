@@ -212,16 +212,25 @@ fn looks_like_client_hello_or_request(up: &Stream) -> bool {
     })
 }
 
-fn streams(flow: &mut Flow) -> &mut TcpStreams {
+/// The flow's TCP streams. Only TCP flows reach the stream dissectors, so
+/// this never fails; were it ever to, the flow's dissection stops and the
+/// packet is counted under [`crate::stats::DISSECTOR_STATE_MISSING`] rather
+/// than the capture thread panicking.
+fn streams<'f>(flow: &'f mut Flow, ctx: &Context<'_>) -> Option<&'f mut TcpStreams> {
     match flow.dissector.as_deref_mut() {
-        Some(Dissector::Tcp(t)) => t,
-        _ => unreachable!("tcp dissection on a flow without TCP state"),
+        Some(Dissector::Tcp(t)) => Some(t),
+        _ => {
+            ctx.stats.parse_error(crate::stats::DISSECTOR_STATE_MISSING);
+            None
+        }
     }
 }
 
 fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
     loop {
-        let t = streams(flow);
+        let Some(t) = streams(flow, ctx) else {
+            return Step::Done;
+        };
         let Some(buf) = t.up.buf.as_ref() else {
             return Step::More;
         };
@@ -283,8 +292,14 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                         return Step::Done;
                     }
                     // CONNECT: what follows the head is a tunnel, often TLS.
-                    let t = streams(flow);
-                    let buf = t.up.buf.as_mut().expect("buffer present");
+                    // The head was just parsed from this buffer: both are
+                    // there unless the flow's state was lost (counted).
+                    let Some(t) = streams(flow, ctx) else {
+                        return Step::Done;
+                    };
+                    let Some(buf) = t.up.buf.as_mut() else {
+                        return Step::Done;
+                    };
                     match buf.contiguous().windows(4).position(|w| w == b"\r\n\r\n") {
                         Some(end) => {
                             buf.consume(end + 4);
@@ -370,7 +385,9 @@ fn tcp_dns(flow: &mut Flow, up: bool, ctx: &mut Context<'_>) -> Step {
     let dir = usize::from(!up);
     let client_ip = flow.client.ip();
     loop {
-        let t = streams(flow);
+        let Some(t) = streams(flow, ctx) else {
+            return Step::Done;
+        };
         let stream = if up { &t.up } else { &t.down };
         let Some(buf) = stream.buf.as_ref() else {
             return Step::More;
@@ -883,5 +900,44 @@ fn apply_request(flow: &mut Flow, req: RequestNames) {
         names.http_host = req.host;
         names.http_method = Some(req.method);
         names.http_path = Some(req.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::key::Transport;
+
+    /// A TCP stream dissector handed a flow without TCP state (an invariant
+    /// broken) stops dissecting it and counts a drop; the capture thread
+    /// once panicked there.
+    #[test]
+    fn a_flow_without_tcp_state_is_a_counted_drop_not_a_panic() {
+        let client = "192.0.2.10:40000".parse().unwrap();
+        let server = "198.51.100.1:443".parse().unwrap();
+        let mut flow = Flow::new(Transport::Udp, client, server, 0);
+        assert!(flow.dissector.is_none());
+        let stats = Stats::default();
+        let mut dns = DnsCache::new(16, 0);
+        let (mut scratch, mut handshake) = (Vec::new(), Vec::new());
+        let budget = Budget::new(Arc::new(AtomicU64::new(0)), 1 << 20);
+        let mut ctx = Context {
+            dns: &mut dns,
+            stats: &stats,
+            scratch: &mut scratch,
+            handshake: &mut handshake,
+            now: 0,
+            buffer_cap: 4096,
+            budget: &budget,
+        };
+        assert!(matches!(tcp_client_stream(&mut flow, &mut ctx), Step::Done));
+        assert!(matches!(tcp_dns(&mut flow, true, &mut ctx), Step::Done));
+        let missing = stats
+            .parse_errors()
+            .into_iter()
+            .find(|(reason, _)| *reason == crate::stats::DISSECTOR_STATE_MISSING);
+        assert_eq!(missing, Some((crate::stats::DISSECTOR_STATE_MISSING, 2)));
     }
 }

@@ -13,6 +13,10 @@ pub const CLIENT_HELLO_TOO_LONG: &str = "client_hello_too_long";
 pub const HTTP_HEAD_TOO_LONG: &str = "http_head_too_long";
 /// A handshake given up because all reassembly buffers together were full.
 pub const HANDSHAKE_MEMORY_FULL: &str = "handshake_memory_full";
+/// A TCP flow whose dissector state was missing (an internal invariant; its
+/// dissection stops). Not in [`PIPELINE_REASONS`]: a series appears only if
+/// it ever happens.
+pub const DISSECTOR_STATE_MISSING: &str = "dissector_state_missing";
 /// Reasons the pipeline itself counts, beside the dissectors' errors.
 pub const PIPELINE_REASONS: [&str; 4] = [
     FRAGMENT_NOT_UDP,
