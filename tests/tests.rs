@@ -13,6 +13,7 @@ mod hotspot;
 mod listener;
 mod monitoring;
 mod month;
+mod network_db;
 mod networkmanager;
 mod package;
 mod page;
