@@ -221,7 +221,9 @@ pub struct RunArgs {
     pub listen: Option<std::net::SocketAddr>,
     /// A TOML config file (keys: interface, listen, catalog, profile,
     /// max_flows, max_domains, domain_label, label_idle, flow_log,
-    /// flow_log_max_mib, flow_log_keep, buffer_mib, filter, leases).
+    /// flow_log_max_mib, flow_log_keep, buffer_mib, filter, leases,
+    /// history_url, history_table, history_user, history_password, sensor,
+    /// history_spool, history_spool_mib, history_batch_rows, history_batch_secs).
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -253,6 +255,37 @@ pub struct RunArgs {
     /// Rotated flow log files kept (FILE.1 … FILE.N); older ones are removed.
     #[arg(long, value_name = "N", default_value_t = crate::flow_log::DEFAULT_KEEP)]
     pub flow_log_keep: u32,
+    /// Send every finished flow record to ClickHouse's HTTP interface at
+    /// this address (http://HOST:PORT; docs/flow-history.md). The password,
+    /// if any, comes from the config file's `history_password` or
+    /// TETHERSCOPE_HISTORY_PASSWORD, never the command line.
+    #[arg(long, value_name = "URL")]
+    pub history_url: Option<String>,
+    /// The table flow records go to.
+    #[arg(long, value_name = "DB.TABLE", default_value = "tetherscope.flows")]
+    pub history_table: String,
+    /// ClickHouse user of the flow history.
+    #[arg(long, value_name = "USER")]
+    pub history_user: Option<String>,
+    /// This sensor's name on every flow history row (the `sensor` of the
+    /// Prometheus agent) [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub sensor: Option<String>,
+    /// Where flow history batches wait for ClickHouse [default: history-spool beside the state store].
+    #[arg(long, value_name = "DIR")]
+    pub history_spool: Option<PathBuf>,
+    /// Largest flow history spool, MiB; past it the oldest batches are dropped and counted.
+    #[arg(long, value_name = "MIB", default_value_t = tetherscope_history::DEFAULT_SPOOL_MIB)]
+    pub history_spool_mib: u64,
+    /// Flow records that close a flow history batch.
+    #[arg(long, value_name = "N", default_value_t = tetherscope_history::DEFAULT_BATCH_ROWS)]
+    pub history_batch_rows: usize,
+    /// Longest a flow record waits before its batch is spooled and sent, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub history_batch_secs: f64,
+    /// The config file's `history_password`.
+    #[arg(skip)]
+    pub history_password: Option<String>,
     /// Kernel capture buffer, MiB.
     #[arg(long, default_value_t = 32)]
     pub buffer_mib: u32,

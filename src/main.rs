@@ -9,6 +9,7 @@ mod catalog;
 mod cli;
 mod demo;
 mod flow_log;
+mod history;
 mod hotspot;
 mod monitor;
 mod open;

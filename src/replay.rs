@@ -60,6 +60,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     );
     crate::open::announce(listen, &shared);
 
+    let history = crate::history::start(&opts, &shared)?;
     let stop = Arc::new(AtomicBool::new(false));
     let capture = {
         let (shared, stop) = (shared.clone(), stop.clone());
@@ -67,7 +68,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .name("capture".into())
             .spawn(move || {
                 let mut feed = FileFeed::new(source, args.speed, name);
-                monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
+                monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, history, &stop)
             })?
     };
     let (summary, pipeline) = monitor::serve(shared, listener, stop, capture)?;

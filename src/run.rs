@@ -45,6 +45,15 @@ struct ConfigFile {
     flow_log: Option<PathBuf>,
     flow_log_max_mib: Option<f64>,
     flow_log_keep: Option<u32>,
+    history_url: Option<String>,
+    history_table: Option<String>,
+    history_user: Option<String>,
+    history_password: Option<String>,
+    sensor: Option<String>,
+    history_spool: Option<PathBuf>,
+    history_spool_mib: Option<u64>,
+    history_batch_rows: Option<usize>,
+    history_batch_secs: Option<f64>,
     buffer_mib: Option<u32>,
     filter: Option<String>,
     leases: Option<PathBuf>,
@@ -112,6 +121,25 @@ pub fn apply_config(mut args: RunArgs) -> anyhow::Result<RunArgs> {
     }
     if args.flow_log_keep == defaults.flow_log_keep {
         args.flow_log_keep = cfg.flow_log_keep.unwrap_or(args.flow_log_keep);
+    }
+    args.history_url = args.history_url.or(cfg.history_url);
+    if args.history_table == defaults.history_table {
+        args.history_table = cfg.history_table.unwrap_or(args.history_table);
+    }
+    args.history_user = args.history_user.or(cfg.history_user);
+    args.history_password = cfg.history_password;
+    args.sensor = args.sensor.or(cfg.sensor);
+    args.history_spool = args
+        .history_spool
+        .or(cfg.history_spool.map(|p| base.join(p)));
+    if args.history_spool_mib == defaults.history_spool_mib {
+        args.history_spool_mib = cfg.history_spool_mib.unwrap_or(args.history_spool_mib);
+    }
+    if args.history_batch_rows == defaults.history_batch_rows {
+        args.history_batch_rows = cfg.history_batch_rows.unwrap_or(args.history_batch_rows);
+    }
+    if args.history_batch_secs == defaults.history_batch_secs {
+        args.history_batch_secs = cfg.history_batch_secs.unwrap_or(args.history_batch_secs);
     }
     if args.buffer_mib == defaults.buffer_mib {
         args.buffer_mib = cfg.buffer_mib.unwrap_or(args.buffer_mib);
@@ -239,12 +267,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     crate::open::announce(listen, &shared);
 
+    let history = crate::history::start(&args, &shared)?;
     let stop = Arc::new(AtomicBool::new(false));
     let capture = {
         let (shared, stop) = (shared.clone(), stop.clone());
         capture_starter.spawn(move || {
             let mut feed = LiveFeed::new(first, opts, leases);
-            monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop)
+            monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, history, &stop)
         })?
     };
     if let Some(h) = nm_hotspot {

@@ -20,5 +20,6 @@ mod read;
 mod replay;
 mod report;
 mod scale_out;
+mod flow_history;
 mod silent;
 mod truth;

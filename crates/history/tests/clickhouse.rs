@@ -521,7 +521,10 @@ fn a_full_spool_drops_the_oldest_and_counts_them() {
     );
     sink.finish();
     let dropped = stats.dropped_spool_full.load(Relaxed);
-    assert!(dropped > 0 && dropped.is_multiple_of(10), "dropped {dropped}");
+    assert!(
+        dropped > 0 && dropped.is_multiple_of(10),
+        "dropped {dropped}"
+    );
     let on_disk: u64 = std::fs::read_dir(&spool)
         .unwrap()
         .flatten()
