@@ -244,7 +244,7 @@ dup = sum(max(0, n - log[k]) for k, n in db.items())
 print(sum(log.values()), sum(db.values()), lost, dup)
 PY
 )
-  say "sensor-$k: $l flows logged, $s stored, lost $lo, duplicated $d; retried rows $(grep -c 'retrying' "$DIR/sensor$k/tetherscope.log" || true) log lines"
+  say "sensor-$k: $l flows logged, $s stored, lost $lo, duplicated $d"
   logged=$((logged + l)); stored=$((stored + s)); lost=$((lost + lo)); duplicated=$((duplicated + d))
 done
 

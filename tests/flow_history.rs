@@ -19,7 +19,10 @@ fn two_sensors_store_every_flow_once_across_an_outage() {
     let out = Command::new("bash")
         .arg(&script)
         .env("TETHERSCOPE_BIN", common::bin())
-        .env("FLOW_HISTORY_ID", format!("{}", std::process::id() % 100_000))
+        .env(
+            "FLOW_HISTORY_ID",
+            format!("{}", std::process::id() % 100_000),
+        )
         .output()
         .expect("run flow-history-demo.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);

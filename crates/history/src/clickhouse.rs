@@ -139,7 +139,15 @@ impl Client {
                     message: first_line(&text),
                 })
             }
-            Err(ureq::Error::Transport(t)) => Err(RequestError::NoAnswer(t.to_string())),
+            // Without the URL: the same failure logs the same line
+            // whichever request met it.
+            Err(ureq::Error::Transport(t)) => {
+                let cause = std::error::Error::source(&t)
+                    .map(|e| e.to_string())
+                    .or_else(|| t.message().map(str::to_owned))
+                    .unwrap_or_default();
+                Err(RequestError::NoAnswer(format!("{}: {cause}", t.kind())))
+            }
         }
     }
 
