@@ -534,3 +534,219 @@ fn a_full_spool_drops_the_oldest_and_counts_them() {
     assert_eq!(stats.spool_bytes.load(Relaxed), on_disk);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// RFC 3339 (the flow record's form) of a Unix time in microseconds.
+fn rfc3339(us: u64) -> String {
+    let secs = us / 1_000_000;
+    let days = secs / 86_400;
+    // Civil from days (H. Hinnant's algorithm), the inverse of the sink's.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    let s = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        us % 1_000_000
+    )
+}
+
+const PHONE: &str = "02:42:0a:2a:00:32";
+
+/// A flow record `ago_s` seconds old with `fields` over a TLS default.
+fn flow(now_us: u64, ago_s: u64, port: u32, fields: serde_json::Value) -> Vec<u8> {
+    let t = rfc3339(now_us - ago_s * 1_000_000);
+    let mut r = serde_json::from_slice::<serde_json::Value>(&record(port)).unwrap();
+    r["first_seen"] = t.clone().into();
+    r["last_seen"] = t.into();
+    r["client_mac"] = PHONE.into();
+    r["novelty"] = "known".into();
+    r["verdict"] = "expected".into();
+    r["purpose"] = "os".into();
+    for (k, v) in fields.as_object().unwrap() {
+        r[k.as_str()] = v.clone();
+    }
+    serde_json::to_vec(&r).unwrap()
+}
+
+fn rows(server: &Server, sql: &str) -> Vec<Vec<String>> {
+    server
+        .query(&format!("{sql} FORMAT TSV"))
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn the_ten_documented_queries_return_the_right_rows() {
+    let dir = scratch("queries");
+    let server = Server::start(&dir.join("server"));
+    server.create_schema();
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Every recent flow is at most 300 s old: keep them on today's date.
+    if now_s % 86_400 < 400 {
+        std::thread::sleep(Duration::from_secs(400 - now_s % 86_400));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let http = |path: &str| {
+        serde_json::json!({"transport": "tcp", "server_port": 80, "app_protocol": "http",
+            "domain": "xtrapath3.izatcloud.net", "http_host": "xtrapath3.izatcloud.net",
+            "http_method": "GET", "http_path": path, "cleartext": true, "purpose": "location",
+            "bytes_up": 100, "bytes_down": 16_384})
+    };
+    let tracker = |novelty: &str| {
+        serde_json::json!({"domain": "beacon.tracker.example.com", "purpose": "tracking",
+            "verdict": "unexpected", "novelty": novelty, "bytes_up": 50, "bytes_down": 60})
+    };
+    let sensors: [(&str, Vec<Vec<u8>>); 2] = [
+        (
+            "sensor-1",
+            vec![
+                flow(now, 120, 1, http("/xtra3grc.bin")),
+                flow(now, 200, 2, tracker("new")),
+                flow(
+                    now,
+                    150,
+                    3,
+                    serde_json::json!({"domain": null, "server_ip": "203.0.113.50",
+                    "bytes_up": 10, "bytes_down": 10}),
+                ),
+                flow(
+                    now,
+                    100,
+                    4,
+                    serde_json::json!({"client_mac": "02:00:00:00:00:0b",
+                    "transport": "udp", "server_port": 53, "app_protocol": "dns",
+                    "domain": "example.org", "dns_query": "example.org", "cleartext": true,
+                    "bytes_up": 70, "bytes_down": 90}),
+                ),
+            ],
+        ),
+        (
+            "sensor-2",
+            vec![
+                flow(now, 60, 5, http("/xtra3grc.bin")),
+                flow(now, 40 * 86_400, 6, tracker("new")),
+                flow(
+                    now,
+                    40 * 86_400,
+                    7,
+                    serde_json::json!({"client_mac": "02:00:00:00:00:0c",
+                    "domain": "xtrapath1.izatcloud.net"}),
+                ),
+            ],
+        ),
+    ];
+    for (sensor, records) in &sensors {
+        let mut cfg = config(&server.url(), &dir.join(format!("spool-{sensor}")), "right");
+        cfg.sensor = (*sensor).into();
+        let sink = Sink::start(cfg).unwrap();
+        let stats = sink.stats();
+        for r in records {
+            sink.send(r);
+        }
+        wait_for("rows stored", Duration::from_secs(30), || {
+            stats.rows_sent.load(Relaxed) == records.len() as u64
+        });
+        sink.finish();
+    }
+    assert_eq!(count(&server), 7);
+
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/flow-history.md"
+    ))
+    .unwrap();
+    let mut queries = Vec::new();
+    let mut rest = doc.as_str();
+    while let Some(i) = rest.find("\n### Q") {
+        rest = &rest[i + 1..];
+        let body = rest.split_once("```sql\n").unwrap().1;
+        let sql = body.split_once("```").unwrap().0;
+        let sql: Vec<&str> = sql.lines().map(|l| l.split("--").next().unwrap()).collect();
+        queries.push(sql.join("\n"));
+    }
+    assert_eq!(queries.len(), 10, "docs/flow-history.md holds ten queries");
+    let q = |n: usize| rows(&server, &queries[n - 1]);
+    let col =
+        |r: &[Vec<String>], i: usize| -> Vec<String> { r.iter().map(|x| x[i].clone()).collect() };
+
+    // Q1: the phones that contacted izatcloud.net in 30 days; not the one
+    // that did 40 days ago.
+    let r = q(1);
+    assert_eq!(col(&r, 0), ["sensor-1", "sensor-2"]);
+    assert_eq!(col(&r, 1), [PHONE, PHONE]);
+    assert_eq!(col(&r, 2), ["1", "1"]);
+    // Q2: what the phone sent in the clear today, on both sensors.
+    let r = q(2);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        r.iter().all(|x| x[5] == "/xtra3grc.bin" && x[3] == "GET"),
+        "{r:?}"
+    );
+    // Q3: the tracker first appeared 40 days ago on sensor-2, on two phones since.
+    let r = q(3);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0][0], "beacon.tracker.example.com");
+    assert_eq!(
+        (r[0][2].as_str(), r[0][3].as_str(), r[0][4].as_str()),
+        ("sensor-2", PHONE, "2")
+    );
+    // Q4: each sensor's XTRA download.
+    let r = q(4);
+    assert_eq!(col(&r, 0), ["sensor-1", "sensor-2"]);
+    assert!(r
+        .iter()
+        .all(|x| x[1] == PHONE && x[4] == "/xtra3grc.bin" && x[5] == "16384"));
+    // Q5: per sensor, the largest destination first; unnamed ones by address.
+    let r = q(5);
+    assert_eq!(r[0][..2], ["sensor-1", "xtrapath3.izatcloud.net"]);
+    assert!(
+        r.iter().any(|x| x[..2] == ["sensor-1", "203.0.113.50"]),
+        "{r:?}"
+    );
+    assert_eq!(r.iter().filter(|x| x[0] == "sensor-2").count(), 1, "{r:?}");
+    // Q6: new in 7 days: the tracker on sensor-1 only.
+    let r = q(6);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0][..3], ["sensor-1", PHONE, "beacon.tracker.example.com"]);
+    // Q7: unexpected flows on two days, one per sensor.
+    let r = q(7);
+    assert_eq!(col(&r, 1), ["sensor-2", "sensor-1"]);
+    assert_eq!(col(&r, 2), ["tracking", "tracking"]);
+    // Q8: cleartext bytes today: the XTRA downloads and the DNS lookup.
+    let r = q(8);
+    let got: Vec<(String, String, String)> = r
+        .iter()
+        .map(|x| (x[1].clone(), x[2].clone(), x[4].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("sensor-1".into(), "02:00:00:00:00:0b".into(), "90".into()),
+            ("sensor-1".into(), PHONE.into(), "16384".into()),
+            ("sensor-2".into(), PHONE.into(), "16384".into()),
+        ]
+    );
+    // Q9: the one flow without a name.
+    assert_eq!(q(9), [["sensor-1", "203.0.113.50", "443", "tcp", "1", "1"]]);
+    // Q10: sensor-1's phone, by hour: its three recent flows.
+    let r = q(10);
+    let flows: u64 = r.iter().map(|x| x[1].parse::<u64>().unwrap()).sum();
+    assert_eq!(flows, 3, "{r:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
