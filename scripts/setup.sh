@@ -10,7 +10,9 @@
 #                     only inside the test namespaces: never started on the
 #                     host by this script), shellcheck and cargo-deb; Chromium,
 #                     Node.js and playwright-core (tests/browser) for the page's
-#                     browser tests; pdftotext for the printed report
+#                     browser tests; pdftotext for the printed report;
+#                     clickhouse-server (started only by the flow history
+#                     tests, on loopback or in their namespaces)
 set -euo pipefail
 
 packages=(
@@ -28,6 +30,7 @@ if [ "${1:-}" = "--test" ]; then
              time                                 # peak memory of the flood test
              network-manager dbus                 # the simulated hotspot's NetworkManager
              shellcheck                           # the package's maintainer scripts
+             clickhouse-server clickhouse-client  # flow history tests (a server per test, started by it)
              chromium poppler-utils fonts-dejavu-core)  # browser tests of the page and report
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
 fi

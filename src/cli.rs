@@ -161,7 +161,7 @@ pub struct MonitorCatalogArgs {
 }
 
 /// The offline tables naming each server address's network and country.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct NetworkDbArgs {
     /// An ASN table to use instead of the installed one: a MaxMind-format
     /// .mmdb (GeoLite2-ASN, DB-IP lite, IPinfo lite) or an ip-location-db CSV.
@@ -270,8 +270,10 @@ pub struct RunArgs {
     /// A TOML config file (keys: interface, listen, catalog, profile,
     /// max_flows, max_domains, domain_label, label_idle, flow_log,
     /// flow_log_max_mib, flow_log_keep, buffer_mib, filter, leases, state,
-    /// learn_for, retain, max_destinations, [[device]]); options given here
-    /// win over it.
+    /// learn_for, retain, max_destinations, history_url, history_table,
+    /// history_user, history_password, sensor, history_spool,
+    /// history_spool_mib, history_batch_rows, history_batch_secs,
+    /// [[device]]); options given here win over it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -307,6 +309,37 @@ pub struct RunArgs {
     /// removed [default: 5].
     #[arg(long, value_name = "N")]
     pub flow_log_keep: Option<u32>,
+    /// Send every finished flow record to ClickHouse's HTTP interface at
+    /// this address (http://HOST:PORT; docs/flow-history.md). The password,
+    /// if any, comes from the config file's `history_password` or
+    /// TETHERSCOPE_HISTORY_PASSWORD, never the command line.
+    #[arg(long, value_name = "URL")]
+    pub history_url: Option<String>,
+    /// The table flow records go to [default: tetherscope.flows].
+    #[arg(long, value_name = "DB.TABLE")]
+    pub history_table: Option<String>,
+    /// ClickHouse user of the flow history.
+    #[arg(long, value_name = "USER")]
+    pub history_user: Option<String>,
+    /// This sensor's name on every flow history row (the `sensor` of the
+    /// Prometheus agent) [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub sensor: Option<String>,
+    /// Where flow history batches wait for ClickHouse [default:
+    /// history-spool beside the state store].
+    #[arg(long, value_name = "DIR")]
+    pub history_spool: Option<PathBuf>,
+    /// Largest flow history spool, MiB; past it the oldest batches are
+    /// dropped and counted [default: 256].
+    #[arg(long, value_name = "MIB")]
+    pub history_spool_mib: Option<u64>,
+    /// Flow records that close a flow history batch [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub history_batch_rows: Option<usize>,
+    /// Longest a flow record waits before its batch is spooled and sent,
+    /// seconds [default: 2].
+    #[arg(long, value_name = "SECS")]
+    pub history_batch_secs: Option<f64>,
     /// Kernel capture buffer, MiB [default: 32].
     #[arg(long)]
     pub buffer_mib: Option<u32>,

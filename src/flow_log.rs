@@ -152,6 +152,11 @@ impl FlowLog {
         Ok(Written { bytes, rotated })
     }
 
+    /// The line the last [`FlowLog::write_line`] wrote, newline included.
+    pub fn last_line(&self) -> &[u8] {
+        &self.line
+    }
+
     /// Hands the buffered lines to the kernel.
     pub fn flush(&mut self) -> io::Result<()> {
         match &mut self.sink {

@@ -13,6 +13,7 @@ mod catalog;
 mod cli;
 mod demo;
 mod flow_log;
+mod history;
 mod hotspot;
 mod monitor;
 mod network_db;

@@ -176,14 +176,18 @@ pub fn capture_loop(
     shared: &Shared,
     feed: &mut dyn Feed,
     mut flow_log: Option<FlowLog>,
+    history: Option<tetherscope_history::Sink>,
     stop: &AtomicBool,
 ) -> (String, Pipeline) {
-    let finish = |pipeline: &mut Pipeline, log: &mut Option<FlowLog>| {
+    let mut line = Vec::new();
+    let mut finish = |pipeline: &mut Pipeline, log: &mut Option<FlowLog>| {
         for (flow, _) in pipeline.take_finished() {
             let record = shared.retire(&flow);
+            let mut logged = false;
             if let Some(w) = log.as_mut() {
                 match w.write_line(&record) {
                     Ok(written) => {
+                        logged = true;
                         let counters = &shared.capture;
                         counters.flow_log_bytes.fetch_add(written.bytes, Relaxed);
                         if written.rotated {
@@ -193,6 +197,18 @@ pub fn capture_loop(
                     Err(e) => {
                         tracing::warn!("flow log write failed: {e}; disabling it");
                         *log = None;
+                    }
+                }
+            }
+            // The flow history gets the flow log's line, made once.
+            if let Some(h) = &history {
+                match (logged, log.as_ref()) {
+                    (true, Some(w)) => h.send(w.last_line()),
+                    _ => {
+                        line.clear();
+                        if serde_json::to_writer(&mut line, &record).is_ok() {
+                            h.send(&line);
+                        }
                     }
                 }
             }
@@ -242,6 +258,10 @@ pub fn capture_loop(
     finish(&mut pipeline, &mut flow_log);
     if let Some(w) = flow_log.as_mut() {
         let _ = w.flush();
+    }
+    if let Some(h) = history {
+        // Spools the last batch and sends what it can for a few seconds.
+        h.finish();
     }
     let summary = format!(
         "{} packets, {} flows",
@@ -301,7 +321,7 @@ mod tests {
             source: FileSource::open(std::path::Path::new(capture)).unwrap(),
             stop: stop.clone(),
         };
-        capture_loop(pipeline, &shared, &mut feed, Some(log), &stop);
+        capture_loop(pipeline, &shared, &mut feed, Some(log), None, &stop);
         let mut on_disk = 0;
         let mut files = 0;
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {

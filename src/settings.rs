@@ -27,6 +27,11 @@ pub const DEFAULT_MAX_DOMAINS: usize = 500;
 pub const DEFAULT_LABEL_IDLE: Duration = Duration::from_secs(24 * 3600);
 /// Kernel capture buffer without `buffer_mib`, MiB.
 pub const DEFAULT_BUFFER_MIB: u32 = 32;
+/// The flow history table without `history_table`.
+pub const DEFAULT_HISTORY_TABLE: &str = "tetherscope.flows";
+/// Longest a flow waits for its history batch without
+/// `history_batch_secs`, seconds.
+pub const DEFAULT_HISTORY_BATCH_SECS: f64 = 2.0;
 
 /// What `run` and `replay` work with, every default applied.
 #[derive(Debug, Clone)]
@@ -71,6 +76,31 @@ pub struct Settings {
     pub max_destinations: usize,
     /// Devices the config file names (`[[device]]`).
     pub devices: Vec<DeviceEntry>,
+    /// Where finished flows also go, if anywhere (`history_url`).
+    pub history: History,
+}
+
+/// The flow history sink's settings (docs/flow-history.md).
+#[derive(Debug, Clone)]
+pub struct History {
+    /// ClickHouse's HTTP interface; `None`: no flow history.
+    pub url: Option<String>,
+    /// The table rows go to.
+    pub table: String,
+    /// ClickHouse user.
+    pub user: Option<String>,
+    /// ClickHouse password: the config file's, never the command line's.
+    pub password: Option<String>,
+    /// This sensor's name on every row; `None`: the host name.
+    pub sensor: Option<String>,
+    /// Where batches wait; `None`: beside the state store.
+    pub spool: Option<PathBuf>,
+    /// Largest spool, MiB.
+    pub spool_mib: u64,
+    /// Rows that close a batch.
+    pub batch_rows: usize,
+    /// Longest a row waits for its batch, seconds.
+    pub batch_secs: f64,
 }
 
 impl Settings {
@@ -103,6 +133,15 @@ pub struct FileKeys {
     learn_for: Option<String>,
     retain: Option<String>,
     max_destinations: Option<usize>,
+    history_url: Option<String>,
+    history_table: Option<String>,
+    history_user: Option<String>,
+    history_password: Option<String>,
+    sensor: Option<String>,
+    history_spool: Option<PathBuf>,
+    history_spool_mib: Option<u64>,
+    history_batch_rows: Option<usize>,
+    history_batch_secs: Option<f64>,
     #[serde(default)]
     device: Vec<DeviceEntry>,
 }
@@ -185,11 +224,36 @@ pub fn merge(file: Option<&ConfigFile>, cli: RunArgs) -> Result<Settings, UsageE
         }
         (None, from_file, _) => from_file.unwrap_or(DEFAULT_LISTEN),
     };
+    let base = file.map_or(Path::new("."), |f| f.path.parent().unwrap_or(Path::new(".")));
     let mut catalogs = cli.catalog.files;
-    if let Some(f) = file {
-        let base = f.path.parent().unwrap_or(Path::new("."));
+    if file.is_some() {
         catalogs.extend(keys.catalog.iter().map(|c| base.join(c)));
     }
+    let history = History {
+        url: cli.history_url.or_else(|| keys.history_url.clone()),
+        table: cli
+            .history_table
+            .or_else(|| keys.history_table.clone())
+            .unwrap_or_else(|| DEFAULT_HISTORY_TABLE.into()),
+        user: cli.history_user.or_else(|| keys.history_user.clone()),
+        password: keys.history_password.clone(),
+        sensor: cli.sensor.or_else(|| keys.sensor.clone()),
+        spool: cli
+            .history_spool
+            .or_else(|| keys.history_spool.as_ref().map(|p| base.join(p))),
+        spool_mib: cli
+            .history_spool_mib
+            .or(keys.history_spool_mib)
+            .unwrap_or(tetherscope_history::DEFAULT_SPOOL_MIB),
+        batch_rows: cli
+            .history_batch_rows
+            .or(keys.history_batch_rows)
+            .unwrap_or(tetherscope_history::DEFAULT_BATCH_ROWS),
+        batch_secs: cli
+            .history_batch_secs
+            .or(keys.history_batch_secs)
+            .unwrap_or(DEFAULT_HISTORY_BATCH_SECS),
+    };
     Ok(Settings {
         interface: cli.interface.or_else(|| keys.interface.clone()),
         listen,
@@ -244,6 +308,7 @@ pub fn merge(file: Option<&ConfigFile>, cli: RunArgs) -> Result<Settings, UsageE
             .or(keys.max_destinations)
             .unwrap_or(DEFAULT_MAX_DESTINATIONS),
         devices: keys.device.clone(),
+        history,
     })
 }
 
@@ -421,6 +486,70 @@ mod tests {
                 "10000",
                 "10000",
             ),
+            (
+                "history_url = \"http://127.0.0.1:8123\"",
+                vec!["--history-url", "http://127.0.0.2:8123"],
+                |s| format!("{:?}", s.history.url),
+                "Some(\"http://127.0.0.1:8123\")",
+                "Some(\"http://127.0.0.2:8123\")",
+                "None",
+            ),
+            (
+                "history_table = \"db.t\"",
+                vec!["--history-table", "tetherscope.flows"],
+                |s| s.history.table.clone(),
+                "db.t",
+                "tetherscope.flows",
+                "tetherscope.flows",
+            ),
+            (
+                "history_user = \"a\"",
+                vec!["--history-user", "b"],
+                |s| format!("{:?}", s.history.user),
+                "Some(\"a\")",
+                "Some(\"b\")",
+                "None",
+            ),
+            (
+                "sensor = \"attic\"",
+                vec!["--sensor", "cellar"],
+                |s| format!("{:?}", s.history.sensor),
+                "Some(\"attic\")",
+                "Some(\"cellar\")",
+                "None",
+            ),
+            (
+                "history_spool = \"spool\"",
+                vec!["--history-spool", "/var/spool/t"],
+                |s| format!("{:?}", s.history.spool),
+                "Some(\"/etc/tetherscope/spool\")",
+                "Some(\"/var/spool/t\")",
+                "None",
+            ),
+            (
+                "history_spool_mib = 64",
+                vec!["--history-spool-mib", "256"],
+                |s| s.history.spool_mib.to_string(),
+                "64",
+                "256",
+                "256",
+            ),
+            (
+                "history_batch_rows = 100",
+                vec!["--history-batch-rows", "10000"],
+                |s| s.history.batch_rows.to_string(),
+                "100",
+                "10000",
+                "10000",
+            ),
+            (
+                "history_batch_secs = 0.5",
+                vec!["--history-batch-secs", "2"],
+                |s| s.history.batch_secs.to_string(),
+                "0.5",
+                "2",
+                "2",
+            ),
         ]
     }
 
@@ -452,7 +581,11 @@ mod tests {
         let all: String = cases()
             .iter()
             .map(|c| format!("{}\n", c.0))
-            .chain(["catalog = [\"a.toml\"]\n[[device]]\nname = \"x\"\n".into()])
+            .chain([
+                "history_password = \"secret\"\ncatalog = [\"a.toml\"]\n\
+                 [[device]]\nname = \"x\"\n"
+                    .into(),
+            ])
             .collect();
         let keys = file(&all).keys;
         assert!(!keys.device.is_empty());
@@ -463,6 +596,18 @@ mod tests {
             !top.contains(": None") && !top.contains(": []"),
             "a key without a case: {debug}"
         );
+    }
+
+    /// The password is the file's alone: no flag can put it on a command
+    /// line another user can read.
+    #[test]
+    fn the_history_password_comes_from_the_file_only() {
+        let config = file("history_password = \"secret\"");
+        let merged = merge(Some(&config), cli(&[])).unwrap();
+        assert_eq!(merged.history.password.as_deref(), Some("secret"));
+        assert!(merge(None, cli(&[])).unwrap().history.password.is_none());
+        let args = ["tetherscope", "run", "--history-password", "x"];
+        assert!(Cli::try_parse_from(args).is_err());
     }
 
     #[test]

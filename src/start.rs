@@ -55,7 +55,15 @@ pub fn monitor<S: Source>(settings: &Settings, mut source: S) -> anyhow::Result<
     let baseline = store.attach(&settings.devices, &mut shared)?;
     announce(settings, &source, &shared);
     let stop = Arc::new(AtomicBool::new(false));
-    let capture = start_capture(capture_starter, pipeline, &shared, feed, flow_log, &stop)?;
+    let history = crate::history::start(settings, &shared)?;
+    let capture = start_capture(
+        capture_starter,
+        pipeline,
+        &shared,
+        feed,
+        (flow_log, history),
+        &stop,
+    )?;
     source.started(&shared);
     let (summary, pipeline) = monitor::serve(shared, listener, stop, capture)?;
     baseline.finish(&pipeline, S::end_time(&pipeline))?;
@@ -149,11 +157,12 @@ fn start_capture<F: Feed + 'static>(
     pipeline: Pipeline,
     shared: &Arc<Shared>,
     mut feed: F,
-    flow_log: Option<FlowLog>,
+    (flow_log, history): (Option<FlowLog>, Option<tetherscope_history::Sink>),
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<(String, Pipeline)>> {
     let (shared, stop) = (shared.clone(), stop.clone());
-    let work = move || monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, &stop);
+    let work =
+        move || monitor::capture_loop(pipeline, &shared, &mut feed, flow_log, history, &stop);
     match starter {
         CaptureStarter::KeepingPrivilege(spawner) => spawner.spawn(work),
         CaptureStarter::Plain => Ok(std::thread::Builder::new()

@@ -7,6 +7,7 @@ mod common;
 mod conformance;
 mod deploy;
 mod flood;
+mod flow_history;
 mod fuzz_regressions;
 mod hardening;
 mod hotspot;

@@ -212,6 +212,47 @@ fn blind_spots(b: &mut Builder<'_>, snap: &Snapshot, shared: &Shared) {
     );
 }
 
+/// The flow history sink's families (docs/flow-history.md).
+fn flow_sink(b: &mut Builder<'_>, h: &tetherscope_history::SinkStats) {
+    use tetherscope_history as th;
+    b.counter(
+        th::ROWS_SENT,
+        "Flow records ClickHouse acknowledged (or was found to hold after a lost answer).",
+        &[],
+        vec![(vec![], h.rows_sent.load(Relaxed))],
+    );
+    b.counter(
+        th::ROWS_RETRIED,
+        "Flow records of batches sent to ClickHouse again after an attempt without success.",
+        &[],
+        vec![(vec![], h.rows_retried.load(Relaxed))],
+    );
+    b.counter(
+        th::DROPPED,
+        "Flow records the history sink dropped, by reason (spool_full: the oldest of a full spool).",
+        &["reason"],
+        h.dropped()
+            .into_iter()
+            .map(|(r, n)| (vec![r.to_owned()], n))
+            .collect(),
+    );
+    b.gauge(
+        th::SPOOL_BYTES,
+        "Bytes of flow record batches waiting in the history spool.",
+        &[],
+        vec![(
+            vec![],
+            i64::try_from(h.spool_bytes.load(Relaxed)).unwrap_or(i64::MAX),
+        )],
+    );
+    b.gauge(
+        th::UP,
+        "1 when the last request to ClickHouse succeeded.",
+        &[],
+        vec![(vec![], i64::from(h.up.load(Relaxed)))],
+    );
+}
+
 /// Renders the Prometheus text exposition.
 pub fn render(shared: &Shared) -> String {
     let mut reported = shared.reported.lock().unwrap_or_else(|p| p.into_inner());
@@ -379,6 +420,10 @@ pub fn render(shared: &Shared) -> String {
         &[],
         vec![(vec![], cap.flow_log_rotations.load(Relaxed))],
     );
+
+    if let Some(h) = shared.history.get() {
+        flow_sink(&mut b, h);
+    }
 
     let stats = &shared.stats;
     b.counter(

@@ -210,6 +210,8 @@ pub struct Shared {
     pub baseline: Option<BaselineHandle>,
     /// Connections the HTTP listener's limits closed.
     pub connections: Arc<crate::connections::ConnectionStats>,
+    /// The flow history sink's counters, when `--history-url` is given.
+    pub history: std::sync::OnceLock<Arc<tetherscope_history::SinkStats>>,
     /// Per-process secret that state-changing API requests must carry.
     token: String,
     inner: Mutex<Inner>,
@@ -298,6 +300,7 @@ impl Shared {
             labels,
             baseline: None,
             connections: Arc::default(),
+            history: std::sync::OnceLock::new(),
             token: new_token(),
             inner: Mutex::new(Inner::default()),
             reported: Mutex::new(HashMap::new()),
