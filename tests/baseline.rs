@@ -1041,6 +1041,25 @@ fn baseline_a_dhcp_name_two_stations_send_is_not_a_device() {
     assert!(out.status.success());
     assert_eq!(shown()[PHONE], "pixel-7a");
     assert_eq!(shown()[ROGUE], format!("pixel-7a ({ROGUE})"));
+    // The rogue never held the name, so the name is the phone's alone; an
+    // import from elsewhere that gives the rogue the name makes it
+    // ambiguous, and triage by it is refused.
+    let import = dir.join("import.json");
+    std::fs::write(
+        &import,
+        format!(
+            r#"[{{"device": "pixel-7a", "mac": "{ROGUE}", "destination": "example.com", "state": "new", "first_seen": {}, "last_seen": {}}}]"#,
+            T0 + HOUR,
+            T0 + HOUR
+        ),
+    )
+    .unwrap();
+    let out = baseline(&["import", import.to_str().unwrap(), "--state", s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for op in ["accept", "flag", "forget"] {
         let out = baseline(&[op, "example.com", "--device", "pixel-7a", "--state", s]);
         let err = String::from_utf8_lossy(&out.stderr);

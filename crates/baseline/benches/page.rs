@@ -117,9 +117,18 @@ fn main() {
         }
         let b = baseline(per_device);
         let middle = format!("site{:06}.example", per_device / 2);
-        let cases: [(&str, Option<State>, Option<([u8; 6], &str)>); 3] = [
+        let cases: [(&str, Option<State>, Option<([u8; 6], &str)>); 4] = [
             ("first", None, None),
-            ("second device", None, Some((DEVICES[0], middle.as_str()))),
+            (
+                "mid first device",
+                None,
+                Some((DEVICES[0], middle.as_str())),
+            ),
+            (
+                "mid second device",
+                None,
+                Some((DEVICES[1], middle.as_str())),
+            ),
             ("state=new", Some(State::New), None),
         ];
         for (what, state, after) in cases {
