@@ -104,6 +104,11 @@ impl Response {
         at
     }
 
+    /// Where the next record will start (for pointers to it).
+    pub fn next_offset(&self) -> u16 {
+        self.bytes.len() as u16
+    }
+
     /// Appends an A or AAAA record, as the address is.
     pub fn address(&mut self, owner: &[u8], addr: IpAddr) {
         match addr {

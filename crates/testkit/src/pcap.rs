@@ -52,9 +52,9 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
-/// A classic pcap in memory: link type `link`, snap length 262144, and
-/// records (seconds, microseconds, captured bytes, wire length).
-pub fn pcap_bytes(link: u32, records: &[(u32, u32, &[u8], u32)]) -> Vec<u8> {
+/// A classic pcap in memory: records (seconds, microseconds, captured
+/// bytes, wire length), link type `link`, snap length 262144.
+pub fn pcap_bytes(records: &[(u32, u32, &[u8], u32)], link: u32) -> Vec<u8> {
     let mut w = PcapWriter::with_link(Vec::new(), link, 0x0004_0000);
     for (sec, usec, data, wire) in records {
         w.record_raw(*sec, *usec, data, *wire);
@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn classic_header_and_record_layout() {
-        let bytes = pcap_bytes(1, &[(10, 5, b"abc", 60)]);
+        let bytes = pcap_bytes(&[(10, 5, b"abc", 60)], 1);
         assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
         assert_eq!(bytes.len(), 24 + 16 + 3);
         assert_eq!(&bytes[24..28], &10u32.to_le_bytes());
