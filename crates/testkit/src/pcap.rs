@@ -128,6 +128,24 @@ mod tests {
     }
 
     #[test]
+    fn records_read_back_what_was_written() {
+        let mut w = PcapWriter::new(Vec::new());
+        w.record(1_500_000, b"one");
+        w.record_raw(2, 7, b"two", 90);
+        let bytes = w.finish();
+        let (link, recs) = records(&bytes).unwrap();
+        assert_eq!(link, 1);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(
+            (recs[0].ts_nanos, recs[0].data),
+            (1_500_000_000, &b"one"[..])
+        );
+        assert_eq!((recs[1].ts_nanos, recs[1].wire_len), (2_000_007_000, 90));
+        assert!(records(&bytes[..bytes.len() - 1]).unwrap().1.len() == 1);
+        assert!(records(b"not a pcap file at all..").is_none());
+    }
+
+    #[test]
     fn pcapng_blocks_are_padded_and_closed_by_their_length() {
         let mut w = PcapngWriter::new(Vec::new(), 1);
         w.packet(1, b"abcde");
@@ -144,4 +162,60 @@ mod tests {
         }
         assert_eq!(kinds, [0x0a0d_0d0a, 1, 6]);
     }
+}
+
+/// One record of a classic pcap file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Capture time, Unix nanoseconds.
+    pub ts_nanos: u64,
+    /// The packet's length on the wire.
+    pub wire_len: u32,
+    /// What was captured of it.
+    pub data: &'a [u8],
+}
+
+/// The link type and records of a classic pcap file held in memory (either
+/// byte order, microsecond or nanosecond timestamps), for tests that feed a
+/// built capture straight into a pipeline. Stops at the first record cut
+/// short; `None` when the header is not a classic pcap header.
+pub fn records(bytes: &[u8]) -> Option<(u32, Vec<Record<'_>>)> {
+    let magic = bytes.get(..4)?;
+    let (big_endian, nanos) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
+        _ => return None,
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let link = u32_at(20)?;
+    let mut out = Vec::new();
+    let mut at = 24;
+    while let (Some(sec), Some(frac), Some(caplen), Some(wire_len)) =
+        (u32_at(at), u32_at(at + 4), u32_at(at + 8), u32_at(at + 12))
+    {
+        let Some(data) = bytes.get(at + 16..at + 16 + caplen as usize) else {
+            break;
+        };
+        let frac_nanos = if nanos {
+            u64::from(frac)
+        } else {
+            u64::from(frac) * 1000
+        };
+        out.push(Record {
+            ts_nanos: u64::from(sec) * 1_000_000_000 + frac_nanos,
+            wire_len,
+            data,
+        });
+        at += 16 + caplen as usize;
+    }
+    Some((link, out))
 }

@@ -57,8 +57,8 @@ impl ClientHello {
     }
 
     /// Offers these application protocols, in order.
-    pub fn alpn(mut self, protocols: &[&str]) -> Self {
-        self.alpn = protocols.iter().map(|p| p.as_bytes().to_vec()).collect();
+    pub fn alpn<P: AsRef<[u8]>>(mut self, protocols: &[P]) -> Self {
+        self.alpn = protocols.iter().map(|p| p.as_ref().to_vec()).collect();
         self
     }
 
