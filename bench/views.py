@@ -19,7 +19,6 @@ import json
 import os
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -28,25 +27,13 @@ import urllib.request
 
 
 def capture(path, flows):
-    """SYN-only TCP flows from four phones to servers in 198.51.100.0/24
-    and 203.0.113.0/24 (port varies so every flow is distinct)."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        t0 = 1_700_000_000
-        for i in range(flows):
-            phone = i % 4
-            src_mac = bytes([2, 0, 0, 0, 0, 0x10 + phone])
-            eth = bytes([2, 0, 0, 0, 0, 1]) + src_mac + b"\x08\x00"
-            src = bytes([10, 42, 0, 10 + phone])
-            dst = bytes([198 if i % 2 else 203, 51 if i % 2 else 0, 100 if i % 2 else 113, 1 + (i // 2) % 250])
-            sport = 1024 + (i // 4) % 60000
-            dport = 1 + (i // 500) % 65000
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, i & 0xFFFF, 0, 64, 6, 0, src, dst)
-            tcp = struct.pack("!HHIIBBHHH", sport, dport, i, 0, 0x50, 0x02, 65535, 0, 0)
-            frame = eth + ip + tcp
-            usec = i % 1_000_000
-            f.write(struct.pack("<IIII", t0 + i // 1_000_000, usec, len(frame), len(frame)))
-            f.write(frame)
+    """SYN-only TCP flows from four phones to documentation servers, written
+    by the test kit's syn-flows program (every flow distinct)."""
+    subprocess.run(
+        ["cargo", "run", "--quiet", "--release", "-p", "tetherscope-testkit",
+         "--bin", "syn-flows", "--", path, str(flows)],
+        check=True,
+    )
 
 
 def free_port():

@@ -6,27 +6,16 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tetherscope_flow::{Pipeline, PipelineConfig};
+use tetherscope_testkit::frame;
 
 /// An Ethernet/IPv4/TCP ACK from 10.42.0.x:port to 203.0.113.y:443.
 fn ack(client: u16, port: u16) -> Vec<u8> {
-    let mut f = vec![
-        0x02, 0, 0, 0, 0, 1, 0x02, 0x42, 0x0a, 0x2a, 0, 0x32, 0x08, 0x00,
-    ];
-    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
-    f.extend_from_slice(&[
-        10,
-        42,
-        0,
-        (client % 250) as u8 + 2,
-        203,
-        0,
-        113,
-        (client / 250) as u8,
-    ]);
-    f.extend_from_slice(&port.to_be_bytes());
-    f.extend_from_slice(&443u16.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
-    f
+    let phone = [10, 42, 0, (client % 250) as u8 + 2];
+    let server = [203, 0, 113, (client / 250) as u8];
+    let segment = frame::tcp(port, 443, 1, 1, frame::ACK, &[]);
+    let packet = frame::ipv4(phone, server, frame::TCP, &segment);
+    let (hotspot, phone_mac) = ([0x02, 0, 0, 0, 0, 1], [0x02, 0x42, 0x0a, 0x2a, 0, 0x32]);
+    frame::ethernet(hotspot, phone_mac, frame::ETHERTYPE_IPV4, &packet)
 }
 
 fn bench(c: &mut Criterion) {

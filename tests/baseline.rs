@@ -5,7 +5,6 @@
 //! durability under `kill -9`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// One flow line for tests/support/baseline_capture.py.
+/// One flow line for `common::frames::flows_capture`.
 fn flow(t: u64, host: &str, server: &str) -> String {
     format!(
         r#"{{"t": {t}, "mac": "{PHONE}", "ip": "10.42.0.23", "host": "{host}", "server": "{server}", "name": "pixel-7a"}}"#
@@ -37,18 +36,7 @@ fn flow(t: u64, host: &str, server: &str) -> String {
 
 /// Writes a capture of `flows` (lines of JSON) to `path`.
 fn capture(path: &Path, flows: &[String]) {
-    let mut child = Command::new("python3")
-        .arg(common::support("baseline_capture.py"))
-        .arg(path)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut stdin = child.stdin.take().unwrap();
-    for f in flows {
-        writeln!(stdin, "{f}").unwrap();
-    }
-    drop(stdin);
-    assert!(child.wait().unwrap().success(), "capture generator failed");
+    common::frames::flows_capture(path, flows);
 }
 
 /// `read --state` a capture: (destination → novelties in order).

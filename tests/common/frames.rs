@@ -1,71 +1,24 @@
-//! Frames and classic pcap files built by the tests themselves: Ethernet,
-//! IPv4, TCP and a TLS ClientHello naming a server (checksums left zero:
-//! tetherscope never checks them).
+//! The end-to-end tests' phone and its short TLS connections, built with
+//! the test kit (`tetherscope-testkit`), written to classic pcap files.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
 
-/// The phone's MAC address.
-pub const PHONE_MAC: [u8; 6] = [0xda, 0xa1, 0x19, 0x42, 0, 0x23];
-/// The hotspot's MAC address.
-pub const HOTSPOT_MAC: [u8; 6] = [0x02, 0x42, 0, 0, 0, 1];
+use tetherscope_testkit::frame::{ipv4, tcp, Link, PSH_ACK, RST, SYN, SYN_ACK, TCP};
+use tetherscope_testkit::tls::ClientHello;
+
+pub use tetherscope_testkit::pcap::PcapWriter;
+
+/// The phone's and the hotspot's MAC addresses.
+const LINK: Link = Link {
+    phone: [0xda, 0xa1, 0x19, 0x42, 0, 0x23],
+    hotspot: [0x02, 0x42, 0, 0, 0, 1],
+};
 /// The phone's address on the hotspot.
 pub const PHONE: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 23);
 
-/// A classic little-endian pcap (Ethernet, microseconds) being written.
-pub struct PcapWriter<W: Write> {
-    out: W,
-}
-
-impl<W: Write> PcapWriter<W> {
-    /// Writes the file header.
-    pub fn new(mut out: W) -> Self {
-        out.write_all(&0xa1b2_c3d4u32.to_le_bytes()).unwrap();
-        out.write_all(&[2, 0, 4, 0]).unwrap();
-        out.write_all(&[0; 8]).unwrap();
-        out.write_all(&65_535u32.to_le_bytes()).unwrap();
-        out.write_all(&1u32.to_le_bytes()).unwrap();
-        PcapWriter { out }
-    }
-
-    /// Writes one record at `ts_us` (Unix microseconds).
-    pub fn record(&mut self, ts_us: u64, frame: &[u8]) {
-        let (sec, usec) = ((ts_us / 1_000_000) as u32, (ts_us % 1_000_000) as u32);
-        let len = frame.len() as u32;
-        for v in [sec, usec, len, len] {
-            self.out.write_all(&v.to_le_bytes()).unwrap();
-        }
-        self.out.write_all(frame).unwrap();
-    }
-
-    /// Flushes and returns the writer.
-    pub fn finish(mut self) -> W {
-        self.out.flush().unwrap();
-        self.out
-    }
-}
-
-/// An IPv4 frame between the phone and `server` carrying `l4`.
-fn ipv4_frame(from_phone: bool, server: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
-    let (dst_mac, src_mac, src, dst) = if from_phone {
-        (HOTSPOT_MAC, PHONE_MAC, PHONE, server)
-    } else {
-        (PHONE_MAC, HOTSPOT_MAC, server, PHONE)
-    };
-    let mut f = Vec::with_capacity(34 + l4.len());
-    f.extend_from_slice(&dst_mac);
-    f.extend_from_slice(&src_mac);
-    f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
-    f.extend_from_slice(&(20 + l4.len() as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dst.octets());
-    f.extend_from_slice(l4);
-    f
-}
-
 /// A TCP segment between the phone's `port` and `server`:443.
-pub fn tcp(
+fn segment(
     from_phone: bool,
     server: Ipv4Addr,
     port: u16,
@@ -73,45 +26,21 @@ pub fn tcp(
     flags: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let (sport, dport) = if from_phone { (port, 443) } else { (443, port) };
-    let mut l4 = Vec::with_capacity(20 + payload.len());
-    l4.extend_from_slice(&sport.to_be_bytes());
-    l4.extend_from_slice(&dport.to_be_bytes());
-    l4.extend_from_slice(&seq.to_be_bytes());
-    l4.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    l4.extend_from_slice(payload);
-    ipv4_frame(from_phone, server, 6, &l4)
-}
-
-/// TCP flags.
-pub const SYN: u8 = 0x02;
-/// SYN+ACK.
-pub const SYN_ACK: u8 = 0x12;
-/// PSH+ACK.
-pub const PSH_ACK: u8 = 0x18;
-/// RST.
-pub const RST: u8 = 0x04;
-
-/// A TLS record holding a ClientHello that names `sni`.
-pub fn client_hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = vec![0, 0]; // server_name
-    ext.extend_from_slice(&(name.len() as u16 + 5).to_be_bytes());
-    ext.extend_from_slice(&(name.len() as u16 + 3).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]); // random
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]); // session id, suites, compression
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut record = vec![0x16, 3, 1];
-    record.extend_from_slice(&(body.len() as u16 + 4).to_be_bytes());
-    record.push(1);
-    record.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    record.extend_from_slice(&body);
-    record
+    if from_phone {
+        LINK.up(&ipv4(
+            PHONE,
+            server,
+            TCP,
+            &tcp(port, 443, seq, 0, flags, payload),
+        ))
+    } else {
+        LINK.down(&ipv4(
+            server,
+            PHONE,
+            TCP,
+            &tcp(443, port, seq, 0, flags, payload),
+        ))
+    }
 }
 
 /// A whole short TLS connection from the phone to `server` named `sni`,
@@ -123,15 +52,131 @@ pub fn tls_connection(
     port: u16,
     sni: &str,
 ) {
-    w.record(ts_us, &tcp(true, server, port, 1, SYN, &[]));
-    w.record(ts_us + 20_000, &tcp(false, server, port, 9, SYN_ACK, &[]));
+    let hello = ClientHello::new().sni(sni).record();
+    w.record(ts_us, &segment(true, server, port, 1, SYN, &[]));
+    w.record(
+        ts_us + 20_000,
+        &segment(false, server, port, 9, SYN_ACK, &[]),
+    );
     w.record(
         ts_us + 40_000,
-        &tcp(true, server, port, 2, PSH_ACK, &client_hello(sni)),
+        &segment(true, server, port, 2, PSH_ACK, &hello),
     );
     w.record(
         ts_us + 60_000,
-        &tcp(false, server, port, 10, PSH_ACK, &[0x16; 300]),
+        &segment(false, server, port, 10, PSH_ACK, &[0x16; 300]),
     );
-    w.record(ts_us + 80_000, &tcp(true, server, port, 400, RST, &[]));
+    w.record(ts_us + 80_000, &segment(true, server, port, 400, RST, &[]));
+}
+
+/// Writes a capture of phones' flows to `path`, one flow per JSON line:
+/// `{"t": unix seconds, "mac": "da:a1:..", "ip": "10.42.0.23", "host":
+/// "www.example.com", "server": "203.0.113.7"}` (optional `"name"`: a DHCP
+/// host name, sent half a second before the flow). Each flow is a TCP
+/// handshake, one HTTP GET with that Host, and a close. With `"syn": true`
+/// it is a lone SYN to port 443 instead; with `"dns": NAME` it is a DNS
+/// question to the hotspot resolver 10.42.0.1 and its answer: NAME is
+/// `server` for `ttl` seconds (300 unless given). IPv4 headers carry
+/// identification 1 and their checksum.
+pub fn flows_capture(path: &std::path::Path, flows: &[String]) {
+    use serde_json::Value;
+    use tetherscope_testkit::dns;
+    use tetherscope_testkit::frame::{udp, Ipv4, ACK, FIN_ACK, UDP};
+
+    let ip = |src: Ipv4Addr, dst: Ipv4Addr, proto, payload: &[u8]| {
+        Ipv4 {
+            ident: 1,
+            checksum: true,
+        }
+        .packet(src, dst, proto, payload)
+    };
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = PcapWriter::new(file);
+    let mut frame = |t: f64, packet: Vec<u8>| {
+        let sec = t.trunc();
+        let usec = ((t - sec) * 1e6).round_ties_even() as u32;
+        w.record_raw(sec as u32, usec, &packet, packet.len() as u32);
+    };
+    let hotspot = [0x02, 0x00, 0x5e, 0x00, 0x00, 0x01];
+    for (i, line) in flows.iter().enumerate() {
+        let f: Value = serde_json::from_str(line).unwrap();
+        let t = f["t"].as_f64().unwrap();
+        let mac: Vec<u8> = f["mac"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        let link = Link {
+            phone: mac.try_into().unwrap(),
+            hotspot,
+        };
+        let phone: Ipv4Addr = f["ip"].as_str().unwrap().parse().unwrap();
+        let server: Ipv4Addr = f["server"].as_str().unwrap().parse().unwrap();
+        if let Some(name) = f["name"].as_str().filter(|n| !n.is_empty()) {
+            frame(
+                t - 0.5,
+                tetherscope_testkit::dhcp::request(link.phone, name.as_bytes()),
+            );
+        }
+        let sport = 20_000 + (i % 40_000) as u16;
+        if let Some(qname) = f["dns"].as_str().filter(|n| !n.is_empty()) {
+            let resolver = Ipv4Addr::new(10, 42, 0, 1);
+            let id = i as u16;
+            let query = dns::query(id, qname, dns::A);
+            frame(
+                t,
+                link.up(&ip(phone, resolver, UDP, &udp(sport, 53, &query))),
+            );
+            let ttl = f["ttl"].as_u64().unwrap_or(300) as u32;
+            let mut answer = dns::Response::new(id, &dns::name(qname), dns::A).ttl(ttl);
+            answer.record(&dns::pointer(dns::QUESTION_AT), dns::A, &server.octets());
+            let answer = answer.finish();
+            frame(
+                t + 0.001,
+                link.down(&ip(resolver, phone, UDP, &udp(53, sport, &answer))),
+            );
+            continue;
+        }
+        let up = |seq, ack, flags, data: &[u8]| {
+            link.up(&ip(
+                phone,
+                server,
+                TCP,
+                &tcp(sport, 80, seq, ack, flags, data),
+            ))
+        };
+        let down = |seq, ack, flags, data: &[u8]| {
+            link.down(&ip(
+                server,
+                phone,
+                TCP,
+                &tcp(80, sport, seq, ack, flags, data),
+            ))
+        };
+        if f["syn"].as_bool().unwrap_or(false) {
+            frame(
+                t,
+                link.up(&ip(phone, server, TCP, &tcp(sport, 443, 1000, 0, SYN, &[]))),
+            );
+            continue;
+        }
+        let host = f["host"].as_str().unwrap();
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes();
+        let sent = 1001 + req.len() as u32;
+        let steps = [
+            up(1000, 0, SYN, &[]),
+            down(5000, 1001, SYN_ACK, &[]),
+            up(1001, 5001, ACK, &[]),
+            up(1001, 5001, PSH_ACK, &req),
+            down(5001, sent, PSH_ACK, b"HTTP/1.1 204 No Content\r\n\r\n"),
+            up(sent, 5029, FIN_ACK, &[]),
+            down(5029, sent + 1, FIN_ACK, &[]),
+            up(sent + 1, 5030, ACK, &[]),
+        ];
+        for (k, packet) in steps.into_iter().enumerate() {
+            frame(t + k as f64 * 0.001, packet);
+        }
+    }
+    w.finish();
 }

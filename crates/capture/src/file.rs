@@ -490,21 +490,7 @@ impl FileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pcap_le(records: &[(u32, u32, &[u8], u32)], link: u32) -> Vec<u8> {
-        let mut f = vec![
-            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0,
-        ];
-        f.extend_from_slice(&link.to_le_bytes());
-        for (sec, usec, data, wire) in records {
-            f.extend_from_slice(&sec.to_le_bytes());
-            f.extend_from_slice(&usec.to_le_bytes());
-            f.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            f.extend_from_slice(&wire.to_le_bytes());
-            f.extend_from_slice(data);
-        }
-        f
-    }
+    use tetherscope_testkit::pcap::pcap_bytes;
 
     /// (timestamp, link type, bytes, wire length) of each packet.
     type Read = (u64, u32, Vec<u8>, u32);
@@ -523,7 +509,7 @@ mod tests {
 
     #[test]
     fn classic_pcap_little_endian() {
-        let (pkts, err) = read_all(pcap_le(&[(10, 5, b"abc", 60), (11, 0, b"de", 2)], 1));
+        let (pkts, err) = read_all(pcap_bytes(&[(10, 5, b"abc", 60), (11, 0, b"de", 2)], 1));
         assert!(err.is_none());
         assert_eq!(pkts[0], (10_000_005_000, 1, b"abc".to_vec(), 60));
         assert_eq!(pkts[1].0, 11_000_000_000);
@@ -603,7 +589,7 @@ mod tests {
 
     #[test]
     fn cut_short_keeps_what_was_read() {
-        let mut f = pcap_le(&[(1, 0, b"abcd", 4), (2, 0, b"efgh", 4)], 1);
+        let mut f = pcap_bytes(&[(1, 0, b"abcd", 4), (2, 0, b"efgh", 4)], 1);
         f.truncate(f.len() - 2);
         let (pkts, err) = read_all(f);
         assert_eq!(pkts.len(), 1);
@@ -612,7 +598,7 @@ mod tests {
 
     #[test]
     fn huge_record_length_is_refused_not_allocated() {
-        let mut f = pcap_le(&[], 1);
+        let mut f = pcap_bytes(&[], 1);
         f.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xd5, 0x00, 0x08, 0x00, 197, 0, 0, 0]);
         let (_, err) = read_all(f);
         assert!(matches!(err, Some(CaptureError::Corrupt { .. })), "{err:?}");

@@ -11,6 +11,9 @@ use http_body_util::BodyExt;
 use tetherscope_classify::Catalog;
 use tetherscope_exporter::Shared;
 use tetherscope_flow::{Pipeline, PipelineConfig};
+use tetherscope_testkit::dns::{self, Response};
+use tetherscope_testkit::frame::{self, Link};
+use tetherscope_testkit::tls::ClientHello;
 use tower::ServiceExt;
 
 const ETHERNET: u32 = 1;
@@ -20,69 +23,37 @@ const RESOLVER: Ipv4Addr = Ipv4Addr::new(10, 42, 0, 1);
 const RESOLVER_V6: Ipv6Addr = Ipv6Addr::new(0xfd42, 0, 0, 0, 0, 0, 0, 1);
 const T0: u64 = 1_700_000_000_000_000_000;
 
-// === frames ===
+// === frames, built with the test kit ===
 
-fn ethernet(ether_type: u16, from_phone: bool) -> Vec<u8> {
-    let (phone, laptop) = ([2, 0x42, 0, 0, 0, 23], [2, 0x42, 0, 0, 0, 1]);
-    let (dst, src) = if from_phone {
-        (laptop, phone)
-    } else {
-        (phone, laptop)
-    };
-    let mut f = Vec::with_capacity(1600);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ether_type.to_be_bytes());
-    f
-}
+/// The phone's link to the laptop.
+const LINK: Link = Link {
+    phone: [2, 0x42, 0, 0, 0, 23],
+    hotspot: [2, 0x42, 0, 0, 0, 1],
+};
 
-/// An IPv4 or IPv6 frame (checksums left zero: tetherscope never checks them).
+/// An IPv4 or IPv6 frame, up when the phone sends it.
 fn ip_frame(src: IpAddr, dst: IpAddr, proto: u8, l4: &[u8]) -> Vec<u8> {
-    let from_phone = src == IpAddr::V4(PHONE) || src == IpAddr::V6(PHONE_V6);
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let mut f = ethernet(0x0800, from_phone);
-            f.extend_from_slice(&[0x45, 0]);
-            f.extend_from_slice(&(20 + l4.len() as u16).to_be_bytes());
-            f.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-            f.extend_from_slice(&s.octets());
-            f.extend_from_slice(&d.octets());
-            f.extend_from_slice(l4);
-            f
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let mut f = ethernet(0x86dd, from_phone);
-            f.extend_from_slice(&[0x60, 0, 0, 0]);
-            f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-            f.extend_from_slice(&[proto, 64]);
-            f.extend_from_slice(&s.octets());
-            f.extend_from_slice(&d.octets());
-            f.extend_from_slice(l4);
-            f
-        }
-        _ => unreachable!("mixed address families"),
+    let packet = frame::ip(src, dst, proto, l4);
+    if src == IpAddr::V4(PHONE) || src == IpAddr::V6(PHONE_V6) {
+        LINK.up(&packet)
+    } else {
+        LINK.down(&packet)
     }
 }
 
 fn udp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut l4 = Vec::with_capacity(8 + payload.len());
-    l4.extend_from_slice(&sport.to_be_bytes());
-    l4.extend_from_slice(&dport.to_be_bytes());
-    l4.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
-    l4.extend_from_slice(&[0, 0]);
-    l4.extend_from_slice(payload);
-    ip_frame(src, dst, 17, &l4)
+    ip_frame(src, dst, frame::UDP, &frame::udp(sport, dport, payload))
 }
 
+/// A SYN when there is no payload, a PSH+ACK carrying it otherwise.
 fn tcp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let flags = if payload.is_empty() { 0x02 } else { 0x18 }; // SYN, or PSH+ACK
-    let mut l4 = Vec::with_capacity(20 + payload.len());
-    l4.extend_from_slice(&sport.to_be_bytes());
-    l4.extend_from_slice(&dport.to_be_bytes());
-    l4.extend_from_slice(&seq.to_be_bytes());
-    l4.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    l4.extend_from_slice(payload);
-    ip_frame(src, dst, 6, &l4)
+    let flags = if payload.is_empty() {
+        frame::SYN
+    } else {
+        frame::PSH_ACK
+    };
+    let l4 = frame::tcp(sport, dport, seq, 0, flags, payload);
+    ip_frame(src, dst, frame::TCP, &l4)
 }
 
 fn syn(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Vec<u8> {
@@ -91,83 +62,14 @@ fn syn(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Vec<u8> {
 
 /// A TLS record holding a ClientHello that names `sni`.
 fn client_hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = vec![0, 0]; // server_name
-    ext.extend_from_slice(&(name.len() as u16 + 5).to_be_bytes());
-    ext.extend_from_slice(&(name.len() as u16 + 3).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]); // random
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]); // session id, suites, compression
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut record = vec![0x16, 3, 1];
-    record.extend_from_slice(&(body.len() as u16 + 4).to_be_bytes());
-    record.push(1);
-    record.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-    record.extend_from_slice(&body);
-    record
+    ClientHello::new().sni(sni).record()
 }
 
 // === DNS messages ===
 
-/// A name in wire form, uncompressed.
-fn wire_name(labels: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for l in labels {
-        out.push(l.len() as u8);
-        out.extend_from_slice(l);
-    }
-    out.push(0);
-    out
-}
-
-/// A response to one A question; records are appended raw.
-struct Response {
-    bytes: Vec<u8>,
-    answers: u16,
-}
-
-/// Where the question name starts: records point here to say "the same name".
-const QUESTION_AT: u16 = 12;
-
-impl Response {
-    fn new(id: u16, qname: &[u8]) -> Self {
-        let mut bytes = id.to_be_bytes().to_vec();
-        bytes.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]);
-        bytes.extend_from_slice(qname);
-        bytes.extend_from_slice(&[0, 1, 0, 1]);
-        Response { bytes, answers: 0 }
-    }
-    /// Appends a record whose owner is `owner` (wire bytes); returns the
-    /// offset of its data.
-    fn record(&mut self, owner: &[u8], rtype: u16, rdata: &[u8]) -> u16 {
-        self.bytes.extend_from_slice(owner);
-        self.bytes.extend_from_slice(&rtype.to_be_bytes());
-        self.bytes.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
-        self.bytes
-            .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        let at = self.bytes.len() as u16;
-        self.bytes.extend_from_slice(rdata);
-        self.answers += 1;
-        at
-    }
-    fn address(&mut self, owner: &[u8], a: IpAddr) {
-        match a {
-            IpAddr::V4(v4) => self.record(owner, 1, &v4.octets()),
-            IpAddr::V6(v6) => self.record(owner, 28, &v6.octets()),
-        };
-    }
-    fn finish(mut self) -> Vec<u8> {
-        self.bytes[6..8].copy_from_slice(&self.answers.to_be_bytes());
-        self.bytes
-    }
-}
-
-fn pointer(at: u16) -> [u8; 2] {
-    (0xc000 | at).to_be_bytes()
+/// A response to one A question (records live an hour).
+fn response(id: u16, qname: &[u8]) -> Response {
+    Response::new(id, qname, dns::A).ttl(3600)
 }
 
 /// A query and its response, as frames from and to the phone (over IPv4).
@@ -183,10 +85,7 @@ fn exchange_over(
     qname: &[u8],
     response: Vec<u8>,
 ) -> [Vec<u8>; 2] {
-    let mut query = id.to_be_bytes().to_vec();
-    query.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    query.extend_from_slice(qname);
-    query.extend_from_slice(&[0, 1, 0, 1]);
+    let query = dns::query_wire(id, qname, dns::A);
     let sport = 10_000 + id % 50_000;
     [
         udp(phone, sport, resolver, 53, &query),
@@ -289,8 +188,8 @@ fn all_strings(v: &serde_json::Value, out: &mut Vec<String>) {
 #[tokio::test]
 async fn a_thousand_records_cost_bounded_work() {
     let mut rig = Rig::new(500);
-    let qname = wire_name(&[b"many", b"example"]);
-    let mut resp = Response::new(1, &qname);
+    let qname = dns::name_from_labels(&[b"many", b"example"]);
+    let mut resp = response(1, &qname);
     let addresses: Vec<IpAddr> = (0..1000u16)
         .map(|i| match i / 250 {
             0 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, i as u8)),
@@ -300,7 +199,7 @@ async fn a_thousand_records_cost_bounded_work() {
         })
         .collect();
     for a in &addresses {
-        resp.address(&pointer(QUESTION_AT), *a);
+        resp.address(&dns::pointer(dns::QUESTION_AT), *a);
     }
     let response = resp.finish();
     assert!(response.len() > 16_000);
@@ -327,17 +226,17 @@ async fn a_thousand_records_cost_bounded_work() {
 #[tokio::test]
 async fn a_cname_chain_of_a_hundred_links_is_cut_short() {
     let mut rig = Rig::new(500);
-    let qname = wire_name(&[b"start", b"example"]);
-    let mut resp = Response::new(2, &qname);
+    let qname = dns::name_from_labels(&[b"start", b"example"]);
+    let mut resp = response(2, &qname);
     // start.example → c1.example → ... → c100.example → 192.0.2.50; each
     // record's owner points at the previous record's target.
-    let mut owner = QUESTION_AT;
+    let mut owner = dns::QUESTION_AT;
     for i in 1..=100 {
-        let target = wire_name(&[format!("c{i}").as_bytes(), b"example"]);
-        owner = resp.record(&pointer(owner), 5, &target);
+        let target = dns::name_from_labels(&[format!("c{i}").as_bytes(), b"example"]);
+        owner = resp.record(&dns::pointer(owner), 5, &target);
     }
     let server = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 50));
-    resp.address(&pointer(owner), server);
+    resp.address(&dns::pointer(owner), server);
     for f in exchange(2, &qname, resp.finish()) {
         rig.feed(&f);
     }
@@ -353,18 +252,21 @@ async fn a_cname_chain_of_a_hundred_links_is_cut_short() {
 #[tokio::test]
 async fn pointer_loops_are_counted_and_never_followed() {
     let mut rig = Rig::new(500);
-    let qname = wire_name(&[b"loop", b"example"]);
-    let mut resp = Response::new(3, &qname);
+    let qname = dns::name_from_labels(&[b"loop", b"example"]);
+    let mut resp = response(3, &qname);
     resp.address(
-        &pointer(QUESTION_AT),
+        &dns::pointer(dns::QUESTION_AT),
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, 60)),
     );
     // The second record's owner points at itself.
-    let at = resp.bytes.len() as u16;
-    resp.address(&pointer(at), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 61)));
+    let at = resp.next_offset();
+    resp.address(&dns::pointer(at), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 61)));
     // A third points forward, past itself.
-    let at = resp.bytes.len() as u16;
-    resp.address(&pointer(at + 40), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 62)));
+    let at = resp.next_offset();
+    resp.address(
+        &dns::pointer(at + 40),
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 62)),
+    );
     let before = rig.get("/metrics").await;
     let reason = ["reason=\"dns_pointer_loop\""];
     assert_eq!(
@@ -392,10 +294,10 @@ async fn hostile_name_bytes_reach_neither_json_nor_labels() {
         b"x\x7f\x01",
         b"com",
     ];
-    let qname = wire_name(&hostile);
-    let mut resp = Response::new(4, &qname);
+    let qname = dns::name_from_labels(&hostile);
+    let mut resp = response(4, &qname);
     let server = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 66));
-    resp.address(&pointer(QUESTION_AT), server);
+    resp.address(&dns::pointer(dns::QUESTION_AT), server);
     for f in exchange(4, &qname, resp.finish()) {
         rig.feed(&f);
     }
@@ -450,9 +352,9 @@ async fn a_hundred_thousand_random_names_stay_within_the_caps() {
         // A random subdomain of a random registrable domain, two addresses
         // each: 200,000 cache insertions for a cache of 131,072.
         let (sub, site) = (random_label(10), random_label(12));
-        let qname = wire_name(&[&sub, &site, b"com"]);
+        let qname = dns::name_from_labels(&[&sub, &site, b"com"]);
         let id = i as u16;
-        let mut resp = Response::new(id, &qname);
+        let mut resp = response(id, &qname);
         let a = |k: u32| {
             let n = 2 * i + k;
             IpAddr::V6(Ipv6Addr::new(
@@ -466,8 +368,8 @@ async fn a_hundred_thousand_random_names_stay_within_the_caps() {
                 n as u16,
             ))
         };
-        resp.address(&pointer(QUESTION_AT), a(0));
-        resp.address(&pointer(QUESTION_AT), a(1));
+        resp.address(&dns::pointer(dns::QUESTION_AT), a(0));
+        resp.address(&dns::pointer(dns::QUESTION_AT), a(1));
         let (phone, resolver) = (IpAddr::V6(PHONE_V6), IpAddr::V6(RESOLVER_V6));
         let [q, r] = exchange_over(phone, resolver, id, &qname, resp.finish());
         rig.feed(&q);

@@ -5,6 +5,7 @@
 //! `cargo bench -p tetherscope-flow --bench flow_memory`
 
 use tetherscope_flow::{Pipeline, PipelineConfig};
+use tetherscope_testkit::frame;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -27,87 +28,40 @@ impl Rng {
     }
 }
 
-/// Ethernet + IPv4/IPv6 + TCP SYN or UDP, written into `buf`.
-fn frame(buf: &mut Vec<u8>, rng: &mut Rng, i: u64) {
-    buf.clear();
+/// Ethernet + IPv4/IPv6 + TCP SYN or UDP with random ports and addresses.
+fn frame(rng: &mut Rng, i: u64) -> Vec<u8> {
     let r = rng.next();
     let v6 = i % 5 < 2; // 40% IPv6, as on a phone hotspot
     let tcp = i.is_multiple_of(2);
-    buf.extend_from_slice(&[
-        0x02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0x02,
-        0x42,
-        0x0a,
-        0x2a,
-        0,
-        (r & 0x3f) as u8,
-    ]);
-    let l4_len = if tcp { 20 } else { 8 + 16 };
-    let proto = if tcp { 6 } else { 17 };
-    if v6 {
-        buf.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-        buf.extend_from_slice(&(l4_len as u16).to_be_bytes());
-        buf.extend_from_slice(&[proto, 64]);
-        buf.extend_from_slice(&[
-            0x20,
-            0x01,
-            0x0d,
-            0xb8,
-            0x42,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            (r >> 8) as u8 | 1,
-        ]);
-        buf.extend_from_slice(&[
-            0x20,
-            0x01,
-            0x0d,
-            0xb8,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            (r >> 16) as u8,
-            (r >> 24) as u8,
-            7,
-        ]);
-    } else {
-        buf.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
-        buf.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-        buf.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-        buf.extend_from_slice(&[10, 42, 0, (r >> 8) as u8 | 2]);
-        buf.extend_from_slice(&[203, 0, 113, (r >> 16) as u8]);
-    }
     let sport = 1024 + (r >> 32) as u16 % 60000;
     let dport = [443u16, 80, 5228, 8443][(r >> 56) as usize % 4] + (r >> 40) as u16 % 16;
-    buf.extend_from_slice(&sport.to_be_bytes());
-    buf.extend_from_slice(&dport.to_be_bytes());
-    if tcp {
-        buf.extend_from_slice(&(r as u32).to_be_bytes());
-        buf.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    let (proto, l4) = if tcp {
+        (
+            frame::TCP,
+            frame::tcp(sport, dport, r as u32, 0, frame::SYN, &[]),
+        )
     } else {
-        buf.extend_from_slice(&(l4_len as u16).to_be_bytes());
-        buf.extend_from_slice(&[0, 0]);
-        buf.extend_from_slice(&[0x5a; 16]);
-    }
+        (frame::UDP, frame::udp(sport, dport, &[0x5a; 16]))
+    };
+    let packet = if v6 {
+        let mut phone = [0u8; 16];
+        phone[..5].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0x42]);
+        phone[15] = (r >> 8) as u8 | 1;
+        let mut server = [0u8; 16];
+        server[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        server[13..].copy_from_slice(&[(r >> 16) as u8, (r >> 24) as u8, 7]);
+        frame::ipv6(phone, server, proto, &l4)
+    } else {
+        let phone = [10, 42, 0, (r >> 8) as u8 | 2];
+        frame::ipv4(phone, [203, 0, 113, (r >> 16) as u8], proto, &l4)
+    };
+    let phone_mac = [0x02, 0x42, 0x0a, 0x2a, 0, (r & 0x3f) as u8];
+    let ethertype = if v6 {
+        frame::ETHERTYPE_IPV6
+    } else {
+        frame::ETHERTYPE_IPV4
+    };
+    frame::ethernet([0x02, 0, 0, 0, 0, 1], phone_mac, ethertype, &packet)
 }
 
 fn main() {
@@ -121,11 +75,10 @@ fn main() {
     };
     let mut pipeline = Pipeline::new(&config);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut buf = Vec::with_capacity(128);
     let before = rss_bytes();
     let mut ts = 1_700_000_000_000_000_000u64;
     for i in 0..flows {
-        frame(&mut buf, &mut rng, i);
+        let buf = frame(&mut rng, i);
         ts += 1_000; // 1 µs apart: nothing idles out
         pipeline.ingest(ts, 1, buf.len() as u32, &buf);
     }

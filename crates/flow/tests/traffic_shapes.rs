@@ -3,6 +3,7 @@
 
 mod support;
 use support::*;
+use tetherscope_testkit::http2;
 
 fn http_host(p: &tetherscope_flow::Pipeline, port: u16) -> Option<String> {
     with_flow(p, port, |f| {
@@ -369,14 +370,6 @@ fn client_hello_inside_an_http_connect_tunnel_gives_the_sni() {
 
 // === h2c ===
 
-fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    f.extend_from_slice(&[kind, flags]);
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
 #[test]
 fn cleartext_http2_with_prior_knowledge_gives_host_and_path() {
     // POST http://h2c.example.com:8080/api/v1/items?page=2, HPACK with
@@ -386,10 +379,10 @@ fn cleartext_http2_with_prior_knowledge_gives_host_and_path() {
         .take_while(|i| *i < BLOCK_HEX.len())
         .map(|i| u8::from_str_radix(&BLOCK_HEX[i..i + 2], 16).unwrap())
         .collect();
-    let mut stream = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    stream.extend_from_slice(&h2_frame(0x4, 0, 0, &[0, 4, 0, 0xff, 0xff, 0xff]));
-    stream.extend_from_slice(&h2_frame(0x8, 0, 0, &[0, 0x0f, 0, 1]));
-    stream.extend_from_slice(&h2_frame(0x1, 0x4, 1, &block));
+    let mut stream = http2::PREFACE.to_vec();
+    stream.extend_from_slice(&http2::frame(0x4, 0, 0, &[0, 4, 0, 0xff, 0xff, 0xff]));
+    stream.extend_from_slice(&http2::frame(0x8, 0, 0, &[0, 0x0f, 0, 1]));
+    stream.extend_from_slice(&http2::frame(0x1, 0x4, 1, &block));
     // The preface alone in the first segment, the frames in the next.
     let mut frames = tcp_connection(49_000, SERVER, 8080, &stream[..24]);
     frames.push(tcp_frame(

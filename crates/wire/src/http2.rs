@@ -144,14 +144,7 @@ pub fn parse_client_stream(data: &[u8]) -> Result<Head> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-        f.extend_from_slice(&[kind, flags]);
-        f.extend_from_slice(&stream.to_be_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
+    use tetherscope_testkit::http2::frame;
 
     /// RFC 7541 C.4.1: GET http://www.example.com/ with Huffman strings.
     const BLOCK: [u8; 17] = [

@@ -439,6 +439,7 @@ pub fn crypto_frames(plain: &[u8]) -> impl Iterator<Item = Result<CryptoFrame<'_
 mod tests {
     use super::*;
     use crate::tls;
+    use tetherscope_testkit::quic::ClientInitial;
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
@@ -481,8 +482,8 @@ mod tests {
         assert_eq!(s.hp.to_vec(), hex("edf6d05c83121201b436e16877593c3a"));
     }
 
-    /// Protects a client Initial the way RFC 9001 §5 says (the inverse of
-    /// `open`), to reproduce the A.2 packet byte for byte.
+    /// A client Initial protected by the test kit as RFC 9001 §5 says (the
+    /// inverse of `open`): empty SCID and token, as in the A.2 packet.
     pub(crate) fn protect(
         version: u32,
         dcid: &[u8],
@@ -490,39 +491,13 @@ mod tests {
         frames: &[u8],
         size: usize,
     ) -> Vec<u8> {
-        let s = InitialSecrets::derive(version, dcid, Side::Client).unwrap();
-        let ty = version_params(version).unwrap().initial_type;
-        let mut header = vec![0xc0 | (ty << 4) | 3];
-        header.extend_from_slice(&version.to_be_bytes());
-        header.push(dcid.len() as u8);
-        header.extend_from_slice(dcid);
-        header.extend_from_slice(&[0, 0]); // empty SCID, empty token
-        let payload_len = size - header.len() - 2 - 4;
-        header.extend_from_slice(&(0x4000u16 | (payload_len + 4) as u16).to_be_bytes());
-        let pn_offset = header.len();
-        header.extend_from_slice(&pn.to_be_bytes());
-        let mut payload = frames.to_vec();
-        payload.resize(payload_len - 16, 0);
-        let mut nonce = s.iv;
-        for (i, b) in u64::from(pn).to_be_bytes().iter().enumerate() {
-            nonce[4 + i] ^= b;
+        ClientInitial {
+            scid: Vec::new(),
+            packet_number: pn,
+            size,
+            ..ClientInitial::new(version, dcid)
         }
-        let key = LessSafeKey::new(UnboundKey::new(&aead::AES_128_GCM, &s.key).unwrap());
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&header),
-            &mut payload,
-        )
-        .unwrap();
-        let mut pkt = header;
-        pkt.extend_from_slice(&payload);
-        let hpk = hp::HeaderProtectionKey::new(&hp::AES_128, &s.hp).unwrap();
-        let mask = hpk.new_mask(&pkt[pn_offset + 4..pn_offset + 20]).unwrap();
-        pkt[0] ^= mask[0] & 0x0f;
-        for i in 0..4 {
-            pkt[pn_offset + i] ^= mask[1 + i];
-        }
-        pkt
+        .protect(frames)
     }
 
     fn check_a2(version: u32, head: &str, tail: &str, sha: &str) {

@@ -157,51 +157,23 @@ fn first_host_name(data: &[u8]) -> Result<Option<&[u8]>> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use tetherscope_testkit::tls::ClientHello as HelloBuilder;
 
-    /// A ClientHello handshake message with the given SNI, ALPN and extras.
+    /// A Chrome-like ClientHello handshake message (GREASE first, a
+    /// 32-byte session id, two suites) with the given SNI, ALPN and extras.
     pub(crate) fn client_hello(sni: &[u8], alpn: &[&[u8]], ech: bool, padding: usize) -> Vec<u8> {
-        let mut exts = Vec::new();
-        // GREASE extension first, as Chrome does.
-        exts.extend_from_slice(&[0x0a, 0x0a, 0, 0]);
-        let mut sn = vec![0];
-        sn.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-        sn.extend_from_slice(sni);
-        let mut sn_list = (sn.len() as u16).to_be_bytes().to_vec();
-        sn_list.extend_from_slice(&sn);
-        exts.extend_from_slice(&0u16.to_be_bytes());
-        exts.extend_from_slice(&(sn_list.len() as u16).to_be_bytes());
-        exts.extend_from_slice(&sn_list);
-        if !alpn.is_empty() {
-            let mut list = Vec::new();
-            for p in alpn {
-                list.push(p.len() as u8);
-                list.extend_from_slice(p);
-            }
-            let mut data = (list.len() as u16).to_be_bytes().to_vec();
-            data.extend_from_slice(&list);
-            exts.extend_from_slice(&16u16.to_be_bytes());
-            exts.extend_from_slice(&(data.len() as u16).to_be_bytes());
-            exts.extend_from_slice(&data);
-        }
+        let hello = HelloBuilder::new()
+            .grease()
+            .sni(sni)
+            .alpn(alpn)
+            .padding(padding)
+            .session_id(&[9; 32])
+            .cipher_suites(&[0x1301, 0x1302]);
         if ech {
-            exts.extend_from_slice(&[0xfe, 0x0d, 0, 2, 0xaa, 0xbb]);
+            hello.ech(&[0xaa, 0xbb]).message()
+        } else {
+            hello.message()
         }
-        if padding > 0 {
-            exts.extend_from_slice(&[0, 21]);
-            exts.extend_from_slice(&(padding as u16).to_be_bytes());
-            exts.extend(core::iter::repeat_n(0u8, padding));
-        }
-        let mut body = vec![3, 3];
-        body.extend_from_slice(&[7; 32]);
-        body.push(32);
-        body.extend_from_slice(&[9; 32]);
-        body.extend_from_slice(&[0, 4, 0x13, 0x01, 0x13, 0x02, 1, 0]);
-        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-        body.extend_from_slice(&exts);
-        let mut msg = vec![CLIENT_HELLO];
-        msg.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-        msg.extend_from_slice(&body);
-        msg
     }
 
     #[test]
