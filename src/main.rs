@@ -11,6 +11,7 @@ mod demo;
 mod flow_log;
 mod hotspot;
 mod monitor;
+mod offline;
 mod open;
 mod privileges;
 mod read;

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tetherscope_capture::file::FileSource;
 use tetherscope_capture::{CaptureError, Packet};
 use tetherscope_exporter::Shared;
@@ -20,14 +19,7 @@ use crate::cli::ReplayArgs;
 use crate::monitor::{self, Event};
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let source = match FileSource::open(&args.capture) {
-        Ok(s) => s,
-        Err(CaptureError::NotACapture) => anyhow::bail!(
-            "{}: not a capture file (expected pcap or pcapng, optionally gzip-compressed)",
-            args.capture.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
-    };
+    let source = crate::offline::open(&args.capture)?;
     let opts = crate::run::apply_config(args.monitor)?;
     let listen = opts.listen.unwrap_or(crate::run::DEFAULT_LISTEN);
     let (mut pipeline, mut shared) = crate::run::build(&opts)?;

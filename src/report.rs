@@ -11,17 +11,14 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-use tetherscope_capture::file::FileSource;
-use tetherscope_capture::CaptureError;
+use tetherscope_exporter::annotate::Annotator;
 use tetherscope_exporter::html::{self, text};
-use tetherscope_exporter::record::FlowRecord;
+use tetherscope_exporter::page;
 use tetherscope_exporter::view::{Aggregate, Limits, Seen, Timeline, View};
-use tetherscope_exporter::{facts, page};
 use tetherscope_flow::{Flow, Pipeline, PipelineConfig, Stats};
 
 use crate::cli::ReportArgs;
-use crate::read::Progress;
+use crate::offline::Progress;
 
 /// Buckets of the report's timeline (widened to fit the capture).
 const TIMELINE_BUCKETS: usize = 48;
@@ -53,73 +50,52 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let mut source = match FileSource::open(&args.capture) {
-        Ok(s) => s,
-        Err(CaptureError::NotACapture) => anyhow::bail!(
-            "{}: not a capture file (expected pcap or pcapng, optionally gzip-compressed)",
-            args.capture.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
-    };
+    let mut source = crate::offline::open(&args.capture)?;
     let catalog = crate::catalog::load(&args.catalog)?;
     let mut pipeline = Pipeline::new(&PipelineConfig {
         max_flows: args.max_flows,
         ..PipelineConfig::default()
     });
+    let devices = pipeline.devices.clone();
+    let annotator = Annotator::new(&catalog, &devices, None);
     let mut progress = Progress::new(!args.quiet && io::stderr().is_terminal());
     let mut aggregate: Option<Aggregate> = None;
-    let mut facts = CaptureFacts {
+    // The timeline starts at the first packet.
+    let first_packet = std::cell::Cell::new(0);
+    let fold = |flow: Box<Flow>| -> io::Result<()> {
+        let a = annotator.finished(&flow);
+        let start = match first_packet.get() {
+            0 => flow.first_seen,
+            t => t,
+        };
+        aggregate
+            .get_or_insert_with(|| {
+                Aggregate::new(
+                    Limits::default(),
+                    Timeline::growing(start, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
+                )
+            })
+            .add(&Seen::of(&flow, a.blind_spot), &a.record);
+        Ok(())
+    };
+    let note_packet = |ts: u64| {
+        if first_packet.get() == 0 {
+            first_packet.set(ts);
+        }
+    };
+    let ended =
+        crate::offline::each_flow(&mut source, &mut pipeline, &mut progress, note_packet, fold)?;
+    let facts = CaptureFacts {
         file: args.capture.file_name().map_or_else(
             || args.capture.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         ),
         bytes: std::fs::metadata(&args.capture).ok().map(|m| m.len()),
-        first_packet: 0,
-        last_packet: 0,
+        first_packet: ended.first_packet,
+        last_packet: ended.last_packet,
         profile: args.catalog.profile.clone(),
-        read_error: None,
+        read_error: ended.warning.map(|e| e.to_string()),
     };
-    let fold = |aggregate: &mut Option<Aggregate>, flow: &Flow| {
-        let class = facts::classify(&catalog, flow);
-        let record = FlowRecord::new(flow, facts::verdict_fields(&class));
-        let agg = aggregate.get_or_insert_with(|| {
-            Aggregate::new(
-                Limits::default(),
-                Timeline::growing(flow.first_seen, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
-            )
-        });
-        agg.add(&Seen::of(flow, class.purpose), &record);
-    };
-    loop {
-        match source.next_packet() {
-            Ok(Some(p)) => {
-                if facts.first_packet == 0 {
-                    facts.first_packet = p.ts_nanos;
-                    // The timeline starts at the first packet.
-                    aggregate = Some(Aggregate::new(
-                        Limits::default(),
-                        Timeline::growing(p.ts_nanos, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
-                    ));
-                }
-                facts.last_packet = facts.last_packet.max(p.ts_nanos);
-                pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                facts.read_error = Some(e.to_string());
-                break;
-            }
-        }
-        for (flow, _) in pipeline.take_finished() {
-            fold(&mut aggregate, &flow);
-        }
-        progress.update(&source);
-    }
-    pipeline.finish();
-    for (flow, _) in pipeline.take_finished() {
-        fold(&mut aggregate, &flow);
-    }
-    progress.clear();
     let aggregate = aggregate.unwrap_or_else(|| {
         Aggregate::new(
             Limits::default(),

@@ -7,6 +7,8 @@
 
 #![warn(missing_docs)]
 
+pub mod annotate;
+pub mod blind;
 pub mod connections;
 pub mod facts;
 pub mod html;

@@ -156,10 +156,10 @@ fn secure(h: &mut HeaderMap) {
 pub fn current_view(shared: &Shared) -> View {
     let mut builder = shared.view_aggregate().builder();
     // One record at a time: the table's size costs time, not memory.
+    let annotator = shared.annotator();
     shared.table.for_each(|f| {
-        let class = crate::facts::classify(&shared.catalog, f);
-        let record = crate::record::FlowRecord::new(f, crate::facts::verdict_fields(&class));
-        builder.add_active(&Seen::of(f, class.purpose), &record);
+        let a = annotator.active(f);
+        builder.add_active(&Seen::of(f, a.blind_spot), &a.record);
     });
     let devices = shared.devices.snapshot();
     let mut view = builder.finish(&devices);
