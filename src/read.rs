@@ -4,10 +4,10 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use tetherscope_classify::Purpose;
-use tetherscope_exporter::annotate::Annotator;
-use tetherscope_exporter::blind::BlindTally;
-use tetherscope_exporter::record::FlowRecord;
 use tetherscope_flow::{BlindSpot, Flow, Pipeline, PipelineConfig, Stats};
+use tetherscope_record::annotate::Annotator;
+use tetherscope_record::blind::BlindTally;
+use tetherscope_record::record::FlowRecord;
 
 use crate::cli::{Format, ReadArgs};
 use crate::offline::{self, Progress};
@@ -182,7 +182,7 @@ fn print_summary(stats: &Stats, s: &Summary) {
 }
 
 fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
-    use tetherscope_exporter::visible::visible;
+    use tetherscope_record::visible::visible;
     writeln!(
         out,
         "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  DOMAIN",

@@ -11,11 +11,10 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use tetherscope_exporter::annotate::Annotator;
-use tetherscope_exporter::html::{self, text};
-use tetherscope_exporter::page;
-use tetherscope_exporter::view::{Aggregate, Limits, Seen, Timeline, View};
 use tetherscope_flow::{Flow, Pipeline, PipelineConfig, Stats};
+use tetherscope_record::annotate::Annotator;
+use tetherscope_view::html::{self, text};
+use tetherscope_view::view::{Aggregate, Limits, Seen, Timeline, View};
 
 use crate::cli::ReportArgs;
 use crate::offline::Progress;
@@ -203,7 +202,7 @@ fn document(facts: &CaptureFacts, view: &View, stats: &Stats) -> String {
         r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{csp}"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><title>tetherscope report: {file}</title><style>{css}</style></head><body><header><h1>tetherscope report: {file}</h1><nav aria-label="Sections"><ul><li><a href="#capture">Capture</a></li><li><a href="#devices">Devices</a></li><li><a href="#destinations">Destinations</a></li><li><a href="#timeline">Timeline</a></li><li><a href="#dns">DNS</a></li><li><a href="#blind">Blind spots</a></li><li><a href="#unparsed">Not parsed</a></li></ul></nav></header><main>"##,
         csp = REPORT_CSP,
         file = text(&facts.file),
-        css = page::CSS,
+        css = html::CSS,
     );
     capture_section(&mut out, facts, view, stats);
     devices_section(&mut out, view);

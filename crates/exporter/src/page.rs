@@ -20,7 +20,7 @@ use crate::view::{Seen, View};
 use crate::view_cache;
 
 /// The page's stylesheet (also inlined into reports).
-pub const CSS: &str = include_str!("../assets/page.css");
+pub use crate::html::CSS;
 /// The page's script.
 pub const JS: &str = include_str!("../assets/page.js");
 

@@ -9,7 +9,6 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -26,7 +25,7 @@ use crate::record::FlowRecord;
 /// Label value for domains past the cap, or whose place was given back.
 pub const OTHER: &str = "other";
 /// Label value for flows nothing names.
-pub const UNNAMED: &str = "unnamed";
+pub use tetherscope_record::UNNAMED;
 /// How long a `domain` value may see no traffic before it gives its place
 /// back: a day of packet time.
 pub const DEFAULT_LABEL_IDLE_NS: u64 = 24 * 3600 * 1_000_000_000;
@@ -39,19 +38,6 @@ pub enum DomainLabel {
     Registrable,
     /// The full name: `xtrapath3.izatcloud.net`.
     Fqdn,
-}
-
-impl FromStr for DomainLabel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "registrable" => Ok(DomainLabel::Registrable),
-            "fqdn" => Ok(DomainLabel::Fqdn),
-            other => Err(format!(
-                "domain label must be registrable or fqdn, not {other:?}"
-            )),
-        }
-    }
 }
 
 /// How the `domain` label set is kept bounded over months.

@@ -128,7 +128,8 @@ impl Timeline {
             starts: (0..pad + self.buckets.len())
                 .map(|i| secs(origin + i as u64 * self.width_ns))
                 .collect(),
-            bytes: std::iter::repeat_n(&empty, pad)
+            bytes: std::iter::repeat(&empty)
+                .take(pad)
                 .chain(self.buckets.iter())
                 .map(|b| {
                     purposes

@@ -17,7 +17,7 @@ use tetherscope_classify::Purpose;
 use tetherscope_flow::devices::format_mac;
 use tetherscope_flow::{BlindSpot, Device, Flow};
 
-use crate::blind::BlindTally;
+use tetherscope_record::blind::BlindTally;
 
 /// What the view needs of a flow besides its record.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +34,7 @@ pub struct Seen {
 
 impl Seen {
     /// Of a flow, with why nothing names it (see
-    /// [`crate::annotate::Annotation::blind_spot`]).
+    /// [`tetherscope_record::annotate::Annotation::blind_spot`]).
     pub fn of(flow: &Flow, blind_spot: Option<BlindSpot>) -> Self {
         Seen {
             client_mac: flow.client_mac,
@@ -45,8 +45,8 @@ impl Seen {
     }
 }
 
-use crate::record::FlowRecord;
 pub use crate::timeline::{Timeline, TimelineView};
+use tetherscope_record::record::FlowRecord;
 
 /// Caps of an `Aggregate`.
 #[derive(Debug, Clone, Copy)]
@@ -233,7 +233,7 @@ pub fn explain(reason: BlindSpot) -> &'static str {
     }
 }
 
-pub use crate::blind::BlindCount;
+pub use tetherscope_record::blind::BlindCount;
 
 /// What a DNS question led to.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -256,7 +256,7 @@ pub struct Aggregate {
     /// Flows of devices past the device cap.
     dropped_flows: u64,
     /// Blind spots by reason, refined for devices (under the device cap)
-    /// seen using encrypted DNS (see [`crate::blind`]).
+    /// seen using encrypted DNS (see [`tetherscope_record::blind`]).
     blind: BlindTally,
     timeline: Timeline,
     dns: HashMap<String, DnsAnswer>,
@@ -443,7 +443,7 @@ impl Aggregate {
         }
     }
 
-    /// Blind spots by reason, refined (see [`crate::blind`]).
+    /// Blind spots by reason, refined (see [`tetherscope_record::blind`]).
     fn blind_spots(&self) -> Vec<BlindSpotView> {
         let counts = self.blind.by_reason();
         BlindSpot::ALL
