@@ -17,6 +17,7 @@ mod history;
 mod hotspot;
 mod monitor;
 mod network_db;
+mod offline;
 mod open;
 mod privileges;
 mod read;

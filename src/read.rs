@@ -2,23 +2,17 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use tetherscope_capture::file::FileSource;
-use tetherscope_capture::CaptureError;
 use tetherscope_classify::Purpose;
-use tetherscope_exporter::record::FlowRecord;
-use tetherscope_exporter::{facts, novelty};
 use tetherscope_flow::{BlindSpot, Flow, Pipeline, PipelineConfig, Stats};
+use tetherscope_record::annotate::Annotator;
+use tetherscope_record::blind::BlindTally;
+use tetherscope_record::record::FlowRecord;
 
 use crate::cli::{Format, ReadArgs};
-
-/// A flow's client MAC, when the link layer had one.
-type ClientMac = Option<[u8; 6]>;
+use crate::offline::{self, Progress};
 
 /// Totals for the summary line.
-#[derive(Default)]
 struct Summary {
     flows: u64,
     named: u64,
@@ -26,40 +20,35 @@ struct Summary {
     named_bytes: u64,
     /// Bytes of flows no rule or list gives a purpose.
     unknown_bytes: u64,
-    /// Unnamed flows and bytes by (client MAC, reason); `no_dns_seen` of
-    /// devices seen using private DNS is reported as `encrypted_dns`.
-    blind: std::collections::BTreeMap<(ClientMac, BlindSpot), (u64, u64)>,
-    private_dns: std::collections::HashSet<ClientMac>,
+    /// Unnamed flows and bytes by reason.
+    blind: BlindTally,
 }
 
 impl Summary {
+    fn new(devices: usize) -> Self {
+        Summary {
+            flows: 0,
+            named: 0,
+            bytes: 0,
+            named_bytes: 0,
+            unknown_bytes: 0,
+            blind: BlindTally::new(devices),
+        }
+    }
+
     /// Unnamed flows and bytes per reason, in label order.
     fn blind_spots(&self) -> Vec<(BlindSpot, u64, u64)> {
-        let mut by_reason: std::collections::BTreeMap<BlindSpot, (u64, u64)> = Default::default();
-        for ((mac, reason), (flows, bytes)) in &self.blind {
-            let reason = match reason {
-                BlindSpot::NoDnsSeen if self.private_dns.contains(mac) => BlindSpot::EncryptedDns,
-                r => *r,
-            };
-            let e = by_reason.entry(reason).or_default();
-            e.0 += flows;
-            e.1 += bytes;
-        }
-        by_reason.into_iter().map(|(r, (f, b))| (r, f, b)).collect()
+        let counts = self.blind.by_reason();
+        BlindSpot::ALL
+            .iter()
+            .map(|&r| (r, counts[r as usize].flows, counts[r as usize].bytes))
+            .filter(|(_, flows, _)| *flows > 0)
+            .collect()
     }
 }
 
 pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
-    let mut source = match FileSource::open(&args.capture) {
-        Ok(s) => s,
-        Err(CaptureError::NotACapture) => {
-            anyhow::bail!(
-                "{}: not a capture file (expected pcap or pcapng, optionally gzip-compressed)",
-                args.capture.display()
-            )
-        }
-        Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
-    };
+    let mut source = offline::open(&args.capture)?;
     let format = args.format.unwrap_or(if io::stdout().is_terminal() {
         Format::Table
     } else {
@@ -85,18 +74,14 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = &baseline {
         crate::state::remember_holders(b, &devices);
     }
+    let annotator = Annotator::new(&catalog, &devices, baseline.as_ref());
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut table_rows = Vec::new();
-    let mut summary = Summary::default();
+    let mut summary = Summary::new(config.max_devices);
     let mut progress = Progress::new(!args.quiet && io::stderr().is_terminal());
-    let mut warning = None;
 
-    let emit = |flow: Box<Flow>,
-                out: &mut dyn Write,
-                rows: &mut Vec<FlowRecord>,
-                summary: &mut Summary|
-     -> io::Result<()> {
+    let mut emit = |flow: Box<Flow>| -> io::Result<()> {
         let bytes = flow.bytes_up + flow.bytes_down;
         summary.flows += 1;
         summary.bytes += bytes;
@@ -104,62 +89,29 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
             summary.named += 1;
             summary.named_bytes += bytes;
         }
-        let class = facts::classify(&catalog, &flow);
-        if class.purpose == Purpose::Unknown {
+        let a = annotator.finished(&flow);
+        if a.class.purpose == Purpose::Unknown {
             summary.unknown_bytes += bytes;
         }
-        if class.purpose == Purpose::EncryptedDns {
-            summary.private_dns.insert(flow.client_mac);
-        }
-        if let Some(reason) = facts::blind_spot(&flow, class.purpose) {
-            let e = summary.blind.entry((flow.client_mac, reason)).or_default();
-            e.0 += 1;
-            e.1 += bytes;
-        }
-        let mut record = FlowRecord::new(&flow, facts::verdict_fields(&class));
-        if let Some(b) = &baseline {
-            let host = flow
-                .client_mac
-                .and_then(|m| novelty::host_name(&devices, &m));
-            record.novelty = b
-                .judge(&flow, &class, host.as_deref())
-                .map(|o| o.novelty.as_str());
-        }
+        summary.blind.add(
+            flow.client_mac,
+            a.blind_spot,
+            bytes,
+            a.class.purpose == Purpose::EncryptedDns,
+            true,
+        );
         match format {
             Format::Jsonl => {
-                serde_json::to_writer(&mut *out, &record)?;
+                serde_json::to_writer(&mut out, &a.record)?;
                 out.write_all(b"\n")
             }
             Format::Table => {
-                rows.push(record);
+                table_rows.push(a.record);
                 Ok(())
             }
         }
     };
-
-    let mut last_packet = 0;
-    loop {
-        match source.next_packet() {
-            Ok(Some(p)) => {
-                last_packet = last_packet.max(p.ts_nanos);
-                pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                warning = Some(e);
-                break;
-            }
-        }
-        for (flow, _) in pipeline.take_finished() {
-            emit(flow, &mut out, &mut table_rows, &mut summary)?;
-        }
-        progress.update(&source);
-    }
-    pipeline.finish();
-    for (flow, _) in pipeline.take_finished() {
-        emit(flow, &mut out, &mut table_rows, &mut summary)?;
-    }
-    progress.clear();
+    let ended = offline::each_flow(&mut source, &mut pipeline, &mut progress, |_| {}, &mut emit)?;
     if format == Format::Table {
         table_rows.sort_by(|a, b| a.first_seen.cmp(&b.first_seen));
         write_table(&mut out, &table_rows)?;
@@ -167,10 +119,10 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     drop(out);
     if let Some(state) = state {
-        state.finish(&pipeline, last_packet)?;
+        state.finish(&pipeline, ended.last_packet)?;
     }
 
-    if let Some(e) = &warning {
+    if let Some(e) = &ended.warning {
         eprintln!(
             "tetherscope: warning: {}: {e}; results cover what was read before it",
             args.capture.display()
@@ -245,7 +197,7 @@ fn print_summary(stats: &Stats, s: &Summary) {
 }
 
 fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
-    use tetherscope_exporter::visible::visible;
+    use tetherscope_record::visible::visible;
     writeln!(
         out,
         "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  DOMAIN",
@@ -283,44 +235,4 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// A progress line on stderr for large files, when stderr is a terminal.
-pub(crate) struct Progress {
-    enabled: bool,
-    last: Instant,
-    shown: bool,
-}
-
-impl Progress {
-    pub(crate) fn new(enabled: bool) -> Self {
-        Progress {
-            enabled,
-            last: Instant::now(),
-            shown: false,
-        }
-    }
-
-    pub(crate) fn update(&mut self, source: &FileSource) {
-        if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
-            return;
-        }
-        self.last = Instant::now();
-        let (done, total) = source.progress();
-        match total {
-            Some(t) if t > 0 => eprint!(
-                "\r{:5.1}% of {} MB read ",
-                100.0 * done as f64 / t as f64,
-                t >> 20
-            ),
-            _ => eprint!("\r{} MB read ", done >> 20),
-        }
-        self.shown = true;
-    }
-
-    pub(crate) fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r{:40}\r", "");
-        }
-    }
 }

@@ -22,14 +22,7 @@ use crate::state::WithoutState;
 
 /// `replay`: the capture file, the settings, then the monitor's start-up.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let source = match FileSource::open(&args.capture) {
-        Ok(s) => s,
-        Err(CaptureError::NotACapture) => anyhow::bail!(
-            "{}: not a capture file (expected pcap or pcapng, optionally gzip-compressed)",
-            args.capture.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
-    };
+    let source = crate::offline::open(&args.capture)?;
     let settings = crate::settings::resolve(args.monitor)?;
     let replay = Replay {
         source: Some(source),

@@ -11,17 +11,13 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-use tetherscope_capture::file::FileSource;
-use tetherscope_capture::CaptureError;
-use tetherscope_exporter::html::{self, text};
-use tetherscope_exporter::record::FlowRecord;
-use tetherscope_exporter::view::{Aggregate, Limits, Seen, Timeline, View};
-use tetherscope_exporter::{facts, page};
 use tetherscope_flow::{Flow, Pipeline, PipelineConfig, Stats};
+use tetherscope_record::annotate::Annotator;
+use tetherscope_view::html::{self, text};
+use tetherscope_view::view::{Aggregate, Limits, Seen, Timeline, View};
 
 use crate::cli::ReportArgs;
-use crate::read::Progress;
+use crate::offline::Progress;
 
 /// Buckets of the report's timeline (widened to fit the capture).
 const TIMELINE_BUCKETS: usize = 48;
@@ -53,14 +49,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let mut source = match FileSource::open(&args.capture) {
-        Ok(s) => s,
-        Err(CaptureError::NotACapture) => anyhow::bail!(
-            "{}: not a capture file (expected pcap or pcapng, optionally gzip-compressed)",
-            args.capture.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("{}", args.capture.display())),
-    };
+    let mut source = crate::offline::open(&args.capture)?;
     let catalog = crate::catalog::load(&args.catalog)?;
     // The flow record looks each new flow's server address up here.
     let _network_db = crate::network_db::load(&args.network_db)?;
@@ -68,60 +57,46 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         max_flows: args.max_flows,
         ..PipelineConfig::default()
     });
+    let devices = pipeline.devices.clone();
+    let annotator = Annotator::new(&catalog, &devices, None);
     let mut progress = Progress::new(!args.quiet && io::stderr().is_terminal());
     let mut aggregate: Option<Aggregate> = None;
-    let mut facts = CaptureFacts {
+    // The timeline starts at the first packet.
+    let first_packet = std::cell::Cell::new(0);
+    let fold = |flow: Box<Flow>| -> io::Result<()> {
+        let a = annotator.finished(&flow);
+        let start = match first_packet.get() {
+            0 => flow.first_seen,
+            t => t,
+        };
+        aggregate
+            .get_or_insert_with(|| {
+                Aggregate::new(
+                    Limits::default(),
+                    Timeline::growing(start, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
+                )
+            })
+            .add(&Seen::of(&flow, a.blind_spot), &a.record);
+        Ok(())
+    };
+    let note_packet = |ts: u64| {
+        if first_packet.get() == 0 {
+            first_packet.set(ts);
+        }
+    };
+    let ended =
+        crate::offline::each_flow(&mut source, &mut pipeline, &mut progress, note_packet, fold)?;
+    let facts = CaptureFacts {
         file: args.capture.file_name().map_or_else(
             || args.capture.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         ),
         bytes: std::fs::metadata(&args.capture).ok().map(|m| m.len()),
-        first_packet: 0,
-        last_packet: 0,
+        first_packet: ended.first_packet,
+        last_packet: ended.last_packet,
         profile: args.catalog.profile.clone(),
-        read_error: None,
+        read_error: ended.warning.map(|e| e.to_string()),
     };
-    let fold = |aggregate: &mut Option<Aggregate>, flow: &Flow| {
-        let class = facts::classify(&catalog, flow);
-        let record = FlowRecord::new(flow, facts::verdict_fields(&class));
-        let agg = aggregate.get_or_insert_with(|| {
-            Aggregate::new(
-                Limits::default(),
-                Timeline::growing(flow.first_seen, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
-            )
-        });
-        agg.add(&Seen::of(flow, class.purpose), &record);
-    };
-    loop {
-        match source.next_packet() {
-            Ok(Some(p)) => {
-                if facts.first_packet == 0 {
-                    facts.first_packet = p.ts_nanos;
-                    // The timeline starts at the first packet.
-                    aggregate = Some(Aggregate::new(
-                        Limits::default(),
-                        Timeline::growing(p.ts_nanos, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
-                    ));
-                }
-                facts.last_packet = facts.last_packet.max(p.ts_nanos);
-                pipeline.ingest(p.ts_nanos, p.link_type, p.wire_len, p.data);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                facts.read_error = Some(e.to_string());
-                break;
-            }
-        }
-        for (flow, _) in pipeline.take_finished() {
-            fold(&mut aggregate, &flow);
-        }
-        progress.update(&source);
-    }
-    pipeline.finish();
-    for (flow, _) in pipeline.take_finished() {
-        fold(&mut aggregate, &flow);
-    }
-    progress.clear();
     let aggregate = aggregate.unwrap_or_else(|| {
         Aggregate::new(
             Limits::default(),
@@ -229,7 +204,7 @@ fn document(facts: &CaptureFacts, view: &View, stats: &Stats) -> String {
         r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{csp}"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer"><title>tetherscope report: {file}</title><style>{css}</style></head><body><header><h1>tetherscope report: {file}</h1><nav aria-label="Sections"><ul><li><a href="#capture">Capture</a></li><li><a href="#devices">Devices</a></li><li><a href="#destinations">Destinations</a></li><li><a href="#timeline">Timeline</a></li><li><a href="#dns">DNS</a></li><li><a href="#blind">Blind spots</a></li><li><a href="#unparsed">Not parsed</a></li></ul></nav></header><main>"##,
         csp = REPORT_CSP,
         file = text(&facts.file),
-        css = page::CSS,
+        css = html::CSS,
     );
     capture_section(&mut out, facts, view, stats);
     devices_section(&mut out, view);

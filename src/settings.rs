@@ -224,7 +224,9 @@ pub fn merge(file: Option<&ConfigFile>, cli: RunArgs) -> Result<Settings, UsageE
         }
         (None, from_file, _) => from_file.unwrap_or(DEFAULT_LISTEN),
     };
-    let base = file.map_or(Path::new("."), |f| f.path.parent().unwrap_or(Path::new(".")));
+    let base = file.map_or(Path::new("."), |f| {
+        f.path.parent().unwrap_or(Path::new("."))
+    });
     let mut catalogs = cli.catalog.files;
     if file.is_some() {
         catalogs.extend(keys.catalog.iter().map(|c| base.join(c)));
@@ -581,11 +583,9 @@ mod tests {
         let all: String = cases()
             .iter()
             .map(|c| format!("{}\n", c.0))
-            .chain([
-                "history_password = \"secret\"\ncatalog = [\"a.toml\"]\n\
+            .chain(["history_password = \"secret\"\ncatalog = [\"a.toml\"]\n\
                  [[device]]\nname = \"x\"\n"
-                    .into(),
-            ])
+                .into()])
             .collect();
         let keys = file(&all).keys;
         assert!(!keys.device.is_empty());

@@ -1,28 +1,27 @@
-//! What tetherscope tells the outside world: the JSON flow record shared by
-//! `tetherscope read`, the flow log and `/api/flows`, and (with the live
-//! monitor) the Prometheus exporter.
+//! The live monitor's outside: Prometheus metrics with the bounded label
+//! set, the HTTP routes (the page, `/api/flows`, `/api/view`, the baseline
+//! API) and triage.
 //!
-//! This crate reads the flow table and the classifier; it never touches
-//! capture.
+//! Flows are annotated by `tetherscope-record` and drawn by
+//! `tetherscope-view`; both are re-exported here under their old paths
+//! (`record`, `facts`, `view`, `html`, ...). This crate reads the flow table
+//! and the classifier; it never touches capture, and neither lower crate
+//! imports it.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod connections;
-pub mod facts;
-pub mod html;
 pub mod metrics;
-pub mod novelty;
 pub mod page;
 pub mod paging;
-pub mod record;
 pub mod server;
 pub mod state;
-pub mod timeline;
 pub mod triage;
-pub mod view;
 pub mod view_cache;
-pub mod visible;
+
+pub use tetherscope_record::{annotate, blind, facts, novelty, record, visible};
+pub use tetherscope_view::{html, timeline, view};
 
 pub use server::router;
 pub use state::Shared;

@@ -20,7 +20,7 @@ use crate::view::{Seen, View};
 use crate::view_cache;
 
 /// The page's stylesheet (also inlined into reports).
-pub const CSS: &str = include_str!("../assets/page.css");
+pub use crate::html::CSS;
 /// The page's script.
 pub const JS: &str = include_str!("../assets/page.js");
 
@@ -156,10 +156,10 @@ fn secure(h: &mut HeaderMap) {
 pub fn current_view(shared: &Shared) -> View {
     let mut builder = shared.view_aggregate().builder();
     // One record at a time: the table's size costs time, not memory.
+    let annotator = shared.annotator();
     shared.table.for_each(|f| {
-        let class = crate::facts::classify(&shared.catalog, f);
-        let record = crate::record::FlowRecord::new(f, crate::facts::verdict_fields(&class));
-        builder.add_active(&Seen::of(f, class.purpose), &record);
+        let a = annotator.active(f);
+        builder.add_active(&Seen::of(f, a.blind_spot), &a.record);
     });
     let devices = shared.devices.snapshot();
     let mut view = builder.finish(&devices);

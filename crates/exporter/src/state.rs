@@ -9,7 +9,6 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -17,15 +16,16 @@ use tetherscope_classify::{Catalog, Judgement, Purpose, Verdict as ClassVerdict}
 use tetherscope_flow::flow::NameSource;
 use tetherscope_flow::{BlindSpot, DeviceTable, Flow, FlowTable, Pipeline, Stats};
 
+use crate::annotate::{Annotation, Annotator, Peek};
 use crate::facts;
-use crate::novelty::{self, BaselineHandle};
+use crate::novelty::BaselineHandle;
 use crate::paging::{FlowCursor, Smallest};
 use crate::record::FlowRecord;
 
 /// Label value for domains past the cap, or whose place was given back.
 pub const OTHER: &str = "other";
 /// Label value for flows nothing names.
-pub const UNNAMED: &str = "unnamed";
+pub use tetherscope_record::UNNAMED;
 /// How long a `domain` value may see no traffic before it gives its place
 /// back: a day of packet time.
 pub const DEFAULT_LABEL_IDLE_NS: u64 = 24 * 3600 * 1_000_000_000;
@@ -38,19 +38,6 @@ pub enum DomainLabel {
     Registrable,
     /// The full name: `xtrapath3.izatcloud.net`.
     Fqdn,
-}
-
-impl FromStr for DomainLabel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "registrable" => Ok(DomainLabel::Registrable),
-            "fqdn" => Ok(DomainLabel::Fqdn),
-            other => Err(format!(
-                "domain label must be registrable or fqdn, not {other:?}"
-            )),
-        }
-    }
 }
 
 /// How the `domain` label set is kept bounded over months.
@@ -126,12 +113,13 @@ pub struct Totals {
 
 impl Totals {
     /// Unnamed for lack of a DNS answer, from a device known to resolve
-    /// privately: the reason is its encrypted DNS. Decided when the flow is
-    /// measured, never for history, so no flow counts under both reasons.
+    /// privately: the reason is its encrypted DNS ([`crate::blind::refine`]).
+    /// Decided when the flow is measured, never for history, so no flow
+    /// counts under both reasons.
     fn hidden_by_private_dns(&mut self) {
         let (from, to) = (
             blind_index(BlindSpot::NoDnsSeen),
-            blind_index(BlindSpot::EncryptedDns),
+            blind_index(crate::blind::refine(BlindSpot::NoDnsSeen, true)),
         );
         self.blind_flows[to] += std::mem::take(&mut self.blind_flows[from]);
         self.blind_bytes[to] += std::mem::take(&mut self.blind_bytes[from]);
@@ -257,10 +245,6 @@ struct Inner {
     private_dns: HashSet<[u8; 6]>,
 }
 
-/// What judging an active flow against the baseline needs: MAC,
-/// destination, verdict, first packet, whether the server is local.
-type PeekKey = Option<([u8; 6], String, ClassVerdict, u64, bool)>;
-
 /// Device, domain and purpose labels of a baseline event.
 pub type NoveltyLabels = (String, String, &'static str);
 
@@ -331,6 +315,12 @@ impl Shared {
         self.baseline = Some(handle);
     }
 
+    /// The one step from a flow to its classification, record and novelty,
+    /// under this monitor's catalog, devices and baseline.
+    pub fn annotator(&self) -> Annotator<'_> {
+        Annotator::new(&self.catalog, &self.devices, self.baseline.as_ref())
+    }
+
     /// The token state-changing API requests must carry (the
     /// `X-Tetherscope-Token` header or the login address's cookie): 32
     /// random bytes, hex, new per process. Never part of a response.
@@ -398,8 +388,18 @@ impl Shared {
     }
 
     /// Labels (domain not yet folded) and totals of one flow.
+    #[cfg(test)]
     fn measure(&self, flow: &Flow, finished: bool) -> (FlowLabels, Totals) {
-        let class = facts::classify(&self.catalog, flow);
+        self.measure_as(flow, &self.annotator().classify(flow), finished)
+    }
+
+    /// [`Shared::measure`] of a flow classified as `class`.
+    fn measure_as(
+        &self,
+        flow: &Flow,
+        class: &tetherscope_classify::Classification<'_>,
+        finished: bool,
+    ) -> (FlowLabels, Totals) {
         let domain = flow.domain().map(|(d, _)| d);
         let labels = FlowLabels {
             device: self.device_label(flow.client_mac),
@@ -527,16 +527,13 @@ impl Shared {
     /// Folds a finished flow into the retired totals and the recent list;
     /// returns its record (for the flow log).
     pub fn retire(&self, flow: &Flow) -> FlowRecord {
-        let class = facts::classify(&self.catalog, flow);
-        let mut record = FlowRecord::new(flow, facts::verdict_fields(&class));
-        let outcome = self.baseline.as_ref().and_then(|b| {
-            let host = flow
-                .client_mac
-                .and_then(|m| novelty::host_name(&self.devices, &m));
-            b.judge(flow, &class, host.as_deref())
-        });
-        record.novelty = outcome.map(|o| o.novelty.as_str());
-        let (labels, mut totals) = self.measure(flow, true);
+        let Annotation {
+            class,
+            record,
+            blind_spot,
+            outcome,
+        } = self.annotator().finished(flow);
+        let (labels, mut totals) = self.measure_as(flow, &class, true);
         let mut inner = self.lock();
         if class.purpose == Purpose::EncryptedDns {
             self.note_private_dns(&mut inner, flow.client_mac);
@@ -575,7 +572,7 @@ impl Shared {
             .push_back((FlowCursor::of(flow), record.clone()));
         drop(inner);
         self.view_aggregate()
-            .add(&crate::view::Seen::of(flow, class.purpose), &record);
+            .add(&crate::view::Seen::of(flow, blind_spot), &record);
         record
     }
 
@@ -589,7 +586,9 @@ impl Shared {
         limit: usize,
     ) -> (Vec<FlowRecord>, Option<FlowCursor>) {
         let past = |c: &FlowCursor| after.is_none_or(|a| *c > a);
-        let mut page: Smallest<FlowCursor, (FlowRecord, Option<PeekKey>)> = Smallest::new(limit);
+        let annotator = self.annotator();
+        let mut page: Smallest<FlowCursor, (FlowRecord, Option<Option<Peek>>)> =
+            Smallest::new(limit);
         for (cursor, record) in self.lock().recent.iter() {
             if past(cursor) && page.wants(cursor) {
                 page.offer(*cursor, (record.clone(), None));
@@ -600,36 +599,19 @@ impl Shared {
             if !past(&cursor) || !page.wants(&cursor) {
                 return;
             }
-            let class = facts::classify(&self.catalog, f);
-            let mut record = FlowRecord::new(f, facts::verdict_fields(&class));
+            let a = annotator.active(f);
             // Judged against the baseline after the table walk, so the
             // baseline's lock is never held while walking the table.
-            let key = f.client_mac.map(|m| {
-                (
-                    m,
-                    novelty::destination_of(f),
-                    class.verdict,
-                    f.first_seen,
-                    facts::is_local(f.server.ip()),
-                )
-            });
-            record.novelty = None;
-            page.offer(cursor, (record, Some(key)));
+            let peek = annotator.peek(f, &a.class);
+            page.offer(cursor, (a.record, Some(peek)));
         });
         let (items, next) = page.finish();
         let baseline = self.baseline.as_ref().map(|b| b.lock());
         let records = items
             .into_iter()
             .map(|(_, (mut record, peek))| {
-                if let (Some(b), Some(key)) = (&baseline, peek) {
-                    record.novelty = key.map(|(mac, dest, verdict, ts, local)| {
-                        if local {
-                            tetherscope_baseline::Novelty::Known.as_str()
-                        } else {
-                            b.peek(&mac, &dest, verdict == ClassVerdict::Expected, ts)
-                                .as_str()
-                        }
-                    });
+                if let (Some(b), Some(peek)) = (&baseline, peek) {
+                    record.novelty = peek.map(|p| p.novelty(b).as_str());
                 }
                 record
             })
@@ -648,6 +630,7 @@ impl Shared {
     pub fn snapshot(&self) -> Snapshot {
         // Read before the lock: it visits every shard of the table.
         let flows = self.table.len();
+        let annotator = self.annotator();
         let mut memo = {
             let mut inner = self.lock();
             self.release_idle(&mut inner, true);
@@ -672,7 +655,7 @@ impl Shared {
             // fetches for all of them at once.
             let domains: Vec<_> = flows.iter().map(|f| f.domain()).collect();
             for (f, domain) in flows.iter().zip(domains) {
-                let class = memo.class_of(&self.catalog, f, domain);
+                let class = memo.class_of(&annotator, f, domain);
                 let c = memo.classes[class as usize];
                 if c.purpose == Purpose::EncryptedDns {
                     private_dns.insert(f.client_mac);
@@ -743,18 +726,12 @@ impl Shared {
         }
         inner.scraped_ns = inner.scraped_ns.max(newest);
         inner.last_classes = memo.classes.len();
-        let private_dns = inner
-            .private_dns
-            .iter()
-            .map(|mac| self.device_label(Some(*mac)))
-            .collect();
         let list =
             |m: &HashMap<NoveltyLabels, u64>| m.iter().map(|(k, v)| (k.clone(), *v)).collect();
         Snapshot {
             totals,
             active,
             overflow: inner.overflow,
-            private_dns,
             released: std::mem::take(&mut inner.released),
             new_destinations: list(&inner.new_destinations),
             flagged_flows: list(&inner.flagged_flows),
@@ -1024,6 +1001,8 @@ struct ClassInputs {
     resolution: Option<*const tetherscope_flow::dns_cache::Resolution>,
     http_path: Option<TextRange>,
     rcode: u16,
+    /// Identity of the device's own profile, if it has one.
+    profile: Option<*const tetherscope_classify::Profile>,
 }
 
 /// A string kept in [`ClassMemo::text`]: start and end.
@@ -1120,8 +1099,16 @@ impl ClassMemo {
 
     /// The classification id of a flow whose domain is `domain`
     /// ([`Flow::domain`], which the caller needs too).
-    fn class_of(&mut self, catalog: &Catalog, f: &Flow, domain: Option<(&str, NameSource)>) -> u32 {
+    fn class_of(
+        &mut self,
+        annotator: &Annotator<'_>,
+        f: &Flow,
+        domain: Option<(&str, NameSource)>,
+    ) -> u32 {
         let names = f.names.as_deref();
+        // A device's own profile decides its verdicts, as in its records.
+        let profile = annotator.own_profile(f.client_mac);
+        let profile_id = profile.map(std::ptr::from_ref);
         let name = label_name(f, domain.map(|(d, _)| d));
         let resolution = names
             .and_then(|n| n.resolution.as_ref())
@@ -1140,6 +1127,7 @@ impl ClassMemo {
             resolution,
             http_path,
             rcode,
+            profile_id,
         ));
         let text = &self.text;
         let stored = |r: Option<TextRange>| r.map(|(a, b)| &text[a as usize..b as usize]);
@@ -1150,6 +1138,7 @@ impl ClassMemo {
                 && k.app == app
                 && k.resolution == resolution
                 && k.rcode == rcode
+                && k.profile == profile_id
                 && stored(k.name) == name
                 && stored(k.http_path) == http_path
         };
@@ -1162,7 +1151,10 @@ impl ClassMemo {
             }
             at = *next;
         }
-        let class = facts::judge(catalog, f, domain);
+        let mut class = facts::judge(annotator.catalog(), f, domain);
+        if let Some(p) = profile {
+            class.verdict = crate::annotate::verdict_under(p, class.rule);
+        }
         let id = self.classes.len() as u32;
         let value = domain_label_ref(name, self.domain_label);
         let admitted_at = self.admitted.get(&*value).copied();
@@ -1205,6 +1197,7 @@ impl ClassMemo {
                 resolution,
                 http_path,
                 rcode,
+                profile: profile_id,
             },
             head,
         ));
@@ -1281,10 +1274,6 @@ pub struct Snapshot {
     pub active: HashMap<String, u64>,
     /// Flows whose domain was folded into `other`.
     pub overflow: u64,
-    /// Labels of the devices seen resolving over DoT, DoQ or DoH. Their
-    /// flows' `no_dns_seen` is reported as `encrypted_dns`: whenever the
-    /// device's encrypted DNS was noticed, its lookups were hidden all along.
-    pub private_dns: HashSet<String>,
     /// `domain` values that gave their place back since the last scrape.
     pub released: HashSet<String>,
     /// Destinations that became new, per (device, domain, purpose).

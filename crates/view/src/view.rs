@@ -17,6 +17,8 @@ use tetherscope_classify::Purpose;
 use tetherscope_flow::devices::format_mac;
 use tetherscope_flow::{BlindSpot, Device, Flow};
 
+use tetherscope_record::blind::BlindTally;
+
 /// What the view needs of a flow besides its record.
 #[derive(Debug, Clone, Copy)]
 pub struct Seen {
@@ -31,19 +33,20 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Of a flow classified under `purpose`.
-    pub fn of(flow: &Flow, purpose: Purpose) -> Self {
+    /// Of a flow, with why nothing names it (see
+    /// [`tetherscope_record::annotate::Annotation::blind_spot`]).
+    pub fn of(flow: &Flow, blind_spot: Option<BlindSpot>) -> Self {
         Seen {
             client_mac: flow.client_mac,
             first_seen: flow.first_seen,
             last_seen: flow.last_seen,
-            blind_spot: crate::facts::blind_spot(flow, purpose),
+            blind_spot,
         }
     }
 }
 
-use crate::record::FlowRecord;
 pub use crate::timeline::{Timeline, TimelineView};
+use tetherscope_record::record::FlowRecord;
 
 /// Caps of an `Aggregate`.
 #[derive(Debug, Clone, Copy)]
@@ -230,21 +233,7 @@ pub fn explain(reason: BlindSpot) -> &'static str {
     }
 }
 
-/// Flows and bytes that fell into one blind spot.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct BlindCount {
-    /// Flows.
-    pub flows: u64,
-    /// Bytes.
-    pub bytes: u64,
-}
-
-impl BlindCount {
-    fn add(&mut self, o: BlindCount) {
-        self.flows += o.flows;
-        self.bytes += o.bytes;
-    }
-}
+pub use tetherscope_record::blind::BlindCount;
 
 /// What a DNS question led to.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -266,14 +255,9 @@ pub struct Aggregate {
     devices: HashMap<Option<[u8; 6]>, DeviceAgg>,
     /// Flows of devices past the device cap.
     dropped_flows: u64,
-    /// Blind spots by reason, all devices.
-    blind: [BlindCount; 5],
-    /// `no_dns_seen` per device (under the device cap), and the devices
-    /// seen using encrypted DNS: their `no_dns_seen` is `encrypted_dns`,
-    /// over the whole history as in `read`'s summary (the metrics decide
-    /// when a flow is measured).
-    no_dns_seen: HashMap<Option<[u8; 6]>, BlindCount>,
-    private_dns: std::collections::HashSet<Option<[u8; 6]>>,
+    /// Blind spots by reason, refined for devices (under the device cap)
+    /// seen using encrypted DNS (see [`tetherscope_record::blind`]).
+    blind: BlindTally,
     timeline: Timeline,
     dns: HashMap<String, DnsAnswer>,
     dns_folded: u64,
@@ -393,9 +377,7 @@ impl Aggregate {
             limits,
             devices: HashMap::new(),
             dropped_flows: 0,
-            blind: [BlindCount::default(); 5],
-            no_dns_seen: HashMap::new(),
-            private_dns: std::collections::HashSet::new(),
+            blind: BlindTally::new(limits.devices),
             timeline,
             dns: HashMap::new(),
             dns_folded: 0,
@@ -430,19 +412,13 @@ impl Aggregate {
         self.add_dns(record);
         let devices_full = self.devices.len() >= self.limits.devices;
         let tracked = !devices_full || self.devices.contains_key(&flow.client_mac);
-        if let Some(reason) = flow.blind_spot {
-            let count = BlindCount { flows: 1, bytes };
-            self.blind[reason as usize].add(count);
-            if reason == BlindSpot::NoDnsSeen && tracked {
-                self.no_dns_seen
-                    .entry(flow.client_mac)
-                    .or_default()
-                    .add(count);
-            }
-        }
-        if purpose == "encrypted-dns" && tracked {
-            self.private_dns.insert(flow.client_mac);
-        }
+        self.blind.add(
+            flow.client_mac,
+            flow.blind_spot,
+            bytes,
+            purpose == Purpose::EncryptedDns.as_str(),
+            tracked,
+        );
         let device = match self.devices.get_mut(&flow.client_mac) {
             Some(d) => d,
             None if devices_full => {
@@ -467,18 +443,9 @@ impl Aggregate {
         }
     }
 
-    /// Blind spots by reason, with the `no_dns_seen` of devices that use
-    /// encrypted DNS moved to `encrypted_dns`.
+    /// Blind spots by reason, refined (see [`tetherscope_record::blind`]).
     fn blind_spots(&self) -> Vec<BlindSpotView> {
-        let mut counts = self.blind;
-        for mac in &self.private_dns {
-            if let Some(c) = self.no_dns_seen.get(mac) {
-                let moved = &mut counts[BlindSpot::NoDnsSeen as usize];
-                moved.flows -= c.flows.min(moved.flows);
-                moved.bytes -= c.bytes.min(moved.bytes);
-                counts[BlindSpot::EncryptedDns as usize].add(*c);
-            }
-        }
+        let counts = self.blind.by_reason();
         BlindSpot::ALL
             .iter()
             .map(|&r| BlindSpotView {

@@ -113,7 +113,7 @@ fn with_destination<R>(name: Option<&str>, server: IpAddr, f: impl FnOnce(&str) 
 /// domain, or `unnamed` for a bare server address.
 pub fn label_of(destination: &str) -> &str {
     if destination.parse::<std::net::IpAddr>().is_ok() {
-        crate::state::UNNAMED
+        crate::UNNAMED
     } else {
         destination
     }

@@ -4,14 +4,17 @@
 //! Every string that can come from the wire (names, paths, DHCP host names,
 //! methods) goes through `text` or `attr`, which escape markup characters
 //! and show control characters as visible `\xNN` and invisible or
-//! reordering ones as `\u{XXXX}` (see `crate::visible`), so nothing a phone
+//! reordering ones as `\u{XXXX}` (see `tetherscope_record::visible`), so nothing a phone
 //! sends can become markup, an attribute or a script, nor pass for another
 //! name.
 
 use std::fmt::Write as _;
 
-use crate::record::rfc3339;
+/// The stylesheet of the page and of reports (inlined into them).
+pub const CSS: &str = include_str!("../assets/page.css");
+
 use crate::view::{Destination, DeviceView, TimelineView, View};
+use tetherscope_record::record::rfc3339;
 
 /// Escapes text for HTML element content and quoted attribute values, in
 /// SVG too. Control characters become a visible `\xNN`, format characters
@@ -25,7 +28,9 @@ pub fn text(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if crate::visible::is_hidden(c) => crate::visible::push_escape(&mut out, c),
+            c if tetherscope_record::visible::is_hidden(c) => {
+                tetherscope_record::visible::push_escape(&mut out, c)
+            }
             c => out.push(c),
         }
     }
@@ -479,7 +484,7 @@ mod tests {
     /// its `shown` is run by Node on the same strings.
     #[test]
     fn page_script_shows_names_as_the_server_does() {
-        let script = include_str!("../assets/page.js");
+        let script = include_str!("../../exporter/assets/page.js");
         let start = script
             .find("function shown(s) {")
             .expect("shown() in page.js");
@@ -522,7 +527,7 @@ mod tests {
         let drawn: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
         let expected: Vec<String> = samples
             .iter()
-            .map(|s| crate::visible::visible(s).into_owned())
+            .map(|s| tetherscope_record::visible::visible(s).into_owned())
             .collect();
         assert_eq!(drawn, expected);
         assert!(drawn

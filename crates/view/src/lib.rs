@@ -1,0 +1,11 @@
+//! What the live page and `tetherscope report` show: flows folded into
+//! devices, destinations, a timeline, blind spots and DNS answers
+//! ([`view`]), and their HTML ([`html`]). It reads flow records
+//! (`tetherscope-record`) and knows nothing of HTTP or metrics.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod html;
+pub mod timeline;
+pub mod view;
