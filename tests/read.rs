@@ -304,28 +304,6 @@ fn config_and_catalog_faults_are_one_clear_error_and_exit_64() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A classic pcap rewritten with `extra` bytes after each record header and
-/// `magic` as its first four bytes: how the patched libpcaps of Red Hat 6.1,
-/// SuSE 6.3 and Nokia's firewalls wrote files that are still in archives.
-fn with_longer_record_headers(pcap: &[u8], magic: [u8; 4], extra: usize) -> Vec<u8> {
-    assert_eq!(
-        pcap[..4],
-        [0xd4, 0xc3, 0xb2, 0xa1],
-        "fixture is little-endian"
-    );
-    let mut out = magic.to_vec();
-    out.extend_from_slice(&pcap[4..24]);
-    let mut at = 24;
-    while at < pcap.len() {
-        let caplen = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
-        out.extend_from_slice(&pcap[at..at + 16]);
-        out.extend_from_slice(&[2, 0, 0, 0, 0x08, 0x00, 0, 0, 0, 0, 0, 0][..extra]);
-        out.extend_from_slice(&pcap[at + 16..at + 16 + caplen]);
-        at += 16 + caplen;
-    }
-    out
-}
-
 #[test]
 fn patched_libpcap_files_read_the_same_flows_as_the_standard_one() {
     let original = common::fixture("seed-domains.pcap");
@@ -334,11 +312,12 @@ fn patched_libpcap_files_read_the_same_flows_as_the_standard_one() {
     let bytes = std::fs::read(&original).unwrap();
     let dir = std::env::temp_dir().join(format!("tetherscope-layouts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    use tetherscope_testkit::pcap::{with_longer_record_headers, MAGIC_LE, PATCHED_MAGIC_LE};
     for (name, magic, extra) in [
-        ("kuznetsov", [0x34, 0xcd, 0xb2, 0xa1], 8),
-        ("suse63", [0x34, 0xcd, 0xb2, 0xa1], 12),
-        ("redhat61", [0xd4, 0xc3, 0xb2, 0xa1], 8),
-        ("nokia", [0xd4, 0xc3, 0xb2, 0xa1], 4),
+        ("kuznetsov", PATCHED_MAGIC_LE, 8),
+        ("suse63", PATCHED_MAGIC_LE, 12),
+        ("redhat61", MAGIC_LE, 8),
+        ("nokia", MAGIC_LE, 4),
     ] {
         let path = dir.join(format!("{name}.pcap"));
         std::fs::write(&path, with_longer_record_headers(&bytes, magic, extra)).unwrap();

@@ -490,7 +490,9 @@ impl FileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tetherscope_testkit::pcap::pcap_bytes;
+    use tetherscope_testkit::pcap::{
+        pcap_bytes, with_longer_record_headers, MAGIC_LE, PATCHED_MAGIC_LE,
+    };
 
     /// (timestamp, link type, bytes, wire length) of each packet.
     type Read = (u64, u32, Vec<u8>, u32);
@@ -515,23 +517,6 @@ mod tests {
         assert_eq!(pkts[1].0, 11_000_000_000);
     }
 
-    /// `standard` rewritten with `extra` bytes after every record header
-    /// and `magic` in place of its own, as the patched libpcaps wrote it.
-    fn with_longer_headers(standard: &[u8], magic: [u8; 4], extra: usize) -> Vec<u8> {
-        let mut out = magic.to_vec();
-        out.extend_from_slice(&standard[4..24]);
-        let mut at = 24;
-        while at < standard.len() {
-            let caplen = u32::from_le_bytes(standard[at + 8..at + 12].try_into().unwrap()) as usize;
-            out.extend_from_slice(&standard[at..at + 16]);
-            // Interface 3, protocol IPv4, packet type "to us", then padding.
-            out.extend_from_slice(&[3, 0, 0, 0, 0x08, 0x00, 0, 0, 0, 0, 0, 0][..extra]);
-            out.extend_from_slice(&standard[at + 16..at + 16 + caplen]);
-            at += 16 + caplen;
-        }
-        out
-    }
-
     #[test]
     fn patched_libpcap_layouts_read_like_the_standard_one() {
         let frames: Vec<Vec<u8>> = (0..12u8)
@@ -549,19 +534,18 @@ mod tests {
                 )
             })
             .collect();
-        let standard = pcap_le(&records, 1);
+        let standard = pcap_bytes(&records, 1);
         let (expected, err) = read_all(standard.clone());
         assert!(err.is_none());
         assert_eq!(expected.len(), 12);
-        let le = [0xd4, 0xc3, 0xb2, 0xa1];
-        let patched = [0x34, 0xcd, 0xb2, 0xa1];
+        let (le, patched) = (MAGIC_LE, PATCHED_MAGIC_LE);
         for (name, magic, extra, layout) in [
             ("Kuznetsov", patched, 8, Layout::Kuznetsov),
             ("SuSE 6.3", patched, 12, Layout::SuSe),
             ("Red Hat 6.1", le, 8, Layout::Kuznetsov),
             ("Nokia", le, 4, Layout::Nokia),
         ] {
-            let file = with_longer_headers(&standard, magic, extra);
+            let file = with_longer_record_headers(&standard, magic, extra);
             let mut src = FileSource::from_reader(Box::new(io::Cursor::new(file.clone()))).unwrap();
             assert!(
                 matches!(src.format(), Format::Pcap { layout: l, .. } if l == layout),

@@ -62,6 +62,33 @@ pub fn pcap_bytes(records: &[(u32, u32, &[u8], u32)], link: u32) -> Vec<u8> {
     w.finish()
 }
 
+/// Kuznetsov's magic: records with his longer headers follow.
+pub const PATCHED_MAGIC_LE: [u8; 4] = [0x34, 0xcd, 0xb2, 0xa1];
+/// The standard magic, little-endian.
+pub const MAGIC_LE: [u8; 4] = [0xd4, 0xc3, 0xb2, 0xa1];
+
+/// A little-endian classic pcap rewritten with `extra` bytes after each
+/// record header (interface 2, protocol IPv4, packet type "to us", then
+/// padding) and `magic` as its first four bytes: how the patched libpcaps
+/// of the late 1990s wrote files (Kuznetsov's, `extra` 8 or 12 under
+/// [`PATCHED_MAGIC_LE`]; Red Hat 6.1's 8 and Nokia's 4 under [`MAGIC_LE`]).
+pub fn with_longer_record_headers(pcap: &[u8], magic: [u8; 4], extra: usize) -> Vec<u8> {
+    assert_eq!(pcap[..4], MAGIC_LE, "a little-endian classic pcap");
+    assert!(extra <= 12, "no layout has more than 12 extra bytes");
+    let mut out = magic.to_vec();
+    out.extend_from_slice(&pcap[4..24]);
+    let mut at = 24;
+    while at < pcap.len() {
+        let caplen = u32::from_le_bytes([pcap[at + 8], pcap[at + 9], pcap[at + 10], pcap[at + 11]]);
+        let end = at + 16 + caplen as usize;
+        out.extend_from_slice(&pcap[at..at + 16]);
+        out.extend_from_slice(&[2, 0, 0, 0, 0x08, 0x00, 0, 0, 0, 0, 0, 0][..extra]);
+        out.extend_from_slice(&pcap[at + 16..end]);
+        at = end;
+    }
+    out
+}
+
 /// A little-endian pcapng file being written: a section header, one
 /// interface of link type `link` (microsecond timestamps), then enhanced
 /// packet blocks.
