@@ -16,6 +16,10 @@ use tetherscope_baseline::{is_randomised, Baseline, Entry, Observation, Settings
 const DEVICES: [[u8; 6]; 2] = [[2, 0x42, 0, 0, 0, 1], [2, 0x42, 0, 0, 0, 2]];
 /// The page size `/api/baseline` answers with when none is asked.
 const LIMIT: usize = 1000;
+
+/// A measured page: its name, the state asked for, and where it starts
+/// (device and destination of the cursor).
+type Case<'a> = (&'a str, Option<State>, Option<([u8; 6], &'a str)>);
 const RUNS: usize = 31;
 
 fn baseline(per_device: usize) -> Baseline {
@@ -117,7 +121,7 @@ fn main() {
         }
         let b = baseline(per_device);
         let middle = format!("site{:06}.example", per_device / 2);
-        let cases: [(&str, Option<State>, Option<([u8; 6], &str)>); 4] = [
+        let cases: [Case; 4] = [
             ("first", None, None),
             (
                 "mid first device",

@@ -32,7 +32,7 @@ impl Rng {
 fn frame(rng: &mut Rng, i: u64) -> Vec<u8> {
     let r = rng.next();
     let v6 = i % 5 < 2; // 40% IPv6, as on a phone hotspot
-    let tcp = i.is_multiple_of(2);
+    let tcp = i % 2 == 0;
     let sport = 1024 + (r >> 32) as u16 % 60000;
     let dport = [443u16, 80, 5228, 8443][(r >> 56) as usize % 4] + (r >> 40) as u16 % 16;
     let (proto, l4) = if tcp {

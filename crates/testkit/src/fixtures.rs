@@ -350,23 +350,6 @@ pub fn blind_spots() -> Capture {
     cap
 }
 
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    #[test]
-    fn the_recipes_give_the_checked_in_fixtures() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
-        for (name, capture) in super::all() {
-            let checked_in = std::fs::read(dir.join(name)).unwrap();
-            assert!(
-                capture.to_pcap() == checked_in,
-                "{name} differs from its recipe: run `cargo run -p tetherscope-testkit --bin make-fixtures tests/fixtures`"
-            );
-        }
-    }
-}
-
 /// `stock-phone-mix.pcap`: a stock phone's vendor telemetry, SDK traffic,
 /// Google services and GNSS assistance (each a lookup and a TLS connection
 /// whose response has a realistic relative size), and three direct-IP
@@ -409,4 +392,21 @@ pub fn stock_phone_mix() -> Capture {
         cap.tcp_session(46000 + i, &server, 443, &hello, &application_data(300));
     }
     cap
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_recipes_give_the_checked_in_fixtures() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+        for (name, capture) in super::all() {
+            let checked_in = std::fs::read(dir.join(name)).unwrap();
+            assert!(
+                capture.to_pcap() == checked_in,
+                "{name} differs from its recipe: run `cargo run -p tetherscope-testkit --bin make-fixtures tests/fixtures`"
+            );
+        }
+    }
 }
