@@ -235,6 +235,11 @@ fn sender(config: &Config, shared: &Shared) {
             loop {
                 if s.batcher_done && finish_by.is_none() {
                     finish_by = Some(Instant::now() + config.finish_grace);
+                    // Stopping is worth one more try at once, whatever the
+                    // backoff says: the server may be back since the last
+                    // failure, and the batch the stop itself spooled should
+                    // not wait for the next start. A failure now ends it.
+                    retry_at = None;
                 }
                 let done = s.batcher_done
                     && (s.spool.is_empty()
