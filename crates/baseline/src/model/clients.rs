@@ -68,9 +68,10 @@ pub struct ClientOutcome {
 }
 
 /// Whether `s` can be a fingerprint: 1 to [`MAX_FINGERPRINT_LEN`] bytes of
-/// printable ASCII, so it is a safe key, row and label of its own.
+/// printable ASCII (space included: a JA4 shows the ends of the first ALPN
+/// as they are), so it is a safe key, row and label of its own.
 pub fn valid_fingerprint(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_FINGERPRINT_LEN && s.bytes().all(|b| b.is_ascii_graphic())
+    !s.is_empty() && s.len() <= MAX_FINGERPRINT_LEN && s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 impl Baseline {
@@ -420,7 +421,7 @@ mod tests {
         assert_eq!(kept.len(), MAX_CLIENT_DESTINATIONS);
         // What is not a fingerprint is refused and counted, never kept.
         let long = "a".repeat(MAX_FINGERPRINT_LEN + 1);
-        for bad in ["", "t13d\u{1b}[31m", "t13d 1516", long.as_str(), "é"] {
+        for bad in ["", "t13d\u{1b}[31m", "t13d\t1516", long.as_str(), "é"] {
             assert_eq!(b.observe_client(&client(bad, "a.example", t0)), None);
         }
         assert_eq!(b.clients_refused, 5);
