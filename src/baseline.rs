@@ -1,4 +1,5 @@
-//! `tetherscope baseline`: list and triage each device's destinations.
+//! `tetherscope baseline`: list and triage each device's destinations and
+//! TLS clients (new software).
 //!
 //! The CLI works on the store file. While `run` (or `replay`) holds the
 //! same store, its in-memory baseline is authoritative, so a change is
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tetherscope_baseline::{Entry, Settings, Store, Triage};
+use tetherscope_baseline::{ClientEntry, Entry, Settings, Store, Triage};
 use tetherscope_classify::input::{read_limited, read_text_file, MAX_INPUT_BYTES};
 
 use crate::cli::{BaselineCommand, ListFormat, StoreArgs, TriageArgs};
@@ -38,19 +39,52 @@ fn entries(store: &StoreArgs, device: Option<&str>) -> anyhow::Result<Vec<Entry>
         .map_err(|e| UsageError(e.to_string()).into())
 }
 
+/// Clients of the store (one device's, if given), requests not yet
+/// applied by a running process included.
+fn client_entries(store: &StoreArgs, device: Option<&str>) -> anyhow::Result<Vec<ClientEntry>> {
+    let path = path_of(store)?;
+    let store = Store::open_read_only(&path).map_err(|e| UsageError(e.to_string()))?;
+    let baseline = crate::state::load(&store, Settings::default())?;
+    baseline
+        .client_entries(device)
+        .map_err(|e| UsageError(e.to_string()).into())
+}
+
+/// A table on a terminal, JSON otherwise.
+fn default_format() -> ListFormat {
+    if io::stdout().is_terminal() {
+        ListFormat::Table
+    } else {
+        ListFormat::Json
+    }
+}
+
 pub fn run(cmd: &BaselineCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BaselineCommand::List {
             device,
+            clients: true,
+            format,
+            store,
+        } => {
+            let list = client_entries(store, device.as_deref())?;
+            let mut out = io::stdout().lock();
+            match format.unwrap_or_else(default_format) {
+                ListFormat::Json => {
+                    serde_json::to_writer_pretty(&mut out, &list)?;
+                    writeln!(out)?;
+                }
+                ListFormat::Table => write_client_table(&mut out, &list)?,
+            }
+        }
+        BaselineCommand::List {
+            device,
+            clients: false,
             format,
             store,
         } => {
             let list = entries(store, device.as_deref())?;
-            let format = format.unwrap_or(if io::stdout().is_terminal() {
-                ListFormat::Table
-            } else {
-                ListFormat::Json
-            });
+            let format = format.unwrap_or_else(default_format);
             let mut out = io::stdout().lock();
             match format {
                 ListFormat::Json => {
@@ -126,31 +160,103 @@ fn triage(op: Triage, t: &TriageArgs) -> anyhow::Result<()> {
     let path = path_of(&t.store)?;
     let mut store = crate::state::open_store(&path)?;
     let mut baseline = crate::state::load(&store, Settings::default())?;
+    let done = match op {
+        Triage::Accept => "accepted",
+        Triage::Flag => "flagged",
+        Triage::Forget => "forgot",
+    };
+    if let Some(client) = &t.client {
+        return triage_client(op, t.device.as_deref(), client, store, baseline, done);
+    }
+    let (Some(device), Some(destination)) = (&t.device, &t.destination) else {
+        return Err(UsageError("a destination needs --device".into()).into());
+    };
     let mac = baseline
-        .resolve(&t.device)
+        .resolve(device)
         .map_err(|e| UsageError(e.to_string()))?;
     let entry = baseline
-        .triage(op, &t.device, &t.destination)
+        .triage(op, device, destination)
         .map_err(|e| UsageError(e.to_string()))?
         .context("destination vanished")?;
     store
         .queue(
             op.as_str(),
             &tetherscope_baseline::format_mac(&mac),
-            &t.destination,
+            destination,
             None,
             &baseline.take_dirty(),
         )
         .map_err(|e| UsageError(e.to_string()))?;
-    let done = match op {
-        Triage::Accept => "accepted",
-        Triage::Flag => "flagged",
-        Triage::Forget => "forgot",
-    };
     eprintln!(
         "tetherscope: {done} {} for {} ({})",
         entry.destination, entry.device, entry.mac
     );
+    Ok(())
+}
+
+/// Triage of a TLS client: of one device, or of every device that used it
+/// (the request then names no MAC, so a running process does the same).
+fn triage_client(
+    op: Triage,
+    device: Option<&str>,
+    client: &str,
+    mut store: Store,
+    mut baseline: tetherscope_baseline::Baseline,
+    done: &str,
+) -> anyhow::Result<()> {
+    let mac = device
+        .map(|d| baseline.resolve(d))
+        .transpose()
+        .map_err(|e| UsageError(e.to_string()))?;
+    let entries = baseline
+        .triage_client(op, device, client)
+        .map_err(|e| UsageError(e.to_string()))?;
+    store
+        .queue(
+            op.client_op(),
+            &mac.map(|m| tetherscope_baseline::format_mac(&m))
+                .unwrap_or_default(),
+            client,
+            None,
+            &baseline.take_dirty(),
+        )
+        .map_err(|e| UsageError(e.to_string()))?;
+    for e in entries {
+        eprintln!(
+            "tetherscope: {done} client {} for {} ({})",
+            e.client, e.device, e.mac
+        );
+    }
+    Ok(())
+}
+
+/// The clients as a table for people: the fingerprint and destinations
+/// with their invisible characters shown.
+fn write_client_table(out: &mut dyn Write, list: &[ClientEntry]) -> io::Result<()> {
+    use tetherscope_exporter::visible::visible;
+    writeln!(
+        out,
+        "{:<20} {:<9} {:<36} {:>6}  {:<20}  DESTINATIONS",
+        "DEVICE", "STATE", "CLIENT (JA4)", "FLOWS", "FIRST SEEN"
+    )?;
+    for e in list {
+        let r = tetherscope_exporter::record::rfc3339(tetherscope_baseline::nanos(e.first_seen));
+        let destinations: Vec<String> = e
+            .destinations
+            .iter()
+            .map(|d| visible(d).to_string())
+            .collect();
+        writeln!(
+            out,
+            "{:<20} {:<9} {:<36} {:>6}  {:<20}  {}",
+            visible(&e.device),
+            e.state,
+            visible(&e.client),
+            e.flows,
+            r.get(..19).unwrap_or(&r).replace('T', " "),
+            destinations.join(", ")
+        )?;
+    }
     Ok(())
 }
 

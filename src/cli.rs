@@ -69,11 +69,15 @@ pub struct StoreArgs {
 /// `baseline` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum BaselineCommand {
-    /// List destinations per device.
+    /// List destinations per device (with --clients: TLS clients).
     List {
         /// Only this device (MAC, DHCP host name or configured name).
         #[arg(long)]
         device: Option<String>,
+        /// List the TLS clients (JA4 fingerprints) per device instead, with
+        /// the destinations each contacted.
+        #[arg(long)]
+        clients: bool,
         /// Output format (default: table on a terminal, json otherwise).
         #[arg(long, value_enum)]
         format: Option<ListFormat>,
@@ -103,14 +107,21 @@ pub enum BaselineCommand {
     },
 }
 
-/// A destination of a device.
+/// A destination of a device, or a TLS client of one device or of all.
 #[derive(Debug, Clone, Args)]
 pub struct TriageArgs {
     /// The destination (registrable domain or server address).
-    pub destination: String,
-    /// The device: MAC, DHCP host name or configured name.
-    #[arg(long)]
-    pub device: String,
+    #[arg(required_unless_present = "client")]
+    pub destination: Option<String>,
+    /// A TLS client fingerprint (JA4) instead of a destination: new
+    /// software on the device (every device that used it, without
+    /// --device).
+    #[arg(long, value_name = "JA4", conflicts_with = "destination")]
+    pub client: Option<String>,
+    /// The device: MAC, DHCP host name or configured name (required for a
+    /// destination).
+    #[arg(long, required_unless_present = "client")]
+    pub device: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -1109,3 +1109,106 @@ fn baseline_a_remembered_name_stays_its_holders_after_a_restart() {
     assert_eq!(shown[ROGUE], rogue_shown, "{shown:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `baseline list --clients --format json` of `store`.
+fn clients(store: &Path) -> Vec<serde_json::Value> {
+    let out = baseline(&[
+        "list",
+        "--clients",
+        "--format",
+        "json",
+        "--state",
+        store.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn baseline_clients_are_listed_and_triaged_from_the_cli() {
+    let dir = scratch("clients");
+    let store = dir.join("state.db");
+    let cap = common::fixture("seed-domains.pcap");
+    // No learning: every TLS client of the capture is new software.
+    let out = common::read_jsonl(
+        &cap,
+        &[
+            "--quiet",
+            "--state",
+            store.to_str().unwrap(),
+            "--learn-for",
+            "0",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = clients(&store);
+    assert!(!listed.is_empty(), "the fixture's TLS flows have clients");
+    assert!(listed.iter().all(|c| c["state"] == "new"), "{listed:#?}");
+    let fingerprint = listed[0]["client"].as_str().unwrap().to_owned();
+    let mac = listed[0]["mac"].as_str().unwrap().to_owned();
+    assert!(!listed[0]["destinations"].as_array().unwrap().is_empty());
+    let state_of = |store: &Path| {
+        clients(store)
+            .into_iter()
+            .find(|c| c["client"] == fingerprint.as_str())
+            .map(|c| c["state"].as_str().unwrap().to_owned())
+    };
+    let s = store.to_str().unwrap();
+
+    // Accepted on every device that used it, then flagged on one.
+    let out = baseline(&["accept", "--client", &fingerprint, "--state", s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("accepted client"));
+    assert_eq!(state_of(&store).as_deref(), Some("accepted"));
+    let out = baseline(&[
+        "flag",
+        "--client",
+        &fingerprint,
+        "--device",
+        &mac,
+        "--state",
+        s,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state_of(&store).as_deref(), Some("flagged"));
+    // The table for people.
+    let out = baseline(&["list", "--clients", "--format", "table", "--state", s]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&fingerprint));
+
+    // An unknown client, or a destination without a device, is refused.
+    let out = baseline(&[
+        "accept",
+        "--client",
+        "t13d0000h2_000000000000_000000000000",
+        "--state",
+        s,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = baseline(&["accept", "example.com", "--state", s]);
+    assert!(!out.status.success());
+    let out = baseline(&["forget", "--client", &fingerprint, "--state", s]);
+    assert!(out.status.success());
+    assert_eq!(state_of(&store), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -10,6 +10,8 @@
 //!   costs hash lookups and never touches the disk, so the capture thread
 //!   never waits on I/O. Bounded: devices, destinations per device (the
 //!   least recently seen go first, counted) and names per destination.
+//! * Per device, the TLS clients (fingerprints) its flows came from,
+//!   learned and triaged like destinations: new software on the device.
 //! * [`Store`]: the SQLite file (WAL, versioned schema with migrations, an
 //!   application id so a foreign file is refused, never overwritten).
 //! * [`Persister`]: the one writer thread: every interval it applies triage
@@ -27,14 +29,15 @@ mod store;
 mod view;
 
 pub use model::{
-    parse_mac, Baseline, Batch, Changed, CompactString, Destination, Device, Labels, Names,
-    Observation, Outcome, Rows, Settings, TriageError,
+    parse_mac, valid_fingerprint, Baseline, Batch, Changed, Client, ClientObservation,
+    ClientOutcome, CompactString, Destination, Device, Labels, Names, Observation, Outcome, Rows,
+    Settings, TriageError, MAX_CLIENT_DESTINATIONS, MAX_FINGERPRINT_LEN,
 };
 pub use persister::{apply_request, flush, Persister};
 pub use store::{
     DnsAnswer, DnsAnswerRef, Request, Store, StoreError, APPLICATION_ID, SCHEMA_VERSION,
 };
-pub use view::{Entry, Triage};
+pub use view::{ClientEntry, Entry, Triage};
 
 /// Nanoseconds per second.
 pub const SECOND: u64 = 1_000_000_000;

@@ -12,10 +12,15 @@ use std::sync::Arc;
 pub use compact_str::CompactString;
 
 mod changes;
+mod clients;
 mod paging;
 mod vocabulary;
 
 pub use changes::{Batch, Changed, Rows};
+pub use clients::{
+    valid_fingerprint, Client, ClientObservation, ClientOutcome, MAX_CLIENT_DESTINATIONS,
+    MAX_FINGERPRINT_LEN,
+};
 pub use vocabulary::Labels;
 
 use changes::Changes;
@@ -36,6 +41,9 @@ pub struct Settings {
     pub max_destinations: usize,
     /// Most devices (MACs are cheap to forge).
     pub max_devices: usize,
+    /// Most client fingerprints per device (a ClientHello is whatever the
+    /// device sends); the least recently seen untriaged go first.
+    pub max_clients: usize,
 }
 
 impl Default for Settings {
@@ -45,6 +53,7 @@ impl Default for Settings {
             retain_ns: 90 * 24 * 3600 * SECOND,
             max_destinations: 10_000,
             max_devices: 1024,
+            max_clients: 64,
         }
     }
 }
@@ -154,6 +163,11 @@ pub struct Device {
     /// nearly always fits), so finding one compares bytes already in the
     /// table instead of following a pointer per candidate.
     pub destinations: HashMap<CompactString, Destination>,
+    /// Its TLS clients by fingerprint (see [`Client`]).
+    pub clients: HashMap<CompactString, Client>,
+    /// Clients that became `new` since this process started (the
+    /// `tetherscope_new_clients_total` counter).
+    pub new_clients: u64,
     /// Changed since the writer last took it (see [`Changes`]).
     pub(crate) unsaved: bool,
 }
@@ -164,6 +178,14 @@ pub enum TriageError {
     /// No device answers to that MAC or name.
     #[error("no device {0:?} in the baseline")]
     UnknownDevice(String),
+    /// No such client fingerprint (on that device).
+    #[error("{device} has no client {client:?}")]
+    UnknownClient {
+        /// The device as asked (`any device` when none was).
+        device: String,
+        /// The fingerprint as asked.
+        client: String,
+    },
     /// The device has no such destination.
     #[error("device {device} has no destination {destination:?}")]
     UnknownDestination {
@@ -245,6 +267,12 @@ pub struct Baseline {
     pub expired: u64,
     /// Flows of devices past the device cap (not tracked).
     pub untracked_flows: u64,
+    /// Clients dropped because their device had too many.
+    pub clients_evicted: u64,
+    /// Clients dropped by retention.
+    pub clients_expired: u64,
+    /// Client fingerprints refused as malformed (see [`valid_fingerprint`]).
+    pub clients_refused: u64,
     /// Times from packets or the store that lay beyond this machine's clock
     /// (plus [`CLOCK_MARGIN_NS`]) and were clamped to it.
     pub clamped: u64,
@@ -326,6 +354,10 @@ impl Baseline {
         for d in device.destinations.values_mut() {
             d.first_seen_ns = self.trusted_time(d.first_seen_ns);
             d.last_seen_ns = self.trusted_time(d.last_seen_ns);
+        }
+        for c in device.clients.values_mut() {
+            c.first_seen_ns = self.trusted_time(c.first_seen_ns);
+            c.last_seen_ns = self.trusted_time(c.last_seen_ns);
         }
         self.now_ns = self.now_ns.max(device.last_seen_ns);
         if let Some(old) = self.devices.remove(&mac) {
@@ -737,6 +769,7 @@ impl Baseline {
         }
         self.expired_at_ns = self.now_ns;
         let cutoff = self.now_ns.saturating_sub(self.settings.retain_ns);
+        self.expire_clients(cutoff);
         let mut gone_devices = Vec::new();
         for (mac, device) in &mut self.devices {
             let before = device.destinations.len();
@@ -750,7 +783,10 @@ impl Baseline {
                 keep
             });
             self.expired += (before - device.destinations.len()) as u64;
-            if device.destinations.is_empty() && device.last_seen_ns < cutoff {
+            if device.destinations.is_empty()
+                && device.clients.is_empty()
+                && device.last_seen_ns < cutoff
+            {
                 gone_devices.push(*mac);
             }
         }
@@ -1085,6 +1121,7 @@ mod tests {
             max_destinations: 3,
             retain_ns: 10 * HOUR,
             max_devices: 1,
+            ..Settings::default()
         });
         let t0 = 1_700_000_000 * SECOND;
         for (i, d) in ["a", "b", "c", "d"].iter().enumerate() {

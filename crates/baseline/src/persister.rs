@@ -34,6 +34,14 @@ pub fn apply_request(baseline: &mut Baseline, r: &Request) -> Result<(), TriageE
             .map_err(|e| TriageError::BadEntry(e.to_string()))?;
         return baseline.import(&entries).map(drop);
     }
+    if let Some(op) = Triage::parse_client_op(&r.op) {
+        // The client's fingerprint rides in the destination column; no MAC
+        // is every device that used it.
+        let device = parse_mac(&r.mac).map(|m| format_mac(&m));
+        return baseline
+            .triage_client(op, device.as_deref(), &r.destination)
+            .map(drop);
+    }
     let op = Triage::parse(&r.op).ok_or_else(|| TriageError::BadEntry(r.op.clone()))?;
     let mac = parse_mac(&r.mac).ok_or_else(|| TriageError::UnknownDevice(r.mac.clone()))?;
     baseline

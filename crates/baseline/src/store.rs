@@ -24,7 +24,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
-use crate::model::{Baseline, Batch, CompactString, Destination, Device, Rows, Settings};
+use crate::model::{
+    valid_fingerprint, Baseline, Batch, Client, CompactString, Destination, Device, Rows, Settings,
+    MAX_CLIENT_DESTINATIONS,
+};
 use crate::{format_mac, nanos, parse_mac, seconds, AddressText, State};
 
 /// `PRAGMA application_id` of a tetherscope store: "TSCP".
@@ -70,6 +73,19 @@ const DNS_ANSWER_TABLE: &str = "CREATE TABLE dns_answer (
         expires     REAL NOT NULL
     );";
 
+/// TLS clients per device: the fingerprint, its state, times, flows and
+/// the first destinations it contacted (JSON array).
+const CLIENT_TABLE: &str = "CREATE TABLE client (
+        mac          TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('baseline', 'accepted', 'new', 'flagged')),
+        first_seen   REAL NOT NULL,
+        last_seen    REAL NOT NULL,
+        flows        INTEGER NOT NULL,
+        destinations TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (mac, fingerprint)
+    ) WITHOUT ROWID;";
+
 /// Triage requests queued for the process that holds the store.
 const REQUEST_TABLE: &str = "CREATE TABLE request (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,6 +103,7 @@ const SCHEMA: &[&str] = &[
     DESTINATION_TABLE,
     DNS_ANSWER_TABLE,
     REQUEST_TABLE,
+    CLIENT_TABLE,
 ];
 
 /// `MIGRATIONS[v]` takes a store from version `v` to `v + 1`; version 0 is
@@ -137,12 +154,20 @@ const MIGRATIONS: &[&[&str]] = &[
     // v2: a saved DNS answer per response: fewer, shorter rows.
     &[
         "ALTER TABLE dns_answer RENAME TO dns_answer_v1;",
-        DNS_ANSWER_TABLE,
+        "CREATE TABLE dns_answer (
+        client      TEXT NOT NULL,
+        query       TEXT NOT NULL,
+        cname_chain TEXT NOT NULL DEFAULT '[]',
+        addresses   TEXT NOT NULL,
+        expires     REAL NOT NULL
+    );",
         "INSERT INTO dns_answer (client, query, cname_chain, addresses, expires)
             SELECT client, query, cname_chain, json_group_array(address), expires
             FROM dns_answer_v1 GROUP BY client, query, cname_chain, expires ORDER BY expires;
         DROP TABLE dns_answer_v1;",
     ],
+    // v3: TLS clients per device (new software on a device).
+    &[CLIENT_TABLE],
 ];
 
 /// Why a store cannot be used.
@@ -197,11 +222,13 @@ pub enum StoreError {
 pub struct Request {
     /// Row id.
     pub id: i64,
-    /// `accept`, `flag`, `forget` or `import`.
+    /// `accept`, `flag`, `forget`, `import`, or `accept_client`,
+    /// `flag_client`, `forget_client`.
     pub op: String,
-    /// Device MAC (empty for `import`).
+    /// Device MAC (empty for `import`, and for a client op on every
+    /// device that used the client).
     pub mac: String,
-    /// Destination (empty for `import`).
+    /// Destination, or a client op's fingerprint (empty for `import`).
     pub destination: String,
     /// For `import`: the entries, JSON.
     pub payload: Option<String>,
@@ -451,8 +478,7 @@ impl Store {
                     first_seen_ns: nanos(first),
                     last_seen_ns: nanos(last),
                     host_names: serde_json::from_str(&names).unwrap_or_default(),
-                    destinations: Default::default(),
-                    unsaved: false,
+                    ..Device::default()
                 },
             );
         }
@@ -501,10 +527,62 @@ impl Store {
             });
             device.destinations.insert(name, dest);
         }
+        self.load_clients(&mut devices)?;
         for (mac, device) in devices {
             baseline.load_device(mac, device);
         }
         Ok(baseline)
+    }
+
+    /// Reads every client into its device (a client of a device without
+    /// a row makes one, as a destination does).
+    fn load_clients(
+        &self,
+        devices: &mut crate::model::HashMap<[u8; 6], Device>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT mac, fingerprint, state, first_seen, last_seen, flows, destinations
+                 FROM client",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let text = |i| r.get_ref(i)?.as_str().map_err(rusqlite::Error::from);
+                let destinations: Vec<String> = serde_json::from_str(text(6)?).unwrap_or_default();
+                Ok((
+                    parse_mac(text(0)?),
+                    CompactString::from(text(1)?),
+                    Client {
+                        state: State::parse(text(2)?).unwrap_or(State::New),
+                        first_seen_ns: nanos(r.get(3)?),
+                        last_seen_ns: nanos(r.get(4)?),
+                        flows: to_u64(r.get(5)?),
+                        destinations: destinations
+                            .iter()
+                            .take(MAX_CLIENT_DESTINATIONS)
+                            .map(|d| CompactString::from(d.as_str()))
+                            .collect(),
+                        unsaved: false,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (mac, fingerprint, client) = row.map_err(|e| self.err(e))?;
+            let Some(mac) = mac else { continue };
+            if !valid_fingerprint(&fingerprint) {
+                continue;
+            }
+            let device = devices.entry(mac).or_insert_with(|| Device {
+                first_seen_ns: client.first_seen_ns,
+                last_seen_ns: client.last_seen_ns,
+                ..Device::default()
+            });
+            device.clients.insert(fingerprint, client);
+        }
+        Ok(())
     }
 
     /// Writes a batch and deletes the requests it carries out, in one
@@ -711,8 +789,15 @@ fn write_batch(
             stmt.execute(params![format_mac(mac), name])?;
         }
         let mut stmt = tx.prepare_cached("DELETE FROM device WHERE mac = ?1")?;
+        let mut clients = tx.prepare_cached("DELETE FROM client WHERE mac = ?1")?;
         for mac in batch.removed_devices {
             stmt.execute(params![format_mac(mac)])?;
+            clients.execute(params![format_mac(mac)])?;
+        }
+        let mut stmt =
+            tx.prepare_cached("DELETE FROM client WHERE mac = ?1 AND fingerprint = ?2")?;
+        for (mac, fingerprint) in batch.removed_clients {
+            stmt.execute(params![format_mac(mac), fingerprint])?;
         }
         let mut stmt = tx.prepare_cached("DELETE FROM request WHERE id = ?1")?;
         for id in done {
@@ -747,6 +832,26 @@ fn write_batch(
         insert_rows(tx, &rows, destination_upsert, |stmt, i, row| {
             bind_destination(stmt, i, row, &mut mac_text)
         })?;
+    }
+    // A few dozen clients per device at most, and only those whose flows
+    // ended since the last batch: one statement, one row at a time.
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO client (mac, fingerprint, state, first_seen, last_seen, flows, destinations)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (mac, fingerprint) DO UPDATE SET state = excluded.state,
+             first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+             flows = excluded.flows, destinations = excluded.destinations",
+    )?;
+    for (mac, fingerprint, c) in &batch.clients {
+        stmt.execute(params![
+            format_mac(mac),
+            fingerprint,
+            c.state.as_str(),
+            seconds(c.first_seen_ns),
+            seconds(c.last_seen_ns),
+            to_i64(c.flows),
+            serde_json::to_string(&c.destinations).unwrap_or_else(|_| "[]".into()),
+        ])?;
     }
     Ok(())
 }
@@ -878,7 +983,7 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Observation;
+    use crate::model::{ClientObservation, Observation};
     use crate::SECOND;
 
     fn temp(name: &str) -> PathBuf {
@@ -1176,5 +1281,151 @@ mod tests {
         for p in [old, fresh_path, empty] {
             let _ = std::fs::remove_dir_all(p.parent().unwrap());
         }
+    }
+
+    /// A store of version 2 (the schema before clients), with data in
+    /// every table, as a build of that version left it.
+    fn version_2_store(path: &Path) {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(&MIGRATIONS[0].join("\n")).unwrap();
+        c.execute_batch(&MIGRATIONS[1].join("\n")).unwrap();
+        c.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 2;
+             INSERT INTO device VALUES ('da:a1:19:42:00:23', 1700000000.0, 1700000100.0, '[\"pixel\"]');
+             INSERT INTO destination VALUES ('da:a1:19:42:00:23', 'izatcloud.net', 'accepted',
+                 'gnss-assistance', 'Qualcomm', 'Qualcomm XTRA', 1700000000.0, 1700000100.0,
+                 3, 100, 2000, 2100, '[\"xtrapath3.izatcloud.net\"]');
+             INSERT INTO dns_answer (client, query, cname_chain, addresses, expires) VALUES
+                 ('10.42.0.23', 'a.example', '[]', '[\"192.0.2.1\",\"192.0.2.2\"]', 1800000100.0);
+             INSERT INTO request (op, mac, destination) VALUES ('flag', 'da:a1:19:42:00:23', 'izatcloud.net');"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_2_store_gains_clients_and_keeps_its_data() {
+        let old = temp("v2");
+        version_2_store(&old);
+        let mut store = Store::open(&old).unwrap();
+        let fresh_path = temp("fresh-v3");
+        let fresh = Store::open(&fresh_path).unwrap();
+        assert_eq!(schema(&store.conn), schema(&fresh.conn));
+        let version: i32 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // Devices, destinations, answers and queued requests are untouched.
+        let mut b = store.load(Settings::default()).unwrap();
+        let entries = b.entries(None).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            (
+                entries[0].device.as_str(),
+                entries[0].destination.as_str(),
+                entries[0].state.as_str(),
+                entries[0].flows
+            ),
+            ("pixel", "izatcloud.net", "accepted", 3)
+        );
+        assert!(b.client_entries(None).unwrap().is_empty());
+        let answers = store.dns_answers(0).unwrap();
+        assert_eq!(answers.len(), 1);
+        assert_eq!(answers[0].addresses, ["192.0.2.1", "192.0.2.2"]);
+        assert_eq!(store.pending_requests().unwrap().len(), 1);
+        // The migrated store keeps clients across a reopen.
+        let mac = [0xda, 0xa1, 0x19, 0x42, 0, 0x23];
+        b.observe_client(&ClientObservation {
+            mac,
+            fingerprint: "t13d1516h2_8daaf6152771_e5627efa2ab1",
+            destination: "izatcloud.net",
+            first_seen_ns: 1_700_000_200 * SECOND,
+            last_seen_ns: 1_700_000_201 * SECOND,
+        })
+        .unwrap();
+        store.save(&b.take_dirty(), &[]).unwrap();
+        drop(store);
+        let store = Store::open(&old).unwrap();
+        let again = store.load(Settings::default()).unwrap();
+        assert_eq!(
+            again.client_entries(None).unwrap(),
+            b.client_entries(None).unwrap()
+        );
+        assert_eq!(
+            again.client_entries(None).unwrap()[0].destinations,
+            ["izatcloud.net"]
+        );
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        for p in [old, fresh_path] {
+            let _ = std::fs::remove_dir_all(p.parent().unwrap());
+        }
+    }
+
+    #[test]
+    fn clients_round_trip_triage_and_forgetting() {
+        let path = temp("clients");
+        let mut store = Store::open(&path).unwrap();
+        let mut b = store
+            .load(Settings {
+                learn_for_ns: 0,
+                ..Settings::default()
+            })
+            .unwrap();
+        let mac = [2, 0, 0, 0, 0, 1];
+        let fps = [
+            "t13d1516h2_8daaf6152771_e5627efa2ab1",
+            "t13d1715h2_5b57614c22b0_3d5424432f57",
+        ];
+        for (i, fp) in fps.iter().enumerate() {
+            let destination = format!("site{i}.example");
+            let t = (1_700_000_000 + i as u64) * SECOND;
+            b.observe(&Observation {
+                mac,
+                host_name: None,
+                destination: &destination,
+                name: None,
+                purpose: "unknown",
+                owner: None,
+                service: None,
+                expected: false,
+                first_seen_ns: t,
+                last_seen_ns: t,
+                bytes_up: 1,
+                bytes_down: 1,
+                cleartext_bytes: 0,
+            })
+            .unwrap();
+            b.observe_client(&ClientObservation {
+                mac,
+                fingerprint: fp,
+                destination: &destination,
+                first_seen_ns: t,
+                last_seen_ns: t,
+            })
+            .unwrap();
+        }
+        b.triage_client(crate::Triage::Flag, Some("02:00:00:00:00:01"), fps[0])
+            .unwrap();
+        store.save(&b.take_dirty(), &[]).unwrap();
+        let reopened = Store::open(&path)
+            .unwrap()
+            .load(Settings::default())
+            .unwrap();
+        let shown = reopened.client_entries(None).unwrap();
+        assert_eq!(shown, b.client_entries(None).unwrap());
+        assert_eq!(
+            shown.iter().map(|e| e.state.as_str()).collect::<Vec<_>>(),
+            ["flagged", "new"]
+        );
+        // Forgotten: its row goes.
+        b.triage_client(crate::Triage::Forget, None, fps[1])
+            .unwrap();
+        store.save(&b.take_dirty(), &[]).unwrap();
+        let reopened = Store::open(&path)
+            .unwrap()
+            .load(Settings::default())
+            .unwrap();
+        assert_eq!(reopened.client_entries(None).unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }

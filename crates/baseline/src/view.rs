@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Destination;
+use crate::model::{Client, Destination};
 use crate::{format_mac, seconds};
 
 /// A triage operation.
@@ -25,6 +25,21 @@ impl Triage {
             Triage::Flag => "flag",
             Triage::Forget => "forget",
         }
+    }
+
+    /// The queued request's name of the operation on a client
+    /// fingerprint: `accept_client`, `flag_client`, `forget_client`.
+    pub fn client_op(self) -> &'static str {
+        match self {
+            Triage::Accept => "accept_client",
+            Triage::Flag => "flag_client",
+            Triage::Forget => "forget_client",
+        }
+    }
+
+    /// Parses a [`Triage::client_op`] name.
+    pub fn parse_client_op(s: &str) -> Option<Triage> {
+        Triage::parse(s.strip_suffix("_client")?)
     }
 
     /// Parses an operation's name.
@@ -107,6 +122,56 @@ impl Entry {
             bytes_down: d.bytes_down,
             cleartext_bytes: d.cleartext_bytes,
             names: d.names.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+}
+
+/// One (device, client fingerprint): the JSON of `/api/clients` and
+/// `baseline list --clients`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientEntry {
+    /// Display name: configured label, else DHCP name, else MAC.
+    pub device: String,
+    /// `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Locally administered (randomised) MAC.
+    #[serde(default)]
+    pub randomised: bool,
+    /// The client fingerprint (JA4).
+    pub client: String,
+    /// `baseline`, `accepted`, `new` or `flagged`.
+    pub state: String,
+    /// Unix seconds.
+    pub first_seen: f64,
+    /// Unix seconds.
+    pub last_seen: f64,
+    /// Flows.
+    #[serde(default)]
+    pub flows: u64,
+    /// The first destinations it contacted (bounded).
+    #[serde(default)]
+    pub destinations: Vec<String>,
+}
+
+impl ClientEntry {
+    /// Describes one client of a device.
+    pub fn new(
+        device: String,
+        mac: &[u8; 6],
+        randomised: bool,
+        fingerprint: &str,
+        c: &Client,
+    ) -> Self {
+        ClientEntry {
+            device,
+            mac: format_mac(mac),
+            randomised,
+            client: fingerprint.to_owned(),
+            state: c.state.as_str().to_owned(),
+            first_seen: seconds(c.first_seen_ns),
+            last_seen: seconds(c.last_seen_ns),
+            flows: c.flows,
+            destinations: c.destinations.iter().map(|d| d.to_string()).collect(),
         }
     }
 }

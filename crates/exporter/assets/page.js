@@ -11,8 +11,11 @@ const NO_TRIAGE = 'Read-only: to accept or flag, open the login address that `te
 let triageAllowed = false;
 fetch('/api/session', { cache: 'no-store' }).then(r => r.ok ? r.json() : {}).catch(() => ({})).then(s => {
   triageAllowed = s.triage === true;
-  document.querySelectorAll('#triage-body button').forEach(b => { b.disabled = !triageAllowed; });
-  if (!triageAllowed) document.getElementById('triage-status').textContent = NO_TRIAGE;
+  document.querySelectorAll('#triage-body button, #clients-body button').forEach(b => { b.disabled = !triageAllowed; });
+  if (!triageAllowed) {
+    document.getElementById('triage-status').textContent = NO_TRIAGE;
+    document.getElementById('clients-status').textContent = NO_TRIAGE;
+  }
 });
 
 // el('td', {class: 'num'}, 'text', childNode, ...)
@@ -214,6 +217,60 @@ function triageTable(entries) {
     ['Device', 'Destination', 'Purpose', 'Owner', 'First seen', 'Flows', 'Triage'], rows)];
 }
 
+// New software: a TLS client (JA4 fingerprint) a device first used after
+// learning, with the destinations it contacted. Triage goes to the device
+// the client was seen on.
+async function clientAction(action, entry, buttons) {
+  buttons.forEach(b => { b.disabled = true; });
+  const status = document.getElementById('clients-status');
+  try {
+    const resp = await fetch(`/api/clients/${action}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ device: entry.mac, client: entry.client }),
+    });
+    status.textContent = resp.ok ? `${action === 'accept' ? 'Accepted' : 'Flagged'} ${shown(entry.client)} on ${shown(entry.device)}` : `Could not ${action} ${shown(entry.client)}: HTTP ${resp.status}`;
+  } catch (e) {
+    status.textContent = `Could not ${action}: ${e}`;
+  }
+  await refresh();
+}
+
+function clientTable(entries) {
+  if (!entries.length) return [el('p', { class: 'empty' }, 'No new software awaits triage.')];
+  const rows = entries.map(e => {
+    const accept = el('button', { type: 'button', class: 'accept' }, 'Accept');
+    const flag = el('button', { type: 'button', class: 'flag' }, 'Flag');
+    const buttons = [accept, flag];
+    accept.addEventListener('click', () => clientAction('accept', e, buttons));
+    flag.addEventListener('click', () => clientAction('flag', e, buttons));
+    if (!triageAllowed) buttons.forEach(b => { b.disabled = true; });
+    return el('tr', { 'data-client': e.client },
+      el('td', { class: 'name' }, shown(e.device)), el('th', { scope: 'row', class: 'dest' }, shown(e.client)),
+      el('td', {}, (e.destinations || []).map(shown).join(', ')),
+      el('td', { class: 'when' }, time(e.first_seen)), el('td', { class: 'num' }, e.flows),
+      el('td', {}, accept, flag));
+  });
+  return [table('TLS clients first seen after learning, not yet accepted or flagged',
+    ['Device', 'Client (JA4)', 'Destinations it contacted', 'First seen', 'Flows', 'Triage'], rows)];
+}
+
+let lastClients = null;
+async function redrawClients() {
+  try {
+    const { data } = await getJson('/api/clients?state=new');
+    const seen = JSON.stringify(data);
+    // Redrawn only when it changed, so keyboard focus on a button stays put.
+    if (seen !== lastClients) {
+      lastClients = seen;
+      replace('clients-body', ...clientTable(data));
+    }
+  } catch (e) {
+    lastClients = null;
+    replace('clients-body', el('p', { class: 'empty' }, 'No baseline store is available to this monitor.'));
+  }
+}
+
 // The last answer per URL and its ETag: an unchanged resource costs a
 // 304 and no redraw.
 const known = new Map(); // url -> {etag, data}
@@ -264,6 +321,7 @@ async function redraw() {
     lastTriage = null;
     replace('triage-body', el('p', { class: 'empty' }, 'No baseline store is available to this monitor.'));
   }
+  await redrawClients();
   try {
     const { data: view, changed } = await getJson('/api/view');
     if (changed) {

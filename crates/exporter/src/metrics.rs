@@ -71,6 +71,7 @@ pub const FLAGGED_FLOWS: &str = "tetherscope_flagged_flows_total";
 pub const BASELINE_DESTINATIONS: &str = "tetherscope_baseline_destinations";
 /// Destinations the baseline dropped, by reason.
 pub const BASELINE_DROPPED: &str = "tetherscope_baseline_dropped_total";
+pub use crate::clients::{BASELINE_CLIENTS, BASELINE_CLIENTS_DROPPED, NEW_CLIENTS};
 /// Size of the state store on disk.
 pub const STORE_BYTES: &str = "tetherscope_state_store_bytes";
 /// Distinct `domain` label values in use.
@@ -82,7 +83,7 @@ pub const BUILD_INFO: &str = "tetherscope_build_info";
 
 type Reported = HashMap<(&'static str, Vec<String>), u64>;
 
-struct Builder<'a> {
+pub(crate) struct Builder<'a> {
     registry: Registry,
     previous: &'a Reported,
     next: Reported,
@@ -95,7 +96,7 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn counter(
+    pub(crate) fn counter(
         &mut self,
         name: &'static str,
         help: &str,
@@ -138,7 +139,7 @@ impl Builder<'_> {
         self.register(vec);
     }
 
-    fn gauge(
+    pub(crate) fn gauge(
         &mut self,
         name: &'static str,
         help: &str,
@@ -604,6 +605,7 @@ fn baseline_families(shared: &Shared, snap: &crate::state::Snapshot, b: &mut Bui
             (vec!["retention".to_owned()], dropped.1),
         ],
     );
+    crate::clients::families(shared, handle, b);
     b.gauge(
         STORE_BYTES,
         "Bytes the state store takes on disk (database and write-ahead log).",

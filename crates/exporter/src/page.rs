@@ -196,9 +196,10 @@ fn body(view: &View) -> String {
     format!(
         r##"<a class="skip" href="#devices">Skip to devices</a>
 <header><h1>tetherscope</h1><p class="meta" id="status" role="status">{flows} flows · {devices} devices · drawn {now}</p>
-<nav aria-label="Sections"><ul><li><a href="#triage">Triage</a></li><li><a href="#charts">Charts</a></li><li><a href="#devices">Devices</a></li><li><a href="#active">Active now</a></li><li><a href="#blind">Blind spots</a></li></ul></nav></header>
+<nav aria-label="Sections"><ul><li><a href="#triage">Triage</a></li><li><a href="#clients">New software</a></li><li><a href="#charts">Charts</a></li><li><a href="#devices">Devices</a></li><li><a href="#active">Active now</a></li><li><a href="#blind">Blind spots</a></li></ul></nav></header>
 <main>
 <section id="triage" aria-labelledby="triage-h"><h2 id="triage-h">New destinations awaiting triage</h2><p id="triage-status" class="meta" role="status"></p><div id="triage-body"><p class="empty">Needs the page's script and the baseline store.</p></div></section>
+<section id="clients" aria-labelledby="clients-h"><h2 id="clients-h">New software awaiting triage</h2><p id="clients-status" class="meta" role="status"></p><div id="clients-body"><p class="empty">Needs the page's script and the baseline store.</p></div></section>
 <section id="charts" aria-labelledby="charts-h"><h2 id="charts-h">Traffic</h2><div class="charts"><figure><figcaption>Bytes by purpose over time</figcaption><div id="timeline-body">{timeline}</div></figure><figure><figcaption>Busiest destinations</figcaption><div id="top-body">{top}</div></figure></div></section>
 <section id="devices" aria-labelledby="devices-h"><h2 id="devices-h">Devices and their destinations</h2><div id="devices-body">{devices_html}</div></section>
 <section id="active" aria-labelledby="active-h"><h2 id="active-h">Active now</h2><div id="active-body">{active}</div></section>

@@ -49,6 +49,8 @@ fn with_policy(shared: Arc<Shared>, policy: HostPolicy) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/baseline", get(crate::triage::list))
         .route("/api/baseline/{op}", post(crate::triage::change))
+        .route("/api/clients", get(crate::clients::list))
+        .route("/api/clients/{op}", post(crate::clients::change))
         .route("/api/session", get(crate::triage::session))
         .route("/login", get(crate::triage::login))
         .with_state(shared)

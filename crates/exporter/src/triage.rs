@@ -175,23 +175,7 @@ pub async fn change(
     let Some(op) = Triage::parse(&op) else {
         return error(StatusCode::NOT_FOUND, "no such operation");
     };
-    let headers = req.headers();
-    if !authorised(shared.token(), headers, &policy.cookie_name()) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "triage needs the login address `tetherscope open` prints (or the X-Tetherscope-Token header)",
-        );
-    }
-    if let Err(why) = same_origin(headers) {
-        return error(StatusCode::FORBIDDEN, why);
-    }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_TRIAGE_BODY as u64) {
-        return too_large();
-    }
-    let body = match read_body(req.into_body()).await {
+    let body = match authorised_body(&shared, &policy, req).await {
         Ok(body) => body,
         Err(resp) => return resp,
     };
@@ -210,6 +194,38 @@ pub async fn change(
         Ok(None) => error(StatusCode::NOT_FOUND, "gone"),
         Err(e) => not_found(&e),
     }
+}
+
+/// The body of a state-changing request, read only once the token and the
+/// origin are checked, and at most [`MAX_TRIAGE_BODY`] of it (a larger
+/// declared length is refused unread); the refusal otherwise.
+pub(crate) async fn authorised_body(
+    shared: &Shared,
+    policy: &HostPolicy,
+    req: Request,
+) -> Result<axum::body::Bytes, Response> {
+    let headers = req.headers();
+    if !authorised(shared.token(), headers, &policy.cookie_name()) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "triage needs the login address `tetherscope open` prints (or the X-Tetherscope-Token header)",
+        ));
+    }
+    if let Err(why) = same_origin(headers) {
+        return Err(error(StatusCode::FORBIDDEN, why));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_TRIAGE_BODY as u64) {
+        return Err(too_large());
+    }
+    read_body(req.into_body()).await
+}
+
+/// A JSON error answer: `{"error": message}`.
+pub(crate) fn error_response(code: StatusCode, message: &str) -> Response {
+    error(code, message)
 }
 
 fn too_large() -> Response {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use tetherscope_wire::{dns, ech, gquic, http, http2, quic, tls, Error};
+use tetherscope_wire::{dns, ech, gquic, http, http2, ja4, quic, tls, Error};
 
 use crate::dns_cache::{DnsCache, Resolution, MAX_PUBLIC_NAMES};
 use crate::flow::{normalise_name, printable, AppProto, Ech, Flow};
@@ -263,7 +263,7 @@ fn tcp_client_stream(flow: &mut Flow, ctx: &mut Context<'_>) -> Step {
                     Ok(Some(())) => {
                         match tls::parse_client_hello_message(ctx.handshake) {
                             Ok(hello) => {
-                                apply_hello(flow, &hello, ctx);
+                                apply_hello(flow, &hello, ja4::Carrier::Tcp, ctx);
                                 flow.app = AppProto::Tls;
                             }
                             Err(e) => malformed(flow, ctx, e),
@@ -594,7 +594,7 @@ fn quic_datagram(flow: &mut Flow, up: bool, payload: &[u8], ctx: &mut Context<'_
             Ok((tls::CLIENT_HELLO, len)) if data.len() >= 4 + len => {
                 match tls::parse_client_hello_message(data) {
                     Ok(hello) => {
-                        let hello_names = owned_hello(&hello);
+                        let hello_names = owned_hello(&hello, ja4::Carrier::Quic);
                         flow.names_mut().quic_version = Some(q.hello_version.unwrap_or(version));
                         set_hello(flow, hello_names, ctx.dns, ctx.now);
                     }
@@ -820,13 +820,15 @@ struct HelloNames {
     sni: Option<Box<str>>,
     alpn: Vec<Box<str>>,
     ech: bool,
+    ja4: ja4::Ja4,
 }
 
-fn owned_hello(hello: &tls::ClientHello<'_>) -> HelloNames {
+fn owned_hello(hello: &tls::ClientHello<'_>, carrier: ja4::Carrier) -> HelloNames {
     HelloNames {
         sni: hello.sni.map(normalise_name),
         alpn: hello.alpn().take(8).map(|p| printable(p).into()).collect(),
         ech: hello.ech,
+        ja4: ja4::fingerprint(hello, carrier),
     }
 }
 
@@ -858,10 +860,18 @@ fn set_hello(flow: &mut Flow, h: HelloNames, dns: &DnsCache, now: Nanos) {
     names.sni = h.sni;
     names.alpn = h.alpn;
     names.ech = ech;
+    // The first complete ClientHello fingerprints the flow; a later one
+    // (after a Retry or a HelloRetryRequest) does not replace it.
+    names.ja4.get_or_insert(h.ja4);
 }
 
-fn apply_hello(flow: &mut Flow, hello: &tls::ClientHello<'_>, ctx: &Context<'_>) {
-    let h = owned_hello(hello);
+fn apply_hello(
+    flow: &mut Flow,
+    hello: &tls::ClientHello<'_>,
+    carrier: ja4::Carrier,
+    ctx: &Context<'_>,
+) {
+    let h = owned_hello(hello, carrier);
     set_hello(flow, h, ctx.dns, ctx.now);
 }
 

@@ -9,6 +9,7 @@ use crate::dissect::Dissector;
 use crate::dns_cache::Resolution;
 use crate::key::Transport;
 use crate::Nanos;
+use tetherscope_wire::ja4::Ja4;
 
 /// TCP connection state, as far as a passive observer can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,9 @@ pub struct Names {
     pub ech: Option<Ech>,
     /// QUIC version of the Initial that named the flow.
     pub quic_version: Option<u32>,
+    /// JA4 fingerprint of the client's first complete ClientHello (TLS over
+    /// TCP or QUIC): which client software opened the flow.
+    pub ja4: Option<Ja4>,
     /// HTTP Host, port stripped, lowercased.
     pub http_host: Option<Box<str>>,
     /// HTTP method.
@@ -307,6 +311,12 @@ impl Flow {
             syn_seq: [0; 2],
             malformed: false,
         }
+    }
+
+    /// JA4 fingerprint of the client's first complete ClientHello, when the
+    /// flow carried one (TLS over TCP or QUIC).
+    pub fn ja4(&self) -> Option<&Ja4> {
+        self.names.as_deref()?.ja4.as_ref()
     }
 
     /// The names, creating them on first use.

@@ -29,6 +29,7 @@ pub use key::{Endpoint, FlowKey, Transport};
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use stats::Stats;
 pub use table::{EvictReason, FlowTable, Timeouts};
+pub use tetherscope_wire::ja4::Ja4;
 
 /// Nanoseconds since the Unix epoch, from packet timestamps.
 pub type Nanos = u64;

@@ -267,4 +267,44 @@ mod tests {
         assert!(handle.lock().state_of(&OTHER, "example.com").is_some());
         assert_eq!(finished.blind_spot, None, "a named flow");
     }
+
+    #[test]
+    fn a_finished_flows_tls_client_is_learned_then_new() {
+        use tetherscope_baseline::State;
+        let catalog = Catalog::builtin();
+        let handle = BaselineHandle::new(
+            Baseline::in_memory(Settings {
+                learn_for_ns: 3_600_000_000_000,
+                ..Settings::default()
+            }),
+            None,
+        );
+        let devices = DeviceTable::new(16);
+        let a = Annotator::new(&catalog, &devices, Some(&handle));
+        let known = "t13d1516h2_8daaf6152771_e5627efa2ab1";
+        let other = "t13d1715h2_5b57614c22b0_3d5424432f57";
+        let with_client = |fingerprint: &str, t: u64| {
+            let mut f = tls_flow(PHONE, "app.example.net");
+            f.first_seen = t;
+            f.last_seen = t;
+            if let Some(names) = f.names.as_deref_mut() {
+                names.ja4 = tetherscope_flow::Ja4::parse(fingerprint);
+            }
+            f
+        };
+        a.finished(&with_client(known, 1_000));
+        // Two hours later, past the hour of learning.
+        let later = 7_200_000_000_000;
+        a.finished(&with_client(known, later));
+        a.finished(&with_client(other, later));
+        // A flow without a fingerprint (plain HTTP, say) adds no client.
+        a.finished(&tls_flow(PHONE, "plain.example.org"));
+        let b = handle.lock();
+        assert_eq!(b.client_state(&PHONE, known), Some(State::Baseline));
+        assert_eq!(b.client_state(&PHONE, other), Some(State::New));
+        assert_eq!(b.devices()[&PHONE].clients.len(), 2);
+        assert_eq!(b.devices()[&PHONE].new_clients, 1);
+        let shown = b.client_entries(None).unwrap();
+        assert_eq!(shown[1].destinations, ["example.net"]);
+    }
 }

@@ -1,12 +1,13 @@
 //! From a finished flow to its device's baseline: which destination it is,
-//! and whether that destination is new to the device.
+//! and whether that destination (and the TLS client that made the flow) is
+//! new to the device.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tetherscope_baseline::{Baseline, Novelty, Observation, Outcome};
+use tetherscope_baseline::{Baseline, ClientObservation, Novelty, Observation, Outcome};
 use tetherscope_classify::{registrable_domain_lowercase, Classification, Profile, Verdict};
 use tetherscope_flow::{DeviceTable, Flow};
 
@@ -150,7 +151,7 @@ fn observe(
     let bytes = flow.bytes_up + flow.bytes_down;
     let name = flow.domain().map(|(name, _)| name);
     with_destination(name, flow.server.ip(), |destination| {
-        baseline.observe(&Observation {
+        let outcome = baseline.observe(&Observation {
             mac,
             host_name,
             destination,
@@ -168,6 +169,18 @@ fn observe(
             } else {
                 0
             },
-        })
+        });
+        // The software behind the flow, known by its TLS ClientHello: new
+        // software on the device is judged like a new destination.
+        if let (Some(_), Some(ja4)) = (outcome, flow.ja4()) {
+            baseline.observe_client(&ClientObservation {
+                mac,
+                fingerprint: ja4.as_str(),
+                destination,
+                first_seen_ns: flow.first_seen,
+                last_seen_ns: flow.last_seen,
+            });
+        }
+        outcome
     })
 }

@@ -66,6 +66,8 @@ pub struct FlowRecord {
     pub ech: Option<&'static str>,
     /// QUIC version, hex.
     pub quic_version: Option<String>,
+    /// JA4 fingerprint of the client's ClientHello (TLS or QUIC).
+    pub ja4: Option<String>,
     /// HTTP Host.
     pub http_host: Option<String>,
     /// HTTP method.
@@ -134,6 +136,7 @@ impl FlowRecord {
             quic_version: names
                 .and_then(|n| n.quic_version)
                 .map(|v| format!("{v:#010x}")),
+            ja4: flow.ja4().map(|j| j.as_str().to_owned()),
             http_host: s(names.and_then(|n| n.http_host.as_deref())),
             http_method: s(names.and_then(|n| n.http_method.as_deref())),
             http_path: s(names.and_then(|n| n.http_path.as_deref())),

@@ -20,6 +20,7 @@ pub mod hpack;
 pub mod http;
 pub mod http2;
 pub mod ip;
+pub mod ja4;
 pub mod link;
 pub mod quic;
 pub mod tcp;

@@ -24,8 +24,14 @@ pub const CLIENT_HELLO: u8 = 1;
 /// Longest record payload a peer may send (2^14 plus expansion slack).
 pub const MAX_RECORD: usize = 16_384 + 2_048;
 
-const EXT_SERVER_NAME: u16 = 0;
-const EXT_ALPN: u16 = 16;
+/// server_name extension (RFC 6066 §3).
+pub const EXT_SERVER_NAME: u16 = 0;
+/// signature_algorithms extension (RFC 8446 §4.2.3).
+pub const EXT_SIGNATURE_ALGORITHMS: u16 = 13;
+/// application_layer_protocol_negotiation extension (RFC 7301).
+pub const EXT_ALPN: u16 = 16;
+/// supported_versions extension (RFC 8446 §4.2.1).
+pub const EXT_SUPPORTED_VERSIONS: u16 = 43;
 const EXT_ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
 
 /// A TLS record header.
@@ -89,6 +95,11 @@ pub struct ClientHello<'a> {
     alpn_list: Option<&'a [u8]>,
     /// Whether an encrypted_client_hello extension is present.
     pub ech: bool,
+    /// The raw cipher_suites vector (2 bytes per suite), for fingerprints.
+    pub cipher_suites: &'a [u8],
+    /// The raw extensions block (type, length, data, ...), for fingerprints;
+    /// empty for a hello without extensions.
+    pub extensions: &'a [u8],
 }
 
 impl<'a> ClientHello<'a> {
@@ -116,16 +127,18 @@ pub fn parse_client_hello_body(body: &[u8]) -> Result<ClientHello<'_>> {
     let legacy_version = r.u16()?;
     r.skip(32)?; // random
     r.vec8()?; // session id
-    r.vec16()?; // cipher suites
+    let cipher_suites = r.vec16()?;
     r.vec8()?; // compression methods
     let mut hello = ClientHello {
         legacy_version,
+        cipher_suites,
         ..ClientHello::default()
     };
     if r.remaining() == 0 {
         return Ok(hello); // SSLv3-style hello without extensions
     }
-    let mut exts = Reader::new(r.vec16()?);
+    hello.extensions = r.vec16()?;
+    let mut exts = Reader::new(hello.extensions);
     while exts.remaining() > 0 {
         let kind = exts.u16()?;
         let data = exts.vec16()?;

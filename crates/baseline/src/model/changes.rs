@@ -1,7 +1,7 @@
 //! The change journal: what changed in the baseline since the writer last
 //! took it, and the rows the store writes from it.
 
-use super::{Baseline, CompactString, Destination, Device, HashMap, HashSet};
+use super::{Baseline, Client, CompactString, Destination, Device, HashMap, HashSet};
 
 /// (device, destination) pairs, looked up without allocating.
 #[derive(Debug, Default)]
@@ -43,6 +43,8 @@ pub(super) struct Changes {
     pub(super) destinations: Vec<([u8; 6], CompactString)>,
     pub(super) removed: KeySet,
     pub(super) removed_devices: HashSet<[u8; 6]>,
+    pub(super) clients: Vec<([u8; 6], CompactString)>,
+    pub(super) removed_clients: KeySet,
 }
 
 impl Changes {
@@ -71,6 +73,19 @@ impl Changes {
             self.removed_devices.insert(mac);
         }
     }
+
+    pub(super) fn client(&mut self, mac: [u8; 6], fingerprint: &str, client: &mut Client) {
+        if !client.unsaved && !self.off {
+            client.unsaved = true;
+            self.clients.push((mac, fingerprint.into()));
+        }
+    }
+
+    pub(super) fn client_removed(&mut self, mac: [u8; 6], fingerprint: &str) {
+        if !self.off {
+            self.removed_clients.insert(mac, fingerprint);
+        }
+    }
 }
 
 /// What changed since the last write.
@@ -82,8 +97,12 @@ pub struct Batch {
     pub destinations: Vec<([u8; 6], String, Destination)>,
     /// Destinations to delete.
     pub removed: Vec<([u8; 6], String)>,
-    /// Devices to delete.
+    /// Devices to delete (with their clients).
     pub removed_devices: Vec<[u8; 6]>,
+    /// Clients to upsert (device MAC, fingerprint).
+    pub clients: Vec<([u8; 6], String, Client)>,
+    /// Clients to delete.
+    pub removed_clients: Vec<([u8; 6], String)>,
 }
 
 /// What the store writes, borrowed: from a [`Batch`], or straight from the
@@ -96,8 +115,12 @@ pub struct Rows<'a> {
     pub destinations: Vec<([u8; 6], &'a str, &'a Destination)>,
     /// Destinations to delete.
     pub removed: &'a [([u8; 6], String)],
-    /// Devices to delete.
+    /// Devices to delete (with their clients).
     pub removed_devices: &'a [[u8; 6]],
+    /// Clients to upsert.
+    pub clients: Vec<([u8; 6], &'a str, &'a Client)>,
+    /// Clients to delete.
+    pub removed_clients: &'a [([u8; 6], String)],
 }
 
 /// Where the changes are, taken from the baseline by
@@ -108,6 +131,8 @@ pub struct Changed {
     destinations: Vec<([u8; 6], CompactString)>,
     removed: Vec<([u8; 6], String)>,
     removed_devices: Vec<[u8; 6]>,
+    clients: Vec<([u8; 6], CompactString)>,
+    removed_clients: Vec<([u8; 6], String)>,
 }
 
 impl Changed {
@@ -129,6 +154,12 @@ impl Batch {
                 .collect(),
             removed: &self.removed,
             removed_devices: &self.removed_devices,
+            clients: self
+                .clients
+                .iter()
+                .map(|(m, f, c)| (*m, f.as_str(), c))
+                .collect(),
+            removed_clients: &self.removed_clients,
         }
     }
 
@@ -138,6 +169,8 @@ impl Batch {
             && self.destinations.is_empty()
             && self.removed.is_empty()
             && self.removed_devices.is_empty()
+            && self.clients.is_empty()
+            && self.removed_clients.is_empty()
     }
 }
 
@@ -157,6 +190,8 @@ impl Baseline {
                         last_seen_ns: d.last_seen_ns,
                         host_names: d.host_names.clone(),
                         destinations: HashMap::default(),
+                        clients: HashMap::default(),
+                        new_clients: d.new_clients,
                         unsaved: false,
                     };
                     (*mac, copy)
@@ -167,8 +202,14 @@ impl Baseline {
                 .iter()
                 .map(|(mac, name, d)| (*mac, (*name).to_owned(), (*d).clone()))
                 .collect(),
+            clients: rows
+                .clients
+                .iter()
+                .map(|(mac, fp, c)| (*mac, (*fp).to_owned(), (*c).clone()))
+                .collect(),
             removed: changed.removed,
             removed_devices: changed.removed_devices,
+            removed_clients: changed.removed_clients,
         }
     }
 
@@ -193,8 +234,20 @@ impl Baseline {
                 changed.destinations.push((mac, name));
             }
         }
+        for (mac, fp) in std::mem::take(&mut self.changes.clients) {
+            if let Some(c) = self
+                .devices
+                .get_mut(&mac)
+                .and_then(|d| d.clients.get_mut(&fp))
+                .filter(|c| c.unsaved)
+            {
+                c.unsaved = false;
+                changed.clients.push((mac, fp));
+            }
+        }
         changed.removed = self.changes.removed.drain();
         changed.removed_devices = self.changes.removed_devices.drain().collect();
+        changed.removed_clients = self.changes.removed_clients.drain();
         changed
     }
 
@@ -216,6 +269,15 @@ impl Baseline {
                 .collect(),
             removed: &changed.removed,
             removed_devices: &changed.removed_devices,
+            clients: changed
+                .clients
+                .iter()
+                .filter_map(|(mac, fp)| {
+                    let c = self.devices.get(mac)?.clients.get(fp)?;
+                    Some((*mac, fp.as_str(), c))
+                })
+                .collect(),
+            removed_clients: &changed.removed_clients,
         }
     }
 
@@ -249,6 +311,24 @@ impl Baseline {
         for mac in &batch.removed_devices {
             if !self.devices.contains_key(mac) {
                 self.changes.device_removed(*mac);
+            }
+        }
+        for (mac, fp, _) in &batch.clients {
+            if let Some(c) = self
+                .devices
+                .get_mut(mac)
+                .and_then(|d| d.clients.get_mut(fp.as_str()))
+            {
+                self.changes.client(*mac, fp, c);
+            }
+        }
+        for (mac, fp) in &batch.removed_clients {
+            let back = self
+                .devices
+                .get(mac)
+                .is_some_and(|d| d.clients.contains_key(fp.as_str()));
+            if !back {
+                self.changes.client_removed(*mac, fp);
             }
         }
     }
