@@ -528,7 +528,7 @@ fn baseline_families(shared: &Shared, snap: &crate::state::Snapshot, b: &mut Bui
     let rows = |v: &crate::state::NoveltyCounts| {
         sum_by(v.iter().map(|((d, dom, p), n)| {
             (
-                vec![d.clone(), Shared::domain_label(snap, dom), (*p).to_owned()],
+                vec![d.clone(), snap.admitted_or_other(dom), (*p).to_owned()],
                 *n,
             )
         }))
@@ -570,7 +570,7 @@ fn baseline_families(shared: &Shared, snap: &crate::state::Snapshot, b: &mut Bui
     for (mac, site, purpose, secs) in pending {
         let key = vec![
             shared.device_name(mac),
-            Shared::domain_label(snap, &site),
+            snap.admitted_or_other(&site),
             purpose,
         ];
         first_seen

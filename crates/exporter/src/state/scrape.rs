@@ -33,21 +33,23 @@ pub struct Snapshot {
     pub kept: Option<HashSet<String>>,
 }
 
-/// Active flows are summed by client MAC and label id.
-type ActiveKey = (Option<[u8; 6]>, u32);
-
-impl Shared {
+impl Snapshot {
     /// The `domain` label a destination's series carry in a scrape: itself
-    /// while it holds a place in the snapshot's label set, else `other`.
-    pub fn domain_label(snapshot: &Snapshot, domain: &str) -> String {
+    /// while it holds a place in this snapshot's label set, else `other`.
+    pub fn admitted_or_other(&self, domain: &str) -> String {
         let domain = sanitize(domain);
-        if is_reserved(&domain) || snapshot.admitted.contains(&domain) {
+        if is_reserved(&domain) || self.admitted.contains(&domain) {
             domain
         } else {
             OTHER.to_owned()
         }
     }
+}
 
+/// Active flows are summed by client MAC and label id.
+type ActiveKey = (Option<[u8; 6]>, u32);
+
+impl Shared {
     /// Totals per label set (finished + active flows), active flows per
     /// device, and the overflow count. Active flows are measured without
     /// holding any lock the capture thread needs.
