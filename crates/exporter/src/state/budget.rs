@@ -1,7 +1,8 @@
-//! The label budget: how the `domain` label set stays bounded over months.
+//! The label budget: how the `domain` and `owner` label sets stay bounded
+//! over months.
 
 use super::hub::Inner;
-use super::labels::{DomainLabel, FlowLabels, OTHER, UNNAMED};
+use super::labels::{DomainLabel, FlowLabels, OTHER, UNKNOWN_OWNER, UNNAMED};
 use super::totals::{add_retired, fold_novelty};
 use super::Shared;
 
@@ -18,7 +19,13 @@ pub struct LabelPolicy {
     pub idle_ns: u64,
     /// Registrable domain or full name.
     pub domain: DomainLabel,
+    /// Most distinct `owner` values besides `unknown` and `other`.
+    pub max_owners: usize,
 }
+
+/// Most distinct `owner` values by default: the builtin catalog names a few
+/// dozen owners; the rest is room for the user's lists.
+pub const DEFAULT_MAX_OWNERS: usize = 100;
 
 impl LabelPolicy {
     /// `max_domains` values, a day of idleness, registrable domains.
@@ -27,6 +34,7 @@ impl LabelPolicy {
             max_domains,
             idle_ns: DEFAULT_LABEL_IDLE_NS,
             domain: DomainLabel::Registrable,
+            max_owners: DEFAULT_MAX_OWNERS,
         }
     }
 }
@@ -129,6 +137,35 @@ impl Shared {
         labels
     }
 
+    /// Gives the flow's `owner` value a place in the bounded owner set, or
+    /// folds it into `other`.
+    ///
+    /// Owners come from rules (the catalog's and the user's lists), so
+    /// there are few; the set is filled first come, first served and a place
+    /// is never given back. So whether an owner is folded is decided the
+    /// first time it is seen and never changes: no flow is ever reported
+    /// under `other` first and under its owner later, and the `owner` label
+    /// set stays bounded however long the monitor runs.
+    pub(super) fn admit_owner(&self, inner: &mut Inner, mut labels: FlowLabels) -> FlowLabels {
+        if labels.owner == UNKNOWN_OWNER
+            || labels.owner == OTHER
+            || inner.owners.contains(&labels.owner)
+        {
+            return labels;
+        }
+        if inner.owners.len() < self.labels.max_owners {
+            inner.owners.insert(labels.owner.clone());
+        } else {
+            labels.owner = OTHER.to_owned();
+        }
+        labels
+    }
+
+    /// Distinct `owner` values admitted now (without `unknown`/`other`).
+    pub fn owner_values(&self) -> usize {
+        self.lock().owners.len()
+    }
+
     /// Gives back the places of values without traffic for the policy's
     /// idle time. Scans at most once a second of packet time unless forced.
     pub(super) fn release_idle(&self, inner: &mut Inner, force: bool) {
@@ -194,6 +231,7 @@ pub(super) fn release(inner: &mut Inner, domain: &str, cap: usize) {
 mod tests {
     use super::*;
     use crate::state::test_support::*;
+    use std::collections::HashSet;
     use tetherscope_flow::Transport;
 
     fn verdict(s: &Shared, sni: &str) -> &'static str {
@@ -295,5 +333,104 @@ mod tests {
         let text = crate::metrics::render(&s);
         assert!(domains(&text).len() <= 6, "{:?}", domains(&text));
         assert_eq!(flows_sum(&text), 20_000.0);
+    }
+
+    /// `tetherscope_owner_bytes_total` of an exposition, by (owner, direction).
+    fn owner_bytes(text: &str) -> std::collections::HashMap<(String, String), f64> {
+        let label = |l: &str, name: &str| -> String {
+            l.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|v| v.split('"').next())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let mut out = std::collections::HashMap::new();
+        for l in text
+            .lines()
+            .filter(|l| l.starts_with("tetherscope_owner_bytes_total{"))
+        {
+            let v: f64 = l
+                .rsplit_once(' ')
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(f64::NAN);
+            *out.entry((label(l, "owner"), label(l, "direction")))
+                .or_default() += v;
+        }
+        out
+    }
+
+    #[test]
+    fn owner_bytes_are_reported_by_device_owner_and_direction() {
+        let s = shared(10);
+        let mut xtra = tls_flow("xtrapath3.izatcloud.net", 0);
+        xtra.bytes_down = 7;
+        s.retire(&xtra);
+        s.retire(&flow_at(None, Transport::Udp, 5000, 7, 1));
+        let text = crate::metrics::render(&s);
+        let bytes = owner_bytes(&text);
+        let at = |o: &str, d: &str| bytes.get(&(o.to_owned(), d.to_owned())).copied();
+        assert_eq!(at("Qualcomm", "up"), Some(100.0), "{text}");
+        assert_eq!(at("Qualcomm", "down"), Some(7.0), "{text}");
+        assert_eq!(at("unknown", "up"), Some(100.0), "{text}");
+        assert!(
+            text.contains("tetherscope_owner_bytes_total{device=\"unknown\",direction=\"up\",owner=\"Qualcomm\"} 100"),
+            "{text}"
+        );
+        assert!(text.contains("tetherscope_owner_labels 1"), "{text}");
+    }
+
+    #[test]
+    fn owners_past_the_budget_fold_into_other_and_list_names_are_made_safe() {
+        use tetherscope_classify::{Catalog, ListFormat, Purpose};
+        use tetherscope_flow::{Pipeline, PipelineConfig};
+        let mut catalog = Catalog::builtin();
+        for (file, domain) in [
+            ("alpha-list.txt", "tracker-a.example"),
+            ("evil\"\u{202e}list.txt", "tracker-e.example"),
+            ("beta-list.txt", "tracker-b.example"),
+        ] {
+            let path = std::path::Path::new(file);
+            catalog.import_list_str(path, domain, Purpose::Tracking, ListFormat::Domains);
+        }
+        let pipeline = Pipeline::new(&PipelineConfig::default());
+        let s = Shared::with_labels(
+            &pipeline,
+            std::sync::Arc::new(catalog),
+            LabelPolicy {
+                max_owners: 2,
+                ..LabelPolicy::new(10)
+            },
+        );
+        for (i, d) in ["tracker-a", "tracker-e", "tracker-b"].iter().enumerate() {
+            s.retire(&tls_flow(&format!("www.{d}.example"), i as u64));
+        }
+        let text = crate::metrics::render(&s);
+        let owners: HashSet<String> = owner_bytes(&text).into_keys().map(|(o, _)| o).collect();
+        // The list's name loses its quote and shows its invisible character
+        // (the exposition writes the escape's backslash as `\\`).
+        let want: HashSet<String> = ["alpha-list", "evil\\\\u{202e}list", "other"]
+            .map(str::to_owned)
+            .into();
+        assert_eq!(owners, want, "{text}");
+        assert_eq!(s.owner_values(), 2);
+        // An owner that found no place stays folded, active or finished, and
+        // no byte is counted twice across scrapes.
+        s.table.insert(flow_at(
+            Some("x.tracker-b.example"),
+            Transport::Tcp,
+            443,
+            5,
+            10,
+        ));
+        for _ in 0..2 {
+            let text = crate::metrics::render(&s);
+            let bytes = owner_bytes(&text);
+            assert_eq!(bytes.values().sum::<f64>(), 400.0, "{text}");
+            assert_eq!(
+                bytes[&("other".to_owned(), "up".to_owned())],
+                200.0,
+                "{text}"
+            );
+        }
     }
 }

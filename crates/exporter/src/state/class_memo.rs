@@ -3,14 +3,14 @@
 
 use std::borrow::Cow;
 
-use tetherscope_classify::{Judgement, Purpose, Verdict as ClassVerdict};
+use tetherscope_classify::{Purpose, Verdict as ClassVerdict};
 use tetherscope_flow::flow::NameSource;
 use tetherscope_flow::Flow;
 
 use super::budget::is_reserved;
 use super::labels::{
-    domain_label_ref, label_name, rcode_key, rcode_name, service_label, verdict_label, DomainLabel,
-    FlowLabels, OTHER,
+    domain_label_ref, label_name, owner_label, rcode_key, rcode_name, service_label, verdict_label,
+    DomainLabel, FlowLabels, OTHER, UNKNOWN_OWNER,
 };
 use crate::annotate::Annotator;
 use crate::facts;
@@ -23,6 +23,8 @@ struct LabelKey {
     domain: u32,
     /// Index into [`ClassMemo::services`].
     service: u32,
+    /// Index into [`ClassMemo::owners`].
+    owner: u32,
     purpose: Purpose,
     unexpected: bool,
     /// The `rcode` label itself ([`rcode_name`]): response codes that
@@ -75,11 +77,10 @@ pub(super) struct ClassMemo {
     /// reverse. Only values that keep their name are here.
     domains: Vec<String>,
     domain_ids: ahash::HashMap<String, u32>,
-    /// `service` values by [`LabelKey::service`] (`""` first), the
-    /// matching rule's address to its id, and the reverse.
-    services: Vec<String>,
-    service_ids: ahash::HashMap<*const tetherscope_classify::Rule, u32>,
-    service_by_value: ahash::HashMap<String, u32>,
+    /// `service` values by [`LabelKey::service`] (`""` first).
+    services: RuleValues,
+    /// `owner` values by [`LabelKey::owner`] (`unknown` first).
+    owners: RuleValues,
     /// `domain` label values admitted when the scrape began, with their
     /// admission times.
     admitted: ahash::HashMap<String, u64>,
@@ -134,8 +135,8 @@ impl ClassMemo {
         memo.classes.reserve(expected_classes);
         memo.domains.push(OTHER.to_owned());
         memo.domain_ids.insert(OTHER.to_owned(), OTHER_ID);
-        memo.services.push(String::new());
-        memo.service_by_value.insert(String::new(), 0);
+        memo.services = RuleValues::new(String::new());
+        memo.owners = RuleValues::new(UNKNOWN_OWNER.to_owned());
         memo
     }
 
@@ -208,7 +209,8 @@ impl ClassMemo {
         }
         let key = LabelKey {
             domain: OTHER_ID,
-            service: self.service_id(&class),
+            service: self.services.id(class.rule, service_label),
+            owner: self.owners.id(class.rule, owner_label),
             purpose: class.purpose,
             unexpected: class.verdict == ClassVerdict::Unexpected,
             rcode: rcode_name(rcode),
@@ -265,26 +267,6 @@ impl ClassMemo {
         id
     }
 
-    /// The id of a classification's `service` value; rules with the same
-    /// display name share it.
-    fn service_id(&mut self, class: &Judgement<'_>) -> u32 {
-        let Some(rule) = class.rule else { return 0 };
-        if let Some(&id) = self.service_ids.get(&(rule as *const _)) {
-            return id;
-        }
-        let value = service_label(Some(rule));
-        let services = &mut self.services;
-        let id = *self
-            .service_by_value
-            .entry(value.clone())
-            .or_insert_with(|| {
-                services.push(value);
-                (services.len() - 1) as u32
-            });
-        self.service_ids.insert(rule as *const _, id);
-        id
-    }
-
     /// The id of a label set, new or known.
     fn label_id(&mut self, key: LabelKey) -> u32 {
         let labels = &mut self.labels;
@@ -300,10 +282,54 @@ impl ClassMemo {
         FlowLabels {
             device,
             domain: self.domains[key.domain as usize].clone(),
-            service: self.services[key.service as usize].clone(),
+            service: self.services.values[key.service as usize].clone(),
+            owner: self.owners.values[key.owner as usize].clone(),
             purpose: key.purpose.as_str(),
             verdict: verdict_label(key.unexpected),
             rcode: key.rcode,
         }
+    }
+}
+
+/// The values of one label a rule decides (`service`, `owner`), as small
+/// ids: each rule is looked up once per scrape, and rules that give the same
+/// value share its id.
+#[derive(Default)]
+struct RuleValues {
+    /// Values by id; id 0 is the value of flows no rule matches.
+    values: Vec<String>,
+    /// A rule's address to its value's id.
+    by_rule: ahash::HashMap<*const tetherscope_classify::Rule, u32>,
+    /// A value to its id.
+    by_value: ahash::HashMap<String, u32>,
+}
+
+impl RuleValues {
+    /// Values whose id 0 is `unmatched`.
+    fn new(unmatched: String) -> Self {
+        let mut v = RuleValues::default();
+        v.by_value.insert(unmatched.clone(), 0);
+        v.values.push(unmatched);
+        v
+    }
+
+    /// The id of the value `label` gives `rule`; 0 without a rule.
+    fn id(
+        &mut self,
+        rule: Option<&tetherscope_classify::Rule>,
+        label: fn(Option<&tetherscope_classify::Rule>) -> String,
+    ) -> u32 {
+        let Some(rule) = rule else { return 0 };
+        if let Some(&id) = self.by_rule.get(&(rule as *const _)) {
+            return id;
+        }
+        let value = label(Some(rule));
+        let values = &mut self.values;
+        let id = *self.by_value.entry(value.clone()).or_insert_with(|| {
+            values.push(value);
+            (values.len() - 1) as u32
+        });
+        self.by_rule.insert(rule as *const _, id);
+        id
     }
 }

@@ -10,8 +10,8 @@ use tetherscope_flow::{DeviceTable, Flow, FlowTable, Pipeline, Stats};
 
 use super::budget::{DomainSlot, LabelPolicy};
 use super::labels::{
-    domain_label, label_name, rcode_label, sanitize, service_label, verdict_label, FlowLabels,
-    OTHER, UNKNOWN_DEVICE,
+    domain_label, label_name, owner_label, rcode_label, sanitize, service_label, verdict_label,
+    FlowLabels, OTHER, UNKNOWN_DEVICE,
 };
 use super::totals::{add_retired, totals, Totals};
 use crate::annotate::{Annotation, Annotator, Peek};
@@ -99,16 +99,18 @@ pub(super) struct Inner {
     pub(super) scraped_ns: u64,
     pub(super) overflow: u64,
     pub(super) recent: VecDeque<(FlowCursor, FlowRecord)>,
-    /// Destinations that became `new`, per (device, domain, purpose).
+    /// Destinations that became `new`, per (device, domain, purpose, owner).
     pub(super) new_destinations: HashMap<NoveltyLabels, u64>,
-    /// Flows to flagged destinations, per (device, domain, purpose).
+    /// Flows to flagged destinations, per (device, domain, purpose, owner).
     pub(super) flagged_flows: HashMap<NoveltyLabels, u64>,
+    /// Admitted `owner` values.
+    pub(super) owners: HashSet<String>,
     /// Tracked devices seen resolving over DoT, DoQ or DoH.
     pub(super) private_dns: HashSet<[u8; 6]>,
 }
 
-/// Device, domain and purpose labels of a baseline event.
-pub type NoveltyLabels = (String, String, &'static str);
+/// Device, domain, purpose and owner labels of a baseline event.
+pub type NoveltyLabels = (String, String, &'static str, String);
 
 /// Baseline events per label set.
 pub type NoveltyCounts = Vec<(NoveltyLabels, u64)>;
@@ -246,6 +248,7 @@ impl Shared {
             purpose: class.purpose.as_str(),
             verdict: verdict_label(class.verdict == ClassVerdict::Unexpected),
             rcode: rcode_label(flow),
+            owner: owner_label(class.rule),
         };
         (
             labels,
@@ -289,8 +292,14 @@ impl Shared {
             newcomer,
             true,
         );
+        let labels = self.admit_owner(&mut inner, labels);
         if let Some(o) = outcome {
-            let key = (labels.device.clone(), labels.domain.clone(), labels.purpose);
+            let key = (
+                labels.device.clone(),
+                labels.domain.clone(),
+                labels.purpose,
+                labels.owner.clone(),
+            );
             if o.became_new {
                 *inner.new_destinations.entry(key.clone()).or_default() += 1;
             }

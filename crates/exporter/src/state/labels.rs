@@ -38,6 +38,26 @@ pub struct FlowLabels {
     pub verdict: &'static str,
     /// DNS flows: the response code of the first answer ("" for others).
     pub rcode: &'static str,
+    /// Who runs the destination: the matching rule's owner (a catalog
+    /// entity or a list's name), [`UNKNOWN_OWNER`] or [`OTHER`] past the
+    /// owner budget.
+    pub owner: String,
+}
+
+/// Label value for flows no rule names an owner for.
+pub const UNKNOWN_OWNER: &str = "unknown";
+
+/// The `owner` label of a classification: its rule's owner, made safe (list
+/// names are the user's, so they get the same care as names from the wire).
+pub(super) fn owner_label(rule: Option<&tetherscope_classify::Rule>) -> String {
+    let owner = rule
+        .map(|r| sanitize_or_empty(&r.owner))
+        .unwrap_or_default();
+    if owner.is_empty() {
+        UNKNOWN_OWNER.to_owned()
+    } else {
+        owner
+    }
 }
 
 /// The name the `domain` label is made of: the flow's domain (given, as

@@ -8,8 +8,8 @@
 //! the capture thread moving a flow from active to finished.
 //!
 //! One module per job: `hub` holds [`Shared`] and the capture thread's
-//! entry points (`retire`, the flow page), `budget` keeps the `domain` label
-//! set bounded, `totals` sums what flows add, `scrape` builds a
+//! entry points (`retire`, the flow page), `budget` keeps the `domain` and
+//! `owner` label sets bounded, `totals` sums what flows add, `scrape` builds a
 //! [`Snapshot`], `labels` makes label values and `class_memo` classifies
 //! each distinct destination of a scrape once.
 
@@ -22,8 +22,10 @@ mod scrape;
 mod test_support;
 mod totals;
 
-pub use budget::{LabelPolicy, DEFAULT_LABEL_IDLE_NS};
+pub use budget::{LabelPolicy, DEFAULT_LABEL_IDLE_NS, DEFAULT_MAX_OWNERS};
 pub use hub::{CaptureStatus, NoveltyCounts, NoveltyLabels, Shared};
-pub use labels::{domain_label, sanitize, DomainLabel, FlowLabels, OTHER, UNKNOWN_DEVICE, UNNAMED};
+pub use labels::{
+    domain_label, sanitize, DomainLabel, FlowLabels, OTHER, UNKNOWN_DEVICE, UNKNOWN_OWNER, UNNAMED,
+};
 pub use scrape::Snapshot;
 pub use totals::{blind_index, Totals, BLIND_SPOTS};

@@ -21,9 +21,9 @@ pub struct Snapshot {
     pub overflow: u64,
     /// `domain` values that gave their place back since the last scrape.
     pub released: HashSet<String>,
-    /// Destinations that became new, per (device, domain, purpose).
+    /// Destinations that became new, per (device, domain, purpose, owner).
     pub new_destinations: NoveltyCounts,
-    /// Flows to flagged destinations, per (device, domain, purpose).
+    /// Flows to flagged destinations, per (device, domain, purpose, owner).
     pub flagged_flows: NoveltyCounts,
     /// `domain` values admitted at this snapshot: baseline series outside
     /// it say `other`, so one exposition never holds more than the budget.
@@ -137,6 +137,7 @@ impl Shared {
                 newcomer,
                 false,
             );
+            let labels = self.admit_owner(&mut inner, labels);
             let mut t = t;
             if mac.is_some_and(|m| inner.private_dns.contains(&m)) {
                 t.hidden_by_private_dns();

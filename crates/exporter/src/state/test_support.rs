@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tetherscope_classify::Catalog;
 use tetherscope_flow::{AppProto, Flow, Names, Pipeline, PipelineConfig, Transport};
 
-use super::{DomainLabel, LabelPolicy, Shared};
+use super::{DomainLabel, LabelPolicy, Shared, DEFAULT_MAX_OWNERS};
 
 /// An hour of packet time.
 pub const HOUR: u64 = 3600 * 1_000_000_000;
@@ -21,6 +21,7 @@ pub fn shared(max_domains: usize) -> Shared {
             max_domains,
             idle_ns: HOUR,
             domain: DomainLabel::Registrable,
+            max_owners: DEFAULT_MAX_OWNERS,
         },
     )
 }

@@ -90,7 +90,9 @@ pub(super) fn fold_novelty(counts: &mut HashMap<NoveltyLabels, u64>, domain: &st
     let gone: Vec<NoveltyLabels> = counts.keys().filter(|k| k.1 == domain).cloned().collect();
     for key in gone {
         let n = counts.remove(&key).unwrap_or(0);
-        *counts.entry((key.0, OTHER.to_owned(), key.2)).or_default() += n;
+        *counts
+            .entry((key.0, OTHER.to_owned(), key.2, key.3))
+            .or_default() += n;
     }
 }
 
