@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
-use tetherscope_exporter::state::{DomainLabel, LabelPolicy};
+use tetherscope_exporter::state::{DomainLabel, LabelPolicy, DEFAULT_MAX_OWNERS};
 use tetherscope_exporter::Shared;
 use tetherscope_flow::{Pipeline, PipelineConfig};
 
@@ -98,6 +98,7 @@ fn label_policy(settings: &Settings) -> LabelPolicy {
             crate::cli::DomainLabelArg::Registrable => DomainLabel::Registrable,
             crate::cli::DomainLabelArg::Fqdn => DomainLabel::Fqdn,
         },
+        max_owners: DEFAULT_MAX_OWNERS,
     }
 }
 

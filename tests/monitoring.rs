@@ -238,4 +238,10 @@ fn prometheus_alertmanager_and_dashboards_on_live_hotspot() {
         summary.contains("pixel-7a") && summary.contains("example.com"),
         "{summary}"
     );
+    // The notification alone says what the destination is for and who runs
+    // it (no rule names example.com's owner).
+    assert!(
+        summary.contains("purpose unknown, owner unknown"),
+        "{summary}"
+    );
 }

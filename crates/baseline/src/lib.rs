@@ -109,11 +109,9 @@ pub fn is_randomised(mac: &[u8; 6]) -> bool {
     mac[0] & 0x02 != 0
 }
 
-/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    let [a, b, c, d, e, f] = mac;
-    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
-}
+/// The text form of a MAC, as the device table writes it: one function, so
+/// a MAC stored here always matches the one the live monitor shows.
+pub use tetherscope_flow::devices::format_mac;
 
 /// Unix seconds (as shown and stored) from packet nanoseconds.
 pub fn seconds(ns: u64) -> f64 {

@@ -18,6 +18,8 @@ use crate::state::{sanitize, FlowLabels, Shared, Snapshot, Totals, BLIND_SPOTS};
 pub const FLOWS: &str = "tetherscope_flows_total";
 /// Bytes by device, domain, purpose and direction.
 pub const BYTES: &str = "tetherscope_bytes_total";
+/// Bytes by device, owner (who runs the destination) and direction.
+pub const OWNER_BYTES: &str = "tetherscope_owner_bytes_total";
 /// Bytes of cleartext flows.
 pub const CLEARTEXT_BYTES: &str = "tetherscope_cleartext_bytes_total";
 /// Bytes of cleartext flows the catalog does not document as cleartext.
@@ -76,6 +78,8 @@ pub use crate::clients::{BASELINE_CLIENTS, BASELINE_CLIENTS_DROPPED, NEW_CLIENTS
 pub const STORE_BYTES: &str = "tetherscope_state_store_bytes";
 /// Distinct `domain` label values in use.
 pub const DOMAIN_LABELS: &str = "tetherscope_domain_labels";
+/// Distinct `owner` label values in use.
+pub const OWNER_LABELS: &str = "tetherscope_owner_labels";
 /// HTTP connections the listener's limits closed, by reason.
 pub const HTTP_CONNECTIONS_CLOSED: &str = "tetherscope_http_connections_closed_total";
 /// Build information.
@@ -292,6 +296,15 @@ pub fn render(shared: &Shared) -> String {
         })),
     );
     b.counter(
+        OWNER_BYTES,
+        "Wire bytes, by device, owner (who runs the destination: the catalog's or a list's entity; unknown: no rule names one) and direction (up = from the phone).",
+        &["device", "owner", "direction"],
+        sum_by(t.iter().flat_map(|(l, v)| {
+            let row = |dir: &str| vec![s(&l.device), s(&l.owner), s(dir)];
+            [(row("up"), v.bytes_up), (row("down"), v.bytes_down)]
+        })),
+    );
+    b.counter(
         CLEARTEXT_BYTES,
         "Bytes of unencrypted flows (HTTP, DNS, NTP, ...).",
         &["device", "domain", "service", "purpose"],
@@ -313,12 +326,12 @@ pub fn render(shared: &Shared) -> String {
     );
     b.counter(
         UNEXPECTED_FLOWS,
-        "Flows the active profile does not expect.",
-        &["device", "domain", "service", "purpose"],
+        "Flows the active profile does not expect; owner: who runs the destination (the alerts name it).",
+        &["device", "domain", "service", "purpose", "owner"],
         sum_by(
             t.iter()
                 .filter(|(l, _)| l.verdict == "unexpected")
-                .map(|(l, v)| (dsp(l), v.flows)),
+                .map(|(l, v)| (with(dsp(l), &l.owner), v.flows)),
         ),
     );
     let mut first_seen: HashMap<Vec<String>, i64> = HashMap::new();
@@ -495,6 +508,12 @@ pub fn render(shared: &Shared) -> String {
         &[],
         vec![(vec![], shared.domain_values() as i64)],
     );
+    b.gauge(
+        OWNER_LABELS,
+        "Distinct owner label values in use (at most the owner budget, besides unknown and other).",
+        &[],
+        vec![(vec![], shared.owner_values() as i64)],
+    );
     b.counter(
         "tetherscope_pipeline_packets_total",
         "Packets the pipeline ingested.",
@@ -527,9 +546,14 @@ fn baseline_families(shared: &Shared, snap: &crate::state::Snapshot, b: &mut Bui
         return;
     };
     let rows = |v: &crate::state::NoveltyCounts| {
-        sum_by(v.iter().map(|((d, dom, p), n)| {
+        sum_by(v.iter().map(|((d, dom, p, owner), n)| {
             (
-                vec![d.clone(), Shared::domain_label(snap, dom), (*p).to_owned()],
+                vec![
+                    d.clone(),
+                    snap.admitted_or_other(dom),
+                    (*p).to_owned(),
+                    owner.clone(),
+                ],
                 *n,
             )
         }))
@@ -537,14 +561,14 @@ fn baseline_families(shared: &Shared, snap: &crate::state::Snapshot, b: &mut Bui
     let (new, flagged) = (&snap.new_destinations, &snap.flagged_flows);
     b.counter(
         NEW_DESTINATIONS,
-        "Destinations first seen by a device after it finished learning, neither in its baseline nor expected by its profile.",
-        &["device", "domain", "purpose"],
+        "Destinations first seen by a device after it finished learning, neither in its baseline nor expected by its profile; owner: who runs it.",
+        &["device", "domain", "purpose", "owner"],
         rows(new),
     );
     b.counter(
         FLAGGED_FLOWS,
-        "Flows to destinations the user flagged.",
-        &["device", "domain", "purpose"],
+        "Flows to destinations the user flagged; owner: who runs them.",
+        &["device", "domain", "purpose", "owner"],
         rows(flagged),
     );
     // Copy what is needed under the lock; label work happens after it.
@@ -571,7 +595,7 @@ fn baseline_families(shared: &Shared, snap: &crate::state::Snapshot, b: &mut Bui
     for (mac, site, purpose, secs) in pending {
         let key = vec![
             shared.device_name(mac),
-            Shared::domain_label(snap, &site),
+            snap.admitted_or_other(&site),
             purpose,
         ];
         first_seen

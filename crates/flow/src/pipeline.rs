@@ -243,7 +243,7 @@ impl Pipeline {
             Ok(p) => p,
             Err(e) => return self.stats.parse_error(e.reason()),
         };
-        if let (Some(mac), true) = (src_mac, is_local(packet.src) && depth == 0) {
+        if let (Some(mac), true) = (src_mac, is_device_address(packet.src) && depth == 0) {
             self.devices.observe(mac, packet.src);
         }
         // Tunnels (GTP-U, VXLAN, Geneve, GRE, IP-in-IP, Teredo) carry the
@@ -620,8 +620,9 @@ fn tunnel_payload(protocol: u8, payload: &[u8]) -> Option<tunnel::Inner<'_>> {
     }
 }
 
-/// Addresses that belong to devices on the local network.
-fn is_local(ip: IpAddr) -> bool {
+/// Whether a source address can be a device on the hotspot's side (private
+/// or link-local): only such a packet teaches the device table its MAC.
+fn is_device_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => a.is_private() || a.is_link_local(),
         IpAddr::V6(a) => {

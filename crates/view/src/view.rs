@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use tetherscope_baseline::is_randomised;
 use tetherscope_classify::registrable_domain;
 use tetherscope_classify::Purpose;
 use tetherscope_flow::devices::format_mac;
@@ -364,11 +365,6 @@ const ACTIVE_SHOWN: usize = 200;
 const TOP_SHOWN: usize = 10;
 /// Destinations listed per device on the live page.
 pub const LIVE_DESTINATIONS_SHOWN: usize = 256;
-
-/// Whether a MAC is locally administered (randomised by the phone).
-pub fn is_randomised(mac: &[u8; 6]) -> bool {
-    mac[0] & 0x02 != 0
-}
 
 impl Aggregate {
     /// An empty aggregate with the given caps and timeline.
