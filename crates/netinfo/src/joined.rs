@@ -62,6 +62,41 @@ impl JoinedTable {
     }
 }
 
+impl Both {
+    /// A range's answers, for a table read back from its compiled file.
+    pub(crate) fn new(asn: Option<Asn>, country: Option<CountryCode>) -> Self {
+        Self { asn, country }
+    }
+
+    /// The AS number and organisation index.
+    pub(crate) fn asn(&self) -> Option<Asn> {
+        self.asn
+    }
+
+    /// The country.
+    pub(crate) fn country(&self) -> Option<CountryCode> {
+        self.country
+    }
+}
+
+impl JoinedTable {
+    /// A table from its parts (as [`JoinedTable::parts`] gave them, read
+    /// back from a compiled file: finished ranges whose organisation
+    /// indexes are within `orgs`).
+    pub(crate) fn from_parts(
+        v4: Ranges<u32, Both>,
+        v6: Ranges<u128, Both>,
+        orgs: Vec<Arc<str>>,
+    ) -> Self {
+        Self { v4, v6, orgs }
+    }
+
+    /// The IPv4 ranges, the IPv6 ranges and the organisation names.
+    pub(crate) fn parts(&self) -> (&Ranges<u32, Both>, &Ranges<u128, Both>, &[Arc<str>]) {
+        (&self.v4, &self.v6, &self.orgs)
+    }
+}
+
 /// A table as steps: from each start to the next, the value (or none).
 /// The first step starts at 0. Where ranges overlap, the one a lookup in
 /// [`Ranges`] would find wins: the last to start, while it lasts.

@@ -20,10 +20,17 @@
 //! The ASN ranges and the country ranges are joined at load into one table
 //! per address family, so a lookup is one search of one bucket of that
 //! table (see `joined.rs` and `benches/lookup.rs`).
+//!
+//! Parsing the tables takes half a second, so the joined table is also
+//! written to a compiled file in a cache directory ([`Config::cache_dir`],
+//! [`default_cache_dir`]) and later loads read that instead, as long as the
+//! source files are the ones it was built from (see `compiled.rs` and
+//! `benches/load.rs`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod compiled;
 mod joined;
 mod mmdb;
 pub mod ranges;
@@ -33,6 +40,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use compiled::{Cache, Identity, Role};
 use joined::JoinedTable;
 use mmdb::{CountryTable, Mmdb};
 use ranges::{Family, RangeTable};
@@ -178,6 +186,9 @@ pub struct Config {
     /// Answer for the documentation ranges too (a simulated hotspot's
     /// servers live there, and so do test tables); off for real traffic.
     pub documentation_ranges: bool,
+    /// Where the joined table's compiled file is kept; `None`: the tables
+    /// are always parsed from their files.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -190,9 +201,34 @@ impl Config {
         };
         Self {
             search_dirs,
+            cache_dir: default_cache_dir(),
             ..Self::default()
         }
     }
+}
+
+/// The file name of the compiled table inside [`Config::cache_dir`].
+pub const COMPILED_FILE: &str = compiled::FILE_NAME;
+
+/// Where the compiled table is kept: systemd's `$CACHE_DIRECTORY` (the
+/// unit's `CacheDirectory=`) when set, else `$XDG_CACHE_HOME/tetherscope`,
+/// else `~/.cache/tetherscope`; `None` without any of them.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dirs) = var("CACHE_DIRECTORY") {
+        // systemd joins several directories with ':'; the first is ours.
+        let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
+        if let Some(dir) = first.filter(|d| d.is_absolute()) {
+            return Some(dir);
+        }
+    }
+    // The XDG base directory specification ignores a relative value.
+    if let Some(dir) = var("XDG_CACHE_HOME").map(PathBuf::from) {
+        if dir.is_absolute() {
+            return Some(dir.join("tetherscope"));
+        }
+    }
+    var("HOME").map(|home| PathBuf::from(home).join(".cache/tetherscope"))
 }
 
 #[derive(Debug)]
@@ -212,6 +248,8 @@ pub struct NetInfo {
     country: Option<CountryTable>,
     sources: Vec<Source>,
     documentation_ranges: bool,
+    /// The joined table was read from its compiled file.
+    compiled: bool,
 }
 
 impl NetInfo {
@@ -223,7 +261,34 @@ impl NetInfo {
     /// Loads what `config` names and what the search finds. A named file
     /// that is missing or damaged, or an installed one that is damaged, is
     /// an error; nothing installed is not.
+    ///
+    /// With a [`Config::cache_dir`], the joined table is read from its
+    /// compiled file when that was built from the very files the load
+    /// would read; otherwise it is built from them and the compiled file
+    /// written for the next load.
     pub fn load(config: &Config) -> Result<Self, Error> {
+        let cache = config.cache_dir.as_deref().and_then(|dir| {
+            let identity = Identity::of(&source_files(config)?)?;
+            Some(Cache::new(dir, identity))
+        });
+        if let Some((sources, joined)) = cache.as_ref().and_then(Cache::read) {
+            return Ok(Self {
+                joined: Some(joined),
+                sources,
+                documentation_ranges: config.documentation_ranges,
+                compiled: true,
+                ..Self::default()
+            });
+        }
+        let info = Self::load_sources(config)?;
+        if let (Some(cache), Some(joined)) = (&cache, &info.joined) {
+            cache.write(&info.sources, joined);
+        }
+        Ok(info)
+    }
+
+    /// Loads the tables from their files.
+    fn load_sources(config: &Config) -> Result<Self, Error> {
         // The two tables are independent: read them side by side.
         let (asn, country) = std::thread::scope(|scope| {
             let country = scope.spawn(|| load_country(config));
@@ -256,6 +321,12 @@ impl NetInfo {
             info.joined = Some(JoinedTable::new(asn, info.country.take()));
         }
         Ok(info)
+    }
+
+    /// Whether the tables were read from their compiled file rather than
+    /// parsed from their sources.
+    pub fn is_compiled(&self) -> bool {
+        self.compiled
     }
 
     /// The tables loaded, in the order they were found.
@@ -332,6 +403,40 @@ impl NetInfo {
             country,
         })
     }
+}
+
+/// The files a load reads when its tables are joined, each with what it is
+/// to the load; `None` when they are not joined (an ASN `.mmdb`) or there
+/// are none. Follows `load_asn` and `load_country`.
+fn source_files(config: &Config) -> Option<Vec<(Role, PathBuf)>> {
+    let mut files = Vec::new();
+    if let Some(path) = &config.asn_db {
+        if is_mmdb(path) {
+            return None;
+        }
+        files.push((Role::AsnNamed, path.clone()));
+    } else if let Some(dir) = find_package(&config.search_dirs, ASN_PACKAGE, "asn-ipv4-num.csv") {
+        files.push((Role::AsnInstalledV4, dir.join("asn-ipv4-num.csv")));
+        for (role, name) in [
+            (Role::AsnInstalledV6, "asn-ipv6-num.csv"),
+            (Role::AsnPackage, "package.json"),
+        ] {
+            let path = dir.join(name);
+            if path.exists() {
+                files.push((role, path));
+            }
+        }
+    }
+    if let Some(path) = &config.country_db {
+        files.push((Role::CountryNamed, path.clone()));
+    } else if let Some(dir) = find_package(&config.search_dirs, COUNTRY_PACKAGE, COUNTRY_FILE) {
+        files.push((Role::CountryInstalled, dir.join(COUNTRY_FILE)));
+        let path = dir.join("package.json");
+        if path.exists() {
+            files.push((Role::CountryPackage, path));
+        }
+    }
+    (!files.is_empty()).then_some(files)
 }
 
 fn load_asn(config: &Config) -> Result<Option<(AsnTable, Source)>, Error> {
