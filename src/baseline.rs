@@ -179,7 +179,7 @@ struct Listed<'a> {
 /// Which profile judges each device: its `[[device]]` entry's (by MAC, or
 /// by the DHCP host name or label it is listed under), else the monitor's.
 struct Judges<'a> {
-    devices: &'a [crate::settings::DeviceEntry],
+    devices: &'a [crate::state::DeviceEntry],
     active: &'a str,
 }
 

@@ -11,6 +11,9 @@ use crate::mmdb::CountryTable;
 use crate::ranges::{Asn, Key, RangeTable, Ranges};
 use crate::CountryCode;
 
+/// The AS number and organisation, and the country, of an address.
+pub(crate) type Answer<'a> = (Option<(u32, &'a Arc<str>)>, Option<CountryCode>);
+
 /// What both tables say of one range of addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Both {
@@ -40,10 +43,7 @@ impl JoinedTable {
 
     /// The AS number, organisation and country of `ip`.
     #[inline]
-    pub(crate) fn lookup(
-        &self,
-        ip: IpAddr,
-    ) -> Option<(Option<(u32, &Arc<str>)>, Option<CountryCode>)> {
+    pub(crate) fn lookup(&self, ip: IpAddr) -> Option<Answer<'_>> {
         let both = match ip {
             IpAddr::V4(v4) => self.v4.lookup(u32::from(v4))?,
             IpAddr::V6(v6) => self.v6.lookup(u128::from(v6))?,

@@ -184,6 +184,9 @@ impl<K: Key, V: Copy> Ranges<K, V> {
 /// AS number and index of its organisation name.
 pub(crate) type Asn = (u32, u32);
 
+/// A [`RangeTable`] taken apart: IPv4 ranges, IPv6 ranges, organisations.
+pub(crate) type AsnParts = (Ranges<u32, Asn>, Ranges<u128, Asn>, Vec<Arc<str>>);
+
 /// An immutable IP→(ASN, organisation) table.
 #[derive(Debug, Default)]
 pub struct RangeTable {
@@ -205,7 +208,7 @@ impl RangeTable {
 
     /// The IPv4 ranges, the IPv6 ranges and the organisation names their
     /// values index.
-    pub(crate) fn into_parts(self) -> (Ranges<u32, Asn>, Ranges<u128, Asn>, Vec<Arc<str>>) {
+    pub(crate) fn into_parts(self) -> AsnParts {
         (self.v4, self.v6, self.orgs)
     }
 
