@@ -34,11 +34,12 @@ impl JoinedTable {
     pub(crate) fn new(asn: Option<RangeTable>, country: Option<CountryTable>) -> Self {
         let (asn4, asn6, orgs) = asn.map(RangeTable::into_parts).unwrap_or_default();
         let (country4, country6) = country.map(CountryTable::into_parts).unwrap_or_default();
-        Self {
-            v4: join(&asn4, &country4),
-            v6: join(&asn6, &country6),
-            orgs,
-        }
+        // One family at a time, each source dropped once joined, so the
+        // load's peak memory stays near the tables' own size.
+        let v4 = join(&asn4, &country4);
+        drop((asn4, country4));
+        let v6 = join(&asn6, &country6);
+        Self { v4, v6, orgs }
     }
 
     /// The AS number, organisation and country of `ip`.
@@ -65,12 +66,16 @@ impl JoinedTable {
 /// A table as steps: from each start to the next, the value (or none).
 /// The first step starts at 0. Where ranges overlap, the one a lookup in
 /// [`Ranges`] would find wins: the last to start, while it lasts.
-fn steps<K: Key, V: Copy + PartialEq>(ranges: &Ranges<K, V>) -> Vec<(u128, Option<V>)> {
-    let mut out: Vec<(u128, Option<V>)> = vec![(0, None)];
-    let mut push = |start: u128, value: Option<V>| match out.last_mut() {
-        Some(last) if last.0 == start => last.1 = value,
-        Some(last) if last.1 == value => {}
-        _ => out.push((start, value)),
+fn steps<K: Key, V: Copy + PartialEq>(ranges: &Ranges<K, V>) -> Vec<(K, Option<V>)> {
+    let mut out: Vec<(K, Option<V>)> = Vec::with_capacity(2 * ranges.len() + 1);
+    out.push((K::narrow(0), None));
+    let mut push = |start: u128, value: Option<V>| {
+        let start = K::narrow(start);
+        match out.last_mut() {
+            Some(last) if last.0 == start => last.1 = value,
+            Some(last) if last.1 == value => {}
+            _ => out.push((start, value)),
+        }
     };
     let mut it = ranges.iter().peekable();
     while let Some((start, end, value)) = it.next() {
@@ -91,7 +96,7 @@ fn steps<K: Key, V: Copy + PartialEq>(ranges: &Ranges<K, V>) -> Vec<(u128, Optio
 /// The two tables' steps merged into ranges holding both answers.
 fn join<K: Key>(asn: &Ranges<K, Asn>, country: &Ranges<K, CountryCode>) -> Ranges<K, Both> {
     let (a, c) = (steps(asn), steps(country));
-    let mut merged: Vec<(u128, Both)> = Vec::with_capacity(a.len() + c.len());
+    let mut merged: Vec<(K, Both)> = Vec::with_capacity(a.len() + c.len());
     let (mut i, mut j) = (0, 0);
     let mut now = Both {
         asn: None,
@@ -117,14 +122,22 @@ fn join<K: Key>(asn: &Ranges<K, Asn>, country: &Ranges<K, CountryCode>) -> Range
             _ => merged.push((at, now)),
         }
     }
+    drop((a, c));
     let mut out = Ranges::default();
-    out.reserve(merged.len());
+    out.reserve(
+        merged
+            .iter()
+            .filter(|m| m.1.asn.is_some() || m.1.country.is_some())
+            .count(),
+    );
     for (k, &(start, both)) in merged.iter().enumerate() {
         if both.asn.is_none() && both.country.is_none() {
             continue;
         }
-        let end = merged.get(k + 1).map_or(K::MAX.widen(), |next| next.0 - 1);
-        out.push(K::narrow(start), K::narrow(end), both);
+        let end = merged
+            .get(k + 1)
+            .map_or(K::MAX, |next| K::narrow(next.0.widen() - 1));
+        out.push(start, end, both);
     }
     out.finish();
     out
