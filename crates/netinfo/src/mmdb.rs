@@ -170,11 +170,6 @@ impl CountryTable {
     pub fn heap_bytes(&self) -> usize {
         self.v4.heap_bytes() + self.v6.heap_bytes()
     }
-
-    /// The IPv4 and IPv6 ranges.
-    pub(crate) fn into_parts(self) -> (Ranges<u32, CountryCode>, Ranges<u128, CountryCode>) {
-        (self.v4, self.v6)
-    }
 }
 
 /// Extends the pending range when `next` continues it with the same
