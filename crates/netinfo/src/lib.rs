@@ -17,11 +17,10 @@
 //! says about them, unless [`Config::documentation_ranges`] asks for the
 //! latter.
 //!
-//! The ASN ranges and the country ranges are joined at load into one table
-//! per address family, so a lookup is one search of one bucket of that
-//! table (see `joined.rs` and `benches/lookup.rs`).
+//! A lookup costs a binary search over about 412,000 IPv4 (or 103,000 IPv6)
+//! ranges plus a walk of the country tree: see `benches/lookup.rs`.
 //!
-//! Parsing the tables takes half a second, so the joined table is also
+//! Parsing the tables takes half a second, so the tables are also
 //! written to a compiled file in a cache directory ([`Config::cache_dir`],
 //! [`default_cache_dir`]) and later loads read that instead, as long as the
 //! source files are the ones it was built from (see `compiled.rs` and
@@ -31,7 +30,6 @@
 #![warn(missing_docs)]
 
 mod compiled;
-mod joined;
 mod mmdb;
 pub mod ranges;
 pub mod special;
@@ -41,7 +39,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use compiled::{Cache, Identity, Role};
-use joined::JoinedTable;
 use mmdb::{CountryTable, Mmdb};
 use ranges::{Family, RangeTable};
 
@@ -186,7 +183,7 @@ pub struct Config {
     /// Answer for the documentation ranges too (a simulated hotspot's
     /// servers live there, and so do test tables); off for real traffic.
     pub documentation_ranges: bool,
-    /// Where the joined table's compiled file is kept; `None`: the tables
+    /// Where the tables' compiled file is kept; `None`: the tables
     /// are always parsed from their files.
     pub cache_dir: Option<PathBuf>,
 }
@@ -240,15 +237,12 @@ enum AsnTable {
 /// The loaded tables. Cheap to share (`Arc`); lookups take `&self`.
 #[derive(Debug, Default)]
 pub struct NetInfo {
-    /// The ASN ranges and country ranges joined (when the ASN table is
-    /// ranges, or there is none): then `asn` and `country` are empty.
-    joined: Option<JoinedTable>,
     asn: Option<AsnTable>,
     /// Without it, a user's ASN `.mmdb` may give countries (IPinfo lite does).
     country: Option<CountryTable>,
     sources: Vec<Source>,
     documentation_ranges: bool,
-    /// The joined table was read from its compiled file.
+    /// The tables were read from their compiled file.
     compiled: bool,
 }
 
@@ -262,7 +256,7 @@ impl NetInfo {
     /// that is missing or damaged, or an installed one that is damaged, is
     /// an error; nothing installed is not.
     ///
-    /// With a [`Config::cache_dir`], the joined table is read from its
+    /// With a [`Config::cache_dir`], the tables are read from its
     /// compiled file when that was built from the very files the load
     /// would read; otherwise it is built from them and the compiled file
     /// written for the next load.
@@ -271,9 +265,10 @@ impl NetInfo {
             let identity = Identity::of(&source_files(config)?)?;
             Some(Cache::new(dir, identity))
         });
-        if let Some((sources, joined)) = cache.as_ref().and_then(Cache::read) {
+        if let Some((sources, (asn, country))) = cache.as_ref().and_then(Cache::read) {
             return Ok(Self {
-                joined: Some(joined),
+                asn: asn.map(AsnTable::Ranges),
+                country,
                 sources,
                 documentation_ranges: config.documentation_ranges,
                 compiled: true,
@@ -281,8 +276,13 @@ impl NetInfo {
             });
         }
         let info = Self::load_sources(config)?;
-        if let (Some(cache), Some(joined)) = (&cache, &info.joined) {
-            cache.write(&info.sources, joined);
+        if let Some(cache) = &cache {
+            let asn = match &info.asn {
+                Some(AsnTable::Ranges(t)) => Some(t),
+                Some(AsnTable::Mmdb(_)) => return Ok(info),
+                None => None,
+            };
+            cache.write(&info.sources, asn, info.country.as_ref());
         }
         Ok(info)
     }
@@ -313,13 +313,6 @@ impl NetInfo {
             info.country = Some(table);
             info.sources.push(source);
         }
-        if !matches!(info.asn, Some(AsnTable::Mmdb(_))) && !info.sources.is_empty() {
-            let asn = match info.asn.take() {
-                Some(AsnTable::Ranges(t)) => Some(t),
-                _ => None,
-            };
-            info.joined = Some(JoinedTable::new(asn, info.country.take()));
-        }
         Ok(info)
     }
 
@@ -337,19 +330,17 @@ impl NetInfo {
     /// Approximate heap bytes the tables hold (a user's ASN `.mmdb` is
     /// counted as its file size).
     pub fn table_bytes(&self) -> usize {
-        let joined = self.joined.as_ref().map_or(0, JoinedTable::heap_bytes);
-        let asn = joined
-            + match &self.asn {
-                Some(AsnTable::Ranges(t)) => t.heap_bytes(),
-                Some(AsnTable::Mmdb(db)) => db.file_bytes(),
-                None => 0,
-            };
+        let asn = match &self.asn {
+            Some(AsnTable::Ranges(t)) => t.heap_bytes(),
+            Some(AsnTable::Mmdb(db)) => db.file_bytes(),
+            None => 0,
+        };
         asn + self.country.as_ref().map_or(0, CountryTable::heap_bytes)
     }
 
     /// Whether any table is loaded.
     pub fn is_empty(&self) -> bool {
-        self.joined.is_none() && self.asn.is_none() && self.country.is_none()
+        self.asn.is_none() && self.country.is_none()
     }
 
     /// The network and country of `ip` (an IPv4-mapped IPv6 address is
@@ -365,21 +356,6 @@ impl NetInfo {
             || (!self.documentation_ranges && special::is_documentation(ip))
         {
             return None;
-        }
-        if let Some(joined) = &self.joined {
-            let (asn, country) = joined.lookup(ip)?;
-            let (asn, as_org) = asn.map_or((None, None), |(n, o)| {
-                // AS 0 marks a range announced by nobody ("Not routed").
-                (
-                    Some(n).filter(|&n| n != 0),
-                    Some(o.clone()).filter(|o| !o.is_empty()),
-                )
-            });
-            return (asn.is_some() || as_org.is_some() || country.is_some()).then_some(Network {
-                asn,
-                as_org,
-                country,
-            });
         }
         let (asn, as_org) = match &self.asn {
             Some(AsnTable::Ranges(t)) => t.lookup(ip).map_or((None, None), |(n, o)| {
@@ -405,8 +381,8 @@ impl NetInfo {
     }
 }
 
-/// The files a load reads when its tables are joined, each with what it is
-/// to the load; `None` when they are not joined (an ASN `.mmdb`) or there
+/// The files a load reads when its tables can be compiled, each with what
+/// it is to the load; `None` when they cannot (an ASN `.mmdb`) or there
 /// are none. Follows `load_asn` and `load_country`.
 fn source_files(config: &Config) -> Option<Vec<(Role, PathBuf)>> {
     let mut files = Vec::new();

@@ -47,29 +47,12 @@ struct Entry<K, V> {
 pub(crate) trait Key: Copy + Ord + std::fmt::Debug {
     /// Number of buckets.
     const BUCKETS: usize;
-    /// The largest address.
-    const MAX: Self;
     /// The bucket of an address; never smaller for a larger address.
     fn bucket(self) -> usize;
-    /// The address as a `u128`.
-    fn widen(self) -> u128;
-    /// A `u128` no larger than [`Key::MAX`] as an address.
-    fn narrow(wide: u128) -> Self;
 }
 
 impl Key for u32 {
     const BUCKETS: usize = 1 << 16;
-    const MAX: Self = u32::MAX;
-
-    #[inline]
-    fn widen(self) -> u128 {
-        u128::from(self)
-    }
-
-    #[inline]
-    fn narrow(wide: u128) -> Self {
-        u32::try_from(wide).unwrap_or(u32::MAX)
-    }
 
     /// The top 16 bits.
     #[inline]
@@ -80,17 +63,6 @@ impl Key for u32 {
 
 impl Key for u128 {
     const BUCKETS: usize = (1 << 16) + 2;
-    const MAX: Self = u128::MAX;
-
-    #[inline]
-    fn widen(self) -> u128 {
-        self
-    }
-
-    #[inline]
-    fn narrow(wide: u128) -> Self {
-        wide
-    }
 
     /// Every allocated IPv6 range is in 2000::/4, so the top 16 bits would
     /// put all of 2001::/16 (a sixth of the table) in one bucket: inside
@@ -152,8 +124,7 @@ impl<K: Key, V: Copy> Ranges<K, V> {
         self.entries.len()
     }
 
-    /// Every range, `(start, end, value)`, sorted by start (after
-    /// [`Ranges::finish`]).
+    /// Every range, `(start, end, value)`, in the order a lookup sees them.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (K, K, V)> + '_ {
         self.entries.iter().map(|e| (e.start, e.end, e.value))
     }
@@ -204,9 +175,19 @@ impl RangeTable {
     }
 
     /// The IPv4 ranges, the IPv6 ranges and the organisation names their
-    /// values index.
-    pub(crate) fn into_parts(self) -> (Ranges<u32, Asn>, Ranges<u128, Asn>, Vec<Arc<str>>) {
-        (self.v4, self.v6, self.orgs)
+    /// values index, for the compiled table.
+    pub(crate) fn parts(&self) -> (&Ranges<u32, Asn>, &Ranges<u128, Asn>, &[Arc<str>]) {
+        (&self.v4, &self.v6, &self.orgs)
+    }
+
+    /// A table from its parts, read back from the compiled table (finished
+    /// ranges whose organisation indexes are within `orgs`).
+    pub(crate) fn from_parts(
+        v4: Ranges<u32, Asn>,
+        v6: Ranges<u128, Asn>,
+        orgs: Vec<Arc<str>>,
+    ) -> Self {
+        Self { v4, v6, orgs }
     }
 
     /// Number of IPv4 and IPv6 ranges.

@@ -110,11 +110,11 @@ fn install_generated(root: &Path, seed: u64) -> Boundaries {
     let mut csv6 = String::new();
     let mut start: u128 = 0x2000 << 112;
     while start < 0x3000 << 112 {
-        let end = start + (u128::from(rng.next()) << 64) % (1 << 100);
+        let end = start + (u128::from(rng.next() % 64) << 108) + u128::from(rng.next() % 4096);
         let org = orgs[(rng.next() % orgs.len() as u64) as usize];
         csv6.push_str(&format!("{start},{end},{},{org}\n", 64512 + rng.next() % 8));
         at.v6(start, end);
-        start = end + 1 + (u128::from(rng.next() % 2) << 96);
+        start = end + 1 + u128::from(rng.next() % 2) * (u128::from(rng.next() % 16) << 108);
     }
     put(root, &format!("{ASN}/asn-ipv4-num.csv"), csv4.as_bytes());
     put(root, &format!("{ASN}/asn-ipv6-num.csv"), csv6.as_bytes());

@@ -310,11 +310,18 @@ mod tests {
             Some("AS64500 Example Cloud")
         );
         // The hotspot itself is no one's network.
-        let mut local = tls_flow(PHONE, "x");
-        local.names = None;
-        local.server = "10.42.0.1:53".parse().unwrap();
+        let local = Flow::new(
+            Transport::Udp,
+            "10.42.0.182:40000".parse().unwrap(),
+            "10.42.0.1:53".parse().unwrap(),
+            1_000,
+        );
         let record = a.finished(&local).record;
-        assert_eq!((record.asn, record.verdict.owner), (None, None));
+        assert_eq!(
+            (record.asn, record.as_org, record.country),
+            (None, None, None)
+        );
+        assert_ne!(record.verdict.owner_source, Some("network"));
         // Without tables nothing is looked up.
         let plain = Annotator::new(&catalog, &devices, None)
             .finished(&direct)
