@@ -272,7 +272,6 @@ impl NetInfo {
                 sources,
                 documentation_ranges: config.documentation_ranges,
                 compiled: true,
-                ..Self::default()
             });
         }
         let info = Self::load_sources(config)?;

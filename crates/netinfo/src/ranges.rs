@@ -155,6 +155,9 @@ impl<K: Key, V: Copy> Ranges<K, V> {
 /// AS number and index of its organisation name.
 pub(crate) type Asn = (u32, u32);
 
+/// A [`RangeTable`]'s IPv4 ranges, IPv6 ranges and organisation names.
+pub(crate) type AsnParts<'a> = (&'a Ranges<u32, Asn>, &'a Ranges<u128, Asn>, &'a [Arc<str>]);
+
 /// An immutable IP→(ASN, organisation) table.
 #[derive(Debug, Default)]
 pub struct RangeTable {
@@ -176,7 +179,7 @@ impl RangeTable {
 
     /// The IPv4 ranges, the IPv6 ranges and the organisation names their
     /// values index, for the compiled table.
-    pub(crate) fn parts(&self) -> (&Ranges<u32, Asn>, &Ranges<u128, Asn>, &[Arc<str>]) {
+    pub(crate) fn parts(&self) -> AsnParts<'_> {
         (&self.v4, &self.v6, &self.orgs)
     }
 

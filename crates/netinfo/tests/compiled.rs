@@ -96,7 +96,7 @@ fn install_generated(root: &Path, seed: u64) -> Boundaries {
     let mut start: u64 = rng.next() % 4096;
     while start <= u64::from(u32::MAX) {
         let end = (start + rng.next() % (1 << 22)).min(u64::from(u32::MAX));
-        let asn = if rng.next() % 10 == 0 {
+        let asn = if rng.next().is_multiple_of(10) {
             0
         } else {
             64496 + rng.next() % 16
