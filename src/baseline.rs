@@ -81,9 +81,23 @@ pub fn run(cmd: &BaselineCommand) -> anyhow::Result<ExitCode> {
             device,
             clients: false,
             format,
+            config,
+            profile,
             store,
         } => {
             let list = entries(store, device.as_deref())?;
+            let config = config
+                .as_deref()
+                .map(crate::settings::ConfigFile::read)
+                .transpose()?;
+            let judges = Judges::new(config.as_ref(), profile.as_deref());
+            let list: Vec<Listed> = list
+                .iter()
+                .map(|entry| Listed {
+                    profile: judges.profile_of(entry),
+                    entry,
+                })
+                .collect();
             let format = format.unwrap_or_else(default_format);
             let mut out = io::stdout().lock();
             match format {
@@ -260,24 +274,80 @@ fn write_client_table(out: &mut dyn Write, list: &[ClientEntry]) -> io::Result<(
     Ok(())
 }
 
+/// A listed destination with the profile that judges its device.
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    entry: &'a Entry,
+    profile: &'a str,
+}
+
+/// Which profile judges each device: its `[[device]]` entry's (by MAC, or
+/// by the DHCP host name or label it is listed under), else the monitor's.
+struct Judges<'a> {
+    devices: &'a [crate::state::DeviceEntry],
+    active: &'a str,
+}
+
+impl<'a> Judges<'a> {
+    fn new(config: Option<&'a crate::settings::ConfigFile>, profile: Option<&'a str>) -> Self {
+        Judges {
+            devices: config.map_or(&[], |c| c.devices()),
+            active: profile
+                .or_else(|| config.and_then(|c| c.profile()))
+                .unwrap_or(crate::cli::DEFAULT_PROFILE),
+        }
+    }
+
+    fn profile_of(&self, entry: &Entry) -> &'a str {
+        let mac = tetherscope_baseline::parse_mac(&entry.mac);
+        let by_mac = self.devices.iter().find(|d| {
+            d.mac
+                .as_deref()
+                .and_then(tetherscope_baseline::parse_mac)
+                .is_some_and(|m| Some(m) == mac)
+        });
+        let by_name = || {
+            self.devices.iter().find(|d| {
+                d.mac.is_none()
+                    && (d.name.as_deref() == Some(&entry.device)
+                        || d.label.as_deref() == Some(&entry.device))
+            })
+        };
+        by_mac
+            .or_else(by_name)
+            .and_then(|d| d.profile.as_deref())
+            .unwrap_or(self.active)
+    }
+}
+
 /// The entries as a table for people: names from the wire with their
 /// invisible characters shown (JSON keeps them as they are).
-fn write_table(out: &mut dyn Write, list: &[Entry]) -> io::Result<()> {
+fn write_table(out: &mut dyn Write, list: &[Listed]) -> io::Result<()> {
     use tetherscope_exporter::visible::visible;
     writeln!(
         out,
-        "{:<20} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  DESTINATION",
-        "DEVICE", "STATE", "PURPOSE", "FLOWS", "BYTES UP", "BYTES DN", "FIRST SEEN", "LAST SEEN"
+        "{:<20} {:<16} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  DESTINATION",
+        "DEVICE",
+        "PROFILE",
+        "STATE",
+        "PURPOSE",
+        "FLOWS",
+        "BYTES UP",
+        "BYTES DN",
+        "FIRST SEEN",
+        "LAST SEEN"
     )?;
     let when = |s: f64| {
         let r = tetherscope_exporter::record::rfc3339(tetherscope_baseline::nanos(s));
         r.get(..19).unwrap_or(&r).replace('T', " ")
     };
-    for e in list {
+    for Listed { entry: e, profile } in list {
         writeln!(
             out,
-            "{:<20} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  {}",
+            "{:<20} {:<16} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  {}",
             visible(&e.device),
+            visible(profile),
             e.state,
             e.purpose,
             e.flows,
@@ -289,4 +359,55 @@ fn write_table(out: &mut dyn Write, list: &[Entry]) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(device: &str, mac: &str) -> Entry {
+        serde_json::from_value(serde_json::json!({
+            "device": device, "mac": mac, "destination": "example.com",
+            "state": "new", "first_seen": 0.0, "last_seen": 0.0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_device_is_listed_with_the_profile_that_judges_it() {
+        let config = crate::settings::ConfigFile::parse(
+            std::path::Path::new("t.toml"),
+            "profile = \"stock-android\"\n\
+             [[device]]\nmac = \"02:00:5e:00:01:82\"\nprofile = \"strict\"\n\
+             [[device]]\nname = \"tablet\"\nlabel = \"Kid's tablet\"\nprofile = \"calyxos\"\n",
+        )
+        .unwrap();
+        let judges = Judges::new(Some(&config), None);
+        assert_eq!(
+            judges.profile_of(&entry("phone", "02:00:5e:00:01:82")),
+            "strict"
+        );
+        assert_eq!(
+            judges.profile_of(&entry("Kid's tablet", "02:00:5e:00:01:99")),
+            "calyxos"
+        );
+        assert_eq!(
+            judges.profile_of(&entry("tablet", "02:00:5e:00:01:98")),
+            "calyxos"
+        );
+        assert_eq!(
+            judges.profile_of(&entry("laptop", "02:00:5e:00:01:97")),
+            "stock-android"
+        );
+        let flagged = Judges::new(Some(&config), Some("minimal"));
+        assert_eq!(
+            flagged.profile_of(&entry("laptop", "02:00:5e:00:01:97")),
+            "minimal"
+        );
+        let none = Judges::new(None, None);
+        assert_eq!(
+            none.profile_of(&entry("phone", "02:00:5e:00:01:82")),
+            crate::cli::DEFAULT_PROFILE
+        );
+    }
 }

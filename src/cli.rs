@@ -81,6 +81,14 @@ pub enum BaselineCommand {
         /// Output format (default: table on a terminal, json otherwise).
         #[arg(long, value_enum)]
         format: Option<ListFormat>,
+        /// The monitor's config file: its `[[device]]` profiles and its
+        /// `profile` say which profile judges each device.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The profile the monitor runs with (as `run --profile`) [default:
+        /// the config file's, else calyxos].
+        #[arg(long)]
+        profile: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },

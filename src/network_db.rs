@@ -19,7 +19,12 @@ pub fn load(args: &NetworkDbArgs) -> anyhow::Result<Arc<NetInfo>> {
     };
     config.asn_db.clone_from(&args.asn_db);
     config.country_db.clone_from(&args.country_db);
+    // The compiled table is kept for the user's own files too.
+    config.cache_dir = tetherscope_netinfo::default_cache_dir();
     let info = NetInfo::load(&config).map_err(|e| UsageError(format!("network table {e}")))?;
+    if info.is_compiled() {
+        tracing::debug!("network tables read from their compiled file");
+    }
     for source in info.sources() {
         tracing::info!(
             kind = ?source.kind,

@@ -20,6 +20,11 @@ struct Summary {
     named_bytes: u64,
     /// Bytes of flows no rule or list gives a purpose.
     unknown_bytes: u64,
+    /// Flows to servers off the local network.
+    remote_flows: u64,
+    /// Of those, flows neither the catalog nor the network tables give an
+    /// owner.
+    ownerless_flows: u64,
     /// Unnamed flows and bytes by reason.
     blind: BlindTally,
 }
@@ -32,6 +37,8 @@ impl Summary {
             bytes: 0,
             named_bytes: 0,
             unknown_bytes: 0,
+            remote_flows: 0,
+            ownerless_flows: 0,
             blind: BlindTally::new(devices),
         }
     }
@@ -55,8 +62,8 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         Format::Jsonl
     });
     let catalog = crate::catalog::load(&args.catalog)?;
-    // The flow record looks each new flow's server address up here.
-    let _network_db = crate::network_db::load(&args.network_db)?;
+    // The flow record looks each finished flow's server address up here.
+    let network_db = crate::network_db::load(&args.network_db)?;
     let config = PipelineConfig {
         max_flows: args.max_flows,
         ..PipelineConfig::default()
@@ -74,7 +81,7 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     if let Some(b) = &baseline {
         crate::state::remember_holders(b, &devices);
     }
-    let annotator = Annotator::new(&catalog, &devices, baseline.as_ref());
+    let annotator = Annotator::new(&catalog, &devices, baseline.as_ref()).with_network(&network_db);
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut table_rows = Vec::new();
@@ -92,6 +99,10 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         let a = annotator.finished(&flow);
         if a.class.purpose == Purpose::Unknown {
             summary.unknown_bytes += bytes;
+        }
+        if !is_local(flow.server.ip()) {
+            summary.remote_flows += 1;
+            summary.ownerless_flows += u64::from(a.record.verdict.owner.is_none());
         }
         summary.blind.add(
             flow.client_mac,
@@ -135,6 +146,12 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     // by one would only cost time (all of it is saved).
     std::mem::forget(baseline);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The hotspot's own network and every range no public network serves:
+/// flows there have no owner to name.
+fn is_local(ip: std::net::IpAddr) -> bool {
+    tetherscope_record::facts::is_local(ip) || tetherscope_netinfo::special::is_local(ip)
 }
 
 fn pct(part: u64, whole: u64) -> f64 {
@@ -194,14 +211,21 @@ fn print_summary(stats: &Stats, s: &Summary) {
         "purpose unknown for {:.1}% of bytes",
         pct(s.unknown_bytes, s.bytes)
     );
+    eprintln!(
+        "no owner for {:.1}% of flows to servers off the local network ({} of {})",
+        pct(s.ownerless_flows, s.remote_flows),
+        s.ownerless_flows,
+        s.remote_flows
+    );
 }
 
 fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
+    use tetherscope_record::record::owner_text;
     use tetherscope_record::visible::visible;
     writeln!(
         out,
-        "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  DOMAIN",
-        "PROTO", "CLIENT", "SERVER", "APP", "BYTES UP", "BYTES DN", "PURPOSE", "VERDICT"
+        "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {:<32}  DOMAIN OR NETWORK",
+        "PROTO", "CLIENT", "SERVER", "APP", "BYTES UP", "BYTES DN", "PURPOSE", "VERDICT", "OWNER"
     )?;
     for r in rows {
         let ep = |ip: &str, port: Option<u16>| match port {
@@ -209,7 +233,8 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
             Some(p) => format!("{ip}:{p}"),
             None => ip.to_owned(),
         };
-        // Names from the wire: invisible and reordering characters shown.
+        // Names from the wire and from the network tables: invisible and
+        // reordering characters shown.
         let name = r
             .domain
             .as_deref()
@@ -219,10 +244,16 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
                     .as_ref()
                     .map(|q| format!("(dns) {}", visible(q)))
             })
+            .or_else(|| r.network_label().map(|n| visible(&n).into_owned()))
             .unwrap_or_else(|| "-".into());
+        let owner = owner_text(
+            r.verdict.owner.as_deref(),
+            r.verdict.owner_source,
+            r.as_org.as_deref(),
+        );
         writeln!(
             out,
-            "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {}",
+            "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {:<32}  {}",
             r.transport,
             ep(&r.client_ip, r.client_port),
             ep(&r.server_ip, r.server_port),
@@ -231,6 +262,7 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
             r.bytes_down,
             r.verdict.purpose.as_deref().unwrap_or("-"),
             r.verdict.verdict.as_deref().unwrap_or("-"),
+            visible(&owner),
             name
         )?;
     }

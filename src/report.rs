@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use tetherscope_flow::{Flow, Pipeline, PipelineConfig, Stats};
 use tetherscope_record::annotate::Annotator;
 use tetherscope_view::html::{self, text};
+use tetherscope_view::sources;
 use tetherscope_view::view::{Aggregate, Limits, Seen, Timeline, View};
 
 use crate::cli::ReportArgs;
@@ -51,14 +52,14 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let mut source = crate::offline::open(&args.capture)?;
     let catalog = crate::catalog::load(&args.catalog)?;
-    // The flow record looks each new flow's server address up here.
-    let _network_db = crate::network_db::load(&args.network_db)?;
+    // The flow record looks each finished flow's server address up here.
+    let network_db = crate::network_db::load(&args.network_db)?;
     let mut pipeline = Pipeline::new(&PipelineConfig {
         max_flows: args.max_flows,
         ..PipelineConfig::default()
     });
     let devices = pipeline.devices.clone();
-    let annotator = Annotator::new(&catalog, &devices, None);
+    let annotator = Annotator::new(&catalog, &devices, None).with_network(&network_db);
     let mut progress = Progress::new(!args.quiet && io::stderr().is_terminal());
     let mut aggregate: Option<Aggregate> = None;
     // The timeline starts at the first packet.
@@ -103,8 +104,13 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             Timeline::growing(0, tetherscope_flow::SECOND, TIMELINE_BUCKETS),
         )
     });
-    let view = aggregate.view(&[], &pipeline.devices.snapshot());
-    let doc = document(&facts, &view, &pipeline.stats);
+    let mut view = aggregate.view(&[], &pipeline.devices.snapshot());
+    // A report has no per-device profiles: the active one judged them all.
+    for device in &mut view.devices {
+        device.profile = Some(args.catalog.profile.clone());
+    }
+    let footer = sources::footer(&sources::data_sources(&catalog, &network_db));
+    let doc = document(&facts, &view, &pipeline.stats, &footer);
     write_atomically(&output, doc.as_bytes())
         .map_err(|e| crate::UsageError(format!("{}: {e}", output.display())))?;
     if let Some(e) = &facts.read_error {
@@ -197,7 +203,7 @@ fn create_temporary(path: &Path) -> io::Result<(std::fs::File, PathBuf)> {
 /// nothing fetched.
 const REPORT_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
-fn document(facts: &CaptureFacts, view: &View, stats: &Stats) -> String {
+fn document(facts: &CaptureFacts, view: &View, stats: &Stats, footer: &str) -> String {
     let mut out = String::with_capacity(128 * 1024);
     let _ = write!(
         out,
@@ -227,7 +233,9 @@ fn document(facts: &CaptureFacts, view: &View, stats: &Stats) -> String {
         html::blind_spots(view)
     );
     unparsed_section(&mut out, facts, stats);
-    out.push_str("</main></body></html>\n");
+    out.push_str("</main>");
+    out.push_str(footer);
+    out.push_str("</body></html>\n");
     out
 }
 

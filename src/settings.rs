@@ -157,6 +157,16 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
+    /// The profile the file names, if any.
+    pub fn profile(&self) -> Option<&str> {
+        self.keys.profile.as_deref()
+    }
+
+    /// The file's `[[device]]` entries.
+    pub fn devices(&self) -> &[DeviceEntry] {
+        &self.keys.device
+    }
+
     /// Reads and parses `path`; any problem is one `path:line: message`.
     pub fn read(path: &Path) -> Result<ConfigFile, UsageError> {
         let text = tetherscope_classify::input::read_text_file(path)

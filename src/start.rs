@@ -74,18 +74,16 @@ pub fn monitor<S: Source>(settings: &Settings, mut source: S) -> anyhow::Result<
 /// The pipeline and the exporter's view of it, as the settings ask.
 pub fn build_pipeline(settings: &Settings) -> anyhow::Result<(Pipeline, Arc<Shared>)> {
     let catalog = Arc::new(crate::catalog::load(&settings.catalog)?);
-    // The flow record looks each new flow's server address up here.
-    let _network_db = crate::network_db::load(&settings.network_db)?;
+    // Each flow record built looks its server address up in these tables.
+    let network = crate::network_db::load(&settings.network_db)?;
     let config = PipelineConfig {
         max_flows: settings.max_flows,
         ..PipelineConfig::default()
     };
     let pipeline = Pipeline::new(&config);
-    let shared = Arc::new(Shared::with_labels(
-        &pipeline,
-        catalog,
-        label_policy(settings),
-    ));
+    let mut shared = Shared::with_labels(&pipeline, catalog, label_policy(settings));
+    shared.network = network;
+    let shared = Arc::new(shared);
     Ok((pipeline, shared))
 }
 

@@ -53,7 +53,10 @@ CREATE TABLE IF NOT EXISTS tetherscope.flows
     packets_down UInt64,
     bytes_up UInt64,
     bytes_down UInt64,
-    tcp_state LowCardinality(String)
+    tcp_state LowCardinality(String),
+    asn UInt32,
+    as_org LowCardinality(String),
+    country LowCardinality(String)
 )
 ENGINE = MergeTree
 PARTITION BY toDate(first_seen)

@@ -77,6 +77,8 @@ function destinationRow(d, mac) {
   const others = d.names.filter(n => n !== d.destination);
   if (others.length) first.append(el('ul', { class: 'names' }, ...others.map(n => el('li', {}, shown(n)))));
   if (d.cname_chain.length) first.append(el('div', { class: 'cname' }, 'CNAME → ' + d.cname_chain.map(shown).join(' → ')));
+  // A bare address: the network serving it says more (as the server draws it).
+  if (d.network && !d.names.length) first.append(el('div', { class: 'network' }, shown(d.network)));
   first.append(el('div', { class: 'meta' }, `${d.protocols.join(', ')} · named by ${d.name_sources.length ? d.name_sources.join(', ') : 'nothing'}`));
   let clear;
   if (d.cleartext_bytes > 0) {
@@ -92,7 +94,7 @@ function destinationRow(d, mac) {
   return el('tr', { 'data-destination': d.destination },
     first,
     el('td', {}, el('span', { class: 'purpose', 'data-purpose': d.purpose }, d.purpose)),
-    el('td', {}, shown(d.owner || '-'), el('div', { class: 'meta' }, shown(d.service || ''))),
+    el('td', {}, shown(d.owner_text || '-'), el('div', { class: 'meta' }, shown(d.service || ''))),
     el('td', { class: `verdict-${d.verdict}` }, d.verdict),
     el('td', { class: `novelty novelty-${state}` }, state),
     clear,
@@ -110,6 +112,7 @@ function deviceList(view) {
     const h = el('h3', { class: 'device' }, shown(dev.device));
     if (dev.dhcp_name) h.append(' ', el('span', { class: 'mac' }, dev.mac));
     if (dev.randomised) h.append(' ', el('span', { class: 'badge' }, 'randomised'));
+    if (dev.profile) h.append(' ', el('span', { class: 'profile' }, `profile ${shown(dev.profile)}`));
     h.append(el('span', { class: 'meta' }, ` ${dev.flows} flows, ${bytes(dev.bytes)}`));
     const art = el('article', { class: 'device', 'data-mac': dev.mac }, h,
       table(`Destinations of ${shown(dev.device)}`, DEST_COLUMNS, dev.destinations.map(d => destinationRow(d, dev.mac))));
@@ -122,7 +125,7 @@ function deviceList(view) {
 function activeTable(view) {
   const rows = view.active.map(a => el('tr', {},
     el('td', { class: 'name' }, shown(a.device)), el('th', { scope: 'row', class: 'dest' }, shown(a.destination)),
-    el('td', { class: 'name' }, shown(a.name || '-')),
+    el('td', { class: 'name' }, shown(a.name || a.network || '-')),
     el('td', {}, a.server), el('td', {}, a.protocol + (a.cleartext ? ' (cleartext)' : '')), el('td', {}, a.purpose),
     el('td', { class: 'num' }, bytes(a.bytes)), el('td', { class: 'when' }, time(a.last_seen))));
   const out = [table('Connections active now', ['Device', 'Destination', 'Name', 'Server', 'Protocol', 'Purpose', 'Bytes', 'Last packet'], rows)];

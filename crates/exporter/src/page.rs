@@ -163,6 +163,16 @@ pub fn current_view(shared: &Shared) -> View {
     });
     let devices = shared.devices.snapshot();
     let mut view = builder.finish(&devices);
+    // The profile that judged each device: its own, else the active one.
+    for device in &mut view.devices {
+        let mac = tetherscope_baseline::parse_mac(&device.mac);
+        let own = shared
+            .baseline
+            .as_ref()
+            .zip(mac)
+            .and_then(|(b, mac)| b.own_profile(&mac, device.dhcp_name.as_deref()));
+        device.profile = Some(own.unwrap_or(shared.catalog.profile()).name.clone());
+    }
     if let Some(handle) = &shared.baseline {
         let baseline = handle.lock();
         for device in &mut view.devices {
@@ -179,7 +189,7 @@ pub fn current_view(shared: &Shared) -> View {
 
 /// The page document. It holds no secret: every loopback user may fetch
 /// it (triage access is the session cookie's, see `crate::triage`).
-pub fn document(view: &View) -> String {
+pub fn document(view: &View, footer: &str) -> String {
     let mut out = String::with_capacity(64 * 1024);
     out.push_str(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>tetherscope</title>"#,
@@ -188,6 +198,7 @@ pub fn document(view: &View) -> String {
         r#"<link rel="stylesheet" href="/assets/page.css"><script src="/assets/page.js" defer></script></head><body>"#,
     );
     out.push_str(&body(view));
+    out.push_str(footer);
     out.push_str("</body></html>");
     out
 }
@@ -225,7 +236,11 @@ pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
     let Some(computed) = view_cache::current(&shared).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let doc = tokio::task::spawn_blocking(move || document(&computed.view))
+    let footer = tetherscope_view::sources::footer(&tetherscope_view::sources::data_sources(
+        &shared.catalog,
+        &shared.network,
+    ));
+    let doc = tokio::task::spawn_blocking(move || document(&computed.view, &footer))
         .await
         .unwrap_or_default();
     (

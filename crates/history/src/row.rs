@@ -92,6 +92,12 @@ struct Record<'a> {
     site: Text<'a>,
     #[serde(default)]
     cleartext_known: Option<bool>,
+    #[serde(default)]
+    asn: Option<u32>,
+    #[serde(borrow, default)]
+    as_org: Text<'a>,
+    #[serde(borrow, default)]
+    country: Text<'a>,
 }
 
 /// One row as ClickHouse's JSONEachRow reads it: the columns of
@@ -168,6 +174,12 @@ struct Row<'a> {
     bytes_down: u64,
     #[serde(skip_serializing_if = "str::is_empty")]
     tcp_state: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    asn: u32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    as_org: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    country: &'a str,
 }
 
 /// Whether a count is zero (a column left out of the row).
@@ -242,6 +254,9 @@ pub fn append_row(
         bytes_up: r.bytes_up,
         bytes_down: r.bytes_down,
         tcp_state: r.tcp_state.as_deref().unwrap_or(""),
+        asn: r.asn.unwrap_or(0),
+        as_org: r.as_org.as_deref().unwrap_or(""),
+        country: r.country.as_deref().unwrap_or(""),
     };
     serde_json::to_writer(&mut *out, &row)?;
     out.push(b'\n');

@@ -19,10 +19,17 @@
 //!
 //! A lookup costs a binary search over about 412,000 IPv4 (or 103,000 IPv6)
 //! ranges plus a walk of the country tree: see `benches/lookup.rs`.
+//!
+//! Parsing the tables takes half a second, so the tables are also
+//! written to a compiled file in a cache directory ([`Config::cache_dir`],
+//! [`default_cache_dir`]) and later loads read that instead, as long as the
+//! source files are the ones it was built from (see `compiled.rs` and
+//! `benches/load.rs`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod compiled;
 mod mmdb;
 pub mod ranges;
 pub mod special;
@@ -31,6 +38,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use compiled::{Cache, Identity, Role};
 use mmdb::{CountryTable, Mmdb};
 use ranges::{Family, RangeTable};
 
@@ -175,6 +183,9 @@ pub struct Config {
     /// Answer for the documentation ranges too (a simulated hotspot's
     /// servers live there, and so do test tables); off for real traffic.
     pub documentation_ranges: bool,
+    /// Where the tables' compiled file is kept; `None`: the tables
+    /// are always parsed from their files.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -187,9 +198,34 @@ impl Config {
         };
         Self {
             search_dirs,
+            cache_dir: default_cache_dir(),
             ..Self::default()
         }
     }
+}
+
+/// The file name of the compiled table inside [`Config::cache_dir`].
+pub const COMPILED_FILE: &str = compiled::FILE_NAME;
+
+/// Where the compiled table is kept: systemd's `$CACHE_DIRECTORY` (the
+/// unit's `CacheDirectory=`) when set, else `$XDG_CACHE_HOME/tetherscope`,
+/// else `~/.cache/tetherscope`; `None` without any of them.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dirs) = var("CACHE_DIRECTORY") {
+        // systemd joins several directories with ':'; the first is ours.
+        let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
+        if let Some(dir) = first.filter(|d| d.is_absolute()) {
+            return Some(dir);
+        }
+    }
+    // The XDG base directory specification ignores a relative value.
+    if let Some(dir) = var("XDG_CACHE_HOME").map(PathBuf::from) {
+        if dir.is_absolute() {
+            return Some(dir.join("tetherscope"));
+        }
+    }
+    var("HOME").map(|home| PathBuf::from(home).join(".cache/tetherscope"))
 }
 
 #[derive(Debug)]
@@ -206,6 +242,8 @@ pub struct NetInfo {
     country: Option<CountryTable>,
     sources: Vec<Source>,
     documentation_ranges: bool,
+    /// The tables were read from their compiled file.
+    compiled: bool,
 }
 
 impl NetInfo {
@@ -217,7 +255,39 @@ impl NetInfo {
     /// Loads what `config` names and what the search finds. A named file
     /// that is missing or damaged, or an installed one that is damaged, is
     /// an error; nothing installed is not.
+    ///
+    /// With a [`Config::cache_dir`], the tables are read from its
+    /// compiled file when that was built from the very files the load
+    /// would read; otherwise it is built from them and the compiled file
+    /// written for the next load.
     pub fn load(config: &Config) -> Result<Self, Error> {
+        let cache = config.cache_dir.as_deref().and_then(|dir| {
+            let identity = Identity::of(&source_files(config)?)?;
+            Some(Cache::new(dir, identity))
+        });
+        if let Some((sources, (asn, country))) = cache.as_ref().and_then(Cache::read) {
+            return Ok(Self {
+                asn: asn.map(AsnTable::Ranges),
+                country,
+                sources,
+                documentation_ranges: config.documentation_ranges,
+                compiled: true,
+            });
+        }
+        let info = Self::load_sources(config)?;
+        if let Some(cache) = &cache {
+            let asn = match &info.asn {
+                Some(AsnTable::Ranges(t)) => Some(t),
+                Some(AsnTable::Mmdb(_)) => return Ok(info),
+                None => None,
+            };
+            cache.write(&info.sources, asn, info.country.as_ref());
+        }
+        Ok(info)
+    }
+
+    /// Loads the tables from their files.
+    fn load_sources(config: &Config) -> Result<Self, Error> {
         // The two tables are independent: read them side by side.
         let (asn, country) = std::thread::scope(|scope| {
             let country = scope.spawn(|| load_country(config));
@@ -243,6 +313,12 @@ impl NetInfo {
             info.sources.push(source);
         }
         Ok(info)
+    }
+
+    /// Whether the tables were read from their compiled file rather than
+    /// parsed from their sources.
+    pub fn is_compiled(&self) -> bool {
+        self.compiled
     }
 
     /// The tables loaded, in the order they were found.
@@ -302,6 +378,40 @@ impl NetInfo {
             country,
         })
     }
+}
+
+/// The files a load reads when its tables can be compiled, each with what
+/// it is to the load; `None` when they cannot (an ASN `.mmdb`) or there
+/// are none. Follows `load_asn` and `load_country`.
+fn source_files(config: &Config) -> Option<Vec<(Role, PathBuf)>> {
+    let mut files = Vec::new();
+    if let Some(path) = &config.asn_db {
+        if is_mmdb(path) {
+            return None;
+        }
+        files.push((Role::AsnNamed, path.clone()));
+    } else if let Some(dir) = find_package(&config.search_dirs, ASN_PACKAGE, "asn-ipv4-num.csv") {
+        files.push((Role::AsnInstalledV4, dir.join("asn-ipv4-num.csv")));
+        for (role, name) in [
+            (Role::AsnInstalledV6, "asn-ipv6-num.csv"),
+            (Role::AsnPackage, "package.json"),
+        ] {
+            let path = dir.join(name);
+            if path.exists() {
+                files.push((role, path));
+            }
+        }
+    }
+    if let Some(path) = &config.country_db {
+        files.push((Role::CountryNamed, path.clone()));
+    } else if let Some(dir) = find_package(&config.search_dirs, COUNTRY_PACKAGE, COUNTRY_FILE) {
+        files.push((Role::CountryInstalled, dir.join(COUNTRY_FILE)));
+        let path = dir.join("package.json");
+        if path.exists() {
+            files.push((Role::CountryPackage, path));
+        }
+    }
+    (!files.is_empty()).then_some(files)
 }
 
 fn load_asn(config: &Config) -> Result<Option<(AsnTable, Source)>, Error> {

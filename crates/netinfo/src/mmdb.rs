@@ -170,6 +170,16 @@ impl CountryTable {
     pub fn heap_bytes(&self) -> usize {
         self.v4.heap_bytes() + self.v6.heap_bytes()
     }
+
+    /// The IPv4 and IPv6 ranges, for the compiled table.
+    pub(crate) fn parts(&self) -> (&Ranges<u32, CountryCode>, &Ranges<u128, CountryCode>) {
+        (&self.v4, &self.v6)
+    }
+
+    /// A table from finished ranges read back from the compiled table.
+    pub(crate) fn from_parts(v4: Ranges<u32, CountryCode>, v6: Ranges<u128, CountryCode>) -> Self {
+        Self { v4, v6 }
+    }
 }
 
 /// Extends the pending range when `next` continues it with the same

@@ -124,6 +124,11 @@ impl<K: Key, V: Copy> Ranges<K, V> {
         self.entries.len()
     }
 
+    /// Every range, `(start, end, value)`, in the order a lookup sees them.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, K, V)> + '_ {
+        self.entries.iter().map(|e| (e.start, e.end, e.value))
+    }
+
     /// Sorts (the package's files come sorted, so usually nothing moves)
     /// and builds the bucket index.
     pub(crate) fn finish(&mut self) {
@@ -148,7 +153,10 @@ impl<K: Key, V: Copy> Ranges<K, V> {
 }
 
 /// AS number and index of its organisation name.
-type Asn = (u32, u32);
+pub(crate) type Asn = (u32, u32);
+
+/// A [`RangeTable`]'s IPv4 ranges, IPv6 ranges and organisation names.
+pub(crate) type AsnParts<'a> = (&'a Ranges<u32, Asn>, &'a Ranges<u128, Asn>, &'a [Arc<str>]);
 
 /// An immutable IP→(ASN, organisation) table.
 #[derive(Debug, Default)]
@@ -167,6 +175,22 @@ impl RangeTable {
             IpAddr::V6(v6) => self.v6.lookup(u128::from(v6))?,
         };
         Some((asn, self.orgs.get(org as usize)?))
+    }
+
+    /// The IPv4 ranges, the IPv6 ranges and the organisation names their
+    /// values index, for the compiled table.
+    pub(crate) fn parts(&self) -> AsnParts<'_> {
+        (&self.v4, &self.v6, &self.orgs)
+    }
+
+    /// A table from its parts, read back from the compiled table (finished
+    /// ranges whose organisation indexes are within `orgs`).
+    pub(crate) fn from_parts(
+        v4: Ranges<u32, Asn>,
+        v6: Ranges<u128, Asn>,
+        orgs: Vec<Arc<str>>,
+    ) -> Self {
+        Self { v4, v6, orgs }
     }
 
     /// Number of IPv4 and IPv6 ranges.

@@ -6,10 +6,16 @@
 //! `tetherscope read`, `tetherscope report`, the live monitor's retire path
 //! (flow log, metrics, page), `/api/flows` and the page's view of active
 //! flows all annotate flows here, so they cannot disagree about a flow.
+//!
+//! With network tables ([`Annotator::with_network`]) each record also gets
+//! the AS number, AS organisation and country of its server address: one
+//! lookup per record built (a record is built once per finished flow, and
+//! for an active one when a view is drawn), never per packet.
 
 use tetherscope_baseline::{Baseline, Novelty, Outcome};
 use tetherscope_classify::{Catalog, Classification, Profile, Rule, Verdict};
 use tetherscope_flow::{BlindSpot, DeviceTable, Flow};
+use tetherscope_netinfo::NetInfo;
 
 use crate::facts;
 use crate::novelty::{self, BaselineHandle, DeviceProfiles};
@@ -23,6 +29,7 @@ pub struct Annotator<'a> {
     catalog: &'a Catalog,
     devices: &'a DeviceTable,
     baseline: Option<&'a BaselineHandle>,
+    network: Option<&'a NetInfo>,
 }
 
 /// One flow, annotated.
@@ -73,7 +80,24 @@ impl<'a> Annotator<'a> {
             catalog,
             devices,
             baseline,
+            network: None,
         }
+    }
+
+    /// Also looks each record's server address up in `network` (public
+    /// addresses only: the tables answer nothing for the others).
+    pub fn with_network(mut self, network: &'a NetInfo) -> Self {
+        self.network = Some(network);
+        self
+    }
+
+    /// A record of `flow` under `class`, with its server's network.
+    fn record(&self, flow: &Flow, class: &Classification<'_>) -> FlowRecord {
+        let mut record = FlowRecord::new(flow, facts::verdict_fields(class));
+        if let Some(found) = self.network.and_then(|n| n.lookup(flow.server.ip())) {
+            record.set_network(&found);
+        }
+        record
     }
 
     /// The catalog flows are classified by.
@@ -109,7 +133,7 @@ impl<'a> Annotator<'a> {
     /// baseline (which remembers it).
     pub fn finished(&self, flow: &Flow) -> Annotation<'a> {
         let class = self.classify(flow);
-        let mut record = FlowRecord::new(flow, facts::verdict_fields(&class));
+        let mut record = self.record(flow, &class);
         let outcome = self.baseline.and_then(|b| {
             let host = flow
                 .client_mac
@@ -129,7 +153,7 @@ impl<'a> Annotator<'a> {
     /// touched (see [`Annotator::peek`]), so its record has no novelty.
     pub fn active(&self, flow: &Flow) -> Annotation<'a> {
         let class = self.classify(flow);
-        let record = FlowRecord::new(flow, facts::verdict_fields(&class));
+        let record = self.record(flow, &class);
         Annotation {
             blind_spot: facts::blind_spot(flow, class.purpose),
             class,
@@ -243,6 +267,66 @@ mod tests {
             plain.classify(&tls_flow(PHONE, xtra)).verdict,
             Verdict::Expected
         );
+    }
+
+    /// Tables mapping 203.0.113.0/24 to AS64500 "Example Cloud" (a
+    /// documentation range, so the tables are told to answer for it).
+    fn doc_tables() -> NetInfo {
+        let dir = std::env::temp_dir().join(format!("record-netinfo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = dir.join("asn.csv");
+        std::fs::write(&csv, "203.0.113.0,203.0.113.255,64500,Example Cloud\n").unwrap();
+        let info = NetInfo::load(&tetherscope_netinfo::Config {
+            asn_db: Some(csv),
+            documentation_ranges: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        info
+    }
+
+    #[test]
+    fn every_record_carries_its_servers_network_and_a_nameless_flow_its_owner() {
+        let catalog = Catalog::builtin();
+        let devices = DeviceTable::new(16);
+        let tables = doc_tables();
+        let a = Annotator::new(&catalog, &devices, None).with_network(&tables);
+        let named = tls_flow(PHONE, "xtrapath3.izatcloud.net");
+        for record in [a.active(&named).record, a.finished(&named).record] {
+            assert_eq!(record.asn, Some(64500));
+            assert_eq!(record.as_org.as_deref(), Some("Example Cloud"));
+            assert_eq!(record.verdict.owner.as_deref(), Some("Qualcomm"));
+            assert_eq!(record.verdict.owner_source, Some("catalog"));
+        }
+        let mut direct = tls_flow(PHONE, "x");
+        direct.names = None;
+        let record = a.finished(&direct).record;
+        assert_eq!(record.domain, None);
+        assert_eq!(record.verdict.owner.as_deref(), Some("Example Cloud"));
+        assert_eq!(record.verdict.owner_source, Some("network"));
+        assert_eq!(
+            record.network_label().as_deref(),
+            Some("AS64500 Example Cloud")
+        );
+        // The hotspot itself is no one's network.
+        let local = Flow::new(
+            Transport::Udp,
+            "10.42.0.182:40000".parse().unwrap(),
+            "10.42.0.1:53".parse().unwrap(),
+            1_000,
+        );
+        let record = a.finished(&local).record;
+        assert_eq!(
+            (record.asn, record.as_org, record.country),
+            (None, None, None)
+        );
+        assert_ne!(record.verdict.owner_source, Some("network"));
+        // Without tables nothing is looked up.
+        let plain = Annotator::new(&catalog, &devices, None)
+            .finished(&direct)
+            .record;
+        assert_eq!((plain.asn, plain.verdict.owner), (None, None));
     }
 
     #[test]

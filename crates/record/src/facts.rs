@@ -105,6 +105,7 @@ pub fn verdict_fields(c: &Classification<'_>) -> Verdict {
     Verdict {
         purpose: Some(c.purpose.as_str().to_owned()),
         owner: c.rule.map(|r| r.owner.clone()),
+        owner_source: c.rule.map(|_| crate::record::OWNER_FROM_CATALOG),
         rule: c.rule.map(|r| r.name.clone()),
         verdict: Some(c.verdict.as_str().to_owned()),
         site: Some(c.site.clone()),

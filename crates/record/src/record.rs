@@ -4,14 +4,21 @@
 use serde::Serialize;
 use tetherscope_flow::devices::format_mac;
 use tetherscope_flow::Flow;
+use tetherscope_netinfo::{CountryCode, Network};
 
 /// Classification fields, filled by the classifier.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Verdict {
     /// Purpose from the catalog (`unknown` when no rule matched).
     pub purpose: Option<String>,
-    /// Who runs the destination.
+    /// Who the destination is: the matching catalog rule's or list's
+    /// entity, else (for a flow nothing in the catalog names, such as a
+    /// direct-IP one) the organisation of the network serving it; which of
+    /// the two is in `owner_source`.
     pub owner: Option<String>,
+    /// `catalog` (a rule or list named the owner) or `network` (the AS
+    /// organisation stands in); null when there is no owner.
+    pub owner_source: Option<&'static str>,
     /// The rule that matched.
     pub rule: Option<String>,
     /// `expected` or `unexpected` under the active profile.
@@ -86,6 +93,14 @@ pub struct FlowRecord {
     /// `learning`, `known`, `new` or `flagged` (null without a baseline or
     /// a device).
     pub novelty: Option<&'static str>,
+    /// The autonomous system announcing the server address (public
+    /// addresses only, from the offline network tables).
+    pub asn: Option<u32>,
+    /// The organisation holding that AS, as the tables spell it: a name
+    /// from a data file, escaped wherever it is shown.
+    pub as_org: Option<String>,
+    /// The server address's country, ISO 3166-1 alpha-2.
+    pub country: Option<CountryCode>,
     /// Classification.
     #[serde(flatten)]
     pub verdict: Verdict,
@@ -155,8 +170,94 @@ impl FlowRecord {
             cleartext: flow.cleartext(),
             truncated_packets: flow.truncated_packets,
             novelty: None,
+            asn: None,
+            as_org: None,
+            country: None,
             verdict,
         }
+    }
+}
+
+impl FlowRecord {
+    /// Adds what the network tables say of the server address; the AS
+    /// organisation becomes the owner of a flow the catalog gives none.
+    pub fn set_network(&mut self, network: &Network) {
+        self.asn = network.asn;
+        self.as_org = network.as_org.as_deref().map(str::to_owned);
+        self.country = network.country;
+        if self.verdict.owner.is_none() {
+            if let Some(org) = &self.as_org {
+                self.verdict.owner = Some(org.clone());
+                self.verdict.owner_source = Some(OWNER_FROM_NETWORK);
+            }
+        }
+    }
+
+    /// "AS15169 Google LLC, US": the network serving the server address,
+    /// for where the bare address would otherwise be shown.
+    pub fn network_label(&self) -> Option<String> {
+        network_label(self.asn, self.as_org.as_deref(), self.country)
+    }
+}
+
+/// `owner_source` of an owner a catalog rule or list gives.
+pub const OWNER_FROM_CATALOG: &str = "catalog";
+/// `owner_source` of an owner taken from the AS organisation.
+pub const OWNER_FROM_NETWORK: &str = "network";
+
+/// "AS15169 Google LLC, US" from what is known of it ("AS15169, US",
+/// "Google LLC", "US"); `None` when nothing is.
+pub fn network_label(
+    asn: Option<u32>,
+    as_org: Option<&str>,
+    country: Option<CountryCode>,
+) -> Option<String> {
+    let mut label = String::new();
+    if let Some(n) = asn {
+        label.push_str(&format!("AS{n}"));
+    }
+    if let Some(org) = as_org.filter(|o| !o.is_empty()) {
+        if !label.is_empty() {
+            label.push(' ');
+        }
+        label.push_str(org);
+    }
+    if let Some(c) = country {
+        if !label.is_empty() {
+            label.push_str(", ");
+        }
+        label.push_str(c.as_str());
+    }
+    (!label.is_empty()).then_some(label)
+}
+
+/// Whether a catalog owner ("Google") and an AS organisation ("Google
+/// LLC") name the same entity: the owner's first word, ignoring case and
+/// punctuation, is one of the organisation's words.
+pub fn same_entity(owner: &str, as_org: &str) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let org = words(as_org);
+    words(owner)
+        .first()
+        .is_some_and(|first| org.iter().any(|w| w == first))
+}
+
+/// Who a destination is, in words: "Qualcomm, served by Amazon.com, Inc."
+/// when the catalog's owner and the network's organisation differ, the
+/// owner alone when they agree, "Google LLC (network)" when only the
+/// network is known.
+pub fn owner_text(owner: Option<&str>, source: Option<&str>, as_org: Option<&str>) -> String {
+    match (owner, source, as_org.filter(|o| !o.is_empty())) {
+        (Some(o), Some(OWNER_FROM_NETWORK), _) => format!("{o} (network)"),
+        (Some(o), _, Some(org)) if !same_entity(o, org) => format!("{o}, served by {org}"),
+        (Some(o), _, _) => o.to_owned(),
+        (None, _, Some(org)) => format!("{org} (network)"),
+        (None, _, None) => "-".to_owned(),
     }
 }
 
@@ -171,5 +272,47 @@ mod tests {
             "2023-11-14T22:13:20.123456Z"
         );
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn network_labels_say_what_is_known() {
+        let us = CountryCode::new("US");
+        assert_eq!(
+            network_label(Some(15169), Some("Google LLC"), us).as_deref(),
+            Some("AS15169 Google LLC, US")
+        );
+        assert_eq!(
+            network_label(Some(15169), None, us).as_deref(),
+            Some("AS15169, US")
+        );
+        assert_eq!(network_label(None, Some(""), us).as_deref(), Some("US"));
+        assert_eq!(network_label(None, None, None), None);
+    }
+
+    #[test]
+    fn owner_text_names_the_network_serving_another_owner() {
+        let amazon = Some("Amazon.com, Inc.");
+        assert_eq!(
+            owner_text(Some("Qualcomm"), Some(OWNER_FROM_CATALOG), amazon),
+            "Qualcomm, served by Amazon.com, Inc."
+        );
+        assert_eq!(
+            owner_text(Some("Google"), Some(OWNER_FROM_CATALOG), Some("Google LLC")),
+            "Google"
+        );
+        assert_eq!(
+            owner_text(
+                Some("Google LLC"),
+                Some(OWNER_FROM_NETWORK),
+                Some("Google LLC")
+            ),
+            "Google LLC (network)"
+        );
+        assert_eq!(
+            owner_text(Some("Qualcomm"), Some(OWNER_FROM_CATALOG), None),
+            "Qualcomm"
+        );
+        assert_eq!(owner_text(None, None, None), "-");
+        assert!(!same_entity("", "Google LLC"));
     }
 }

@@ -33,12 +33,13 @@ pub const SECOND_PHONE_LINK: Link = Link {
 pub const T0: u32 = 1_700_000_000;
 
 /// The fixtures by file name.
-pub fn all() -> [(&'static str, Capture); 4] {
+pub fn all() -> [(&'static str, Capture); 5] {
     [
         ("seed-domains.pcap", seed_domains()),
         ("hostile-names.pcap", hostile_names()),
         ("blind-spots.pcap", blind_spots()),
         ("stock-phone-mix.pcap", stock_phone_mix()),
+        ("owner-mix.pcap", owner_mix()),
     ]
 }
 
@@ -390,6 +391,73 @@ pub fn stock_phone_mix() -> Capture {
         let server = format!("203.0.113.{}", 60 + i);
         let hello = hello(None).record();
         cap.tcp_session(46000 + i, &server, 443, &hello, &application_data(300));
+    }
+    cap
+}
+
+/// The networks `owner-mix.pcap`'s servers are in: `(network, AS number,
+/// AS organisation, country)`, from the public registries' allocations
+/// (RIR WHOIS). Tests build their network tables from it: the fixture only
+/// holds these addresses as packet contents, nothing is ever sent to them.
+pub const OWNER_MIX_NETWORKS: [(&str, u32, &str, &str); 7] = [
+    ("142.250.0.0/15", 15169, "Google LLC", "US"),
+    ("34.64.0.0/10", 396982, "Google LLC", "US"),
+    ("52.28.0.0/16", 16509, "Amazon.com, Inc.", "DE"),
+    ("157.240.0.0/16", 32934, "Facebook, Inc.", "US"),
+    (
+        "47.88.0.0/14",
+        45102,
+        "Alibaba (US) Technology Co., Ltd.",
+        "US",
+    ),
+    ("159.138.0.0/16", 136907, "HUAWEI CLOUDS", "SG"),
+    ("104.16.0.0/13", 13335, "Cloudflare, Inc.", "US"),
+];
+
+/// `owner-mix.pcap`: a stock phone's OEM telemetry (Samsung, Xiaomi,
+/// Huawei, Qualcomm XTRA), SDK traffic (Firebase, Facebook, AppsFlyer,
+/// Sentry, AdMob), Google services, each a lookup and a TLS connection to
+/// a public address in [`OWNER_MIX_NETWORKS`], and five direct-IP TLS
+/// connections without a name to Google, Facebook and Cloudflare.
+pub fn owner_mix() -> Capture {
+    let mut cap = Capture::default();
+    // (name, server, bytes the server sends back)
+    let named: [(&str, &str, u16); 13] = [
+        ("dc.di.atlas.samsung.com", "52.28.14.3", 1800),
+        ("tracking.intl.miui.com", "47.88.4.20", 1500),
+        ("metrics1.data.hicloud.com", "159.138.20.7", 1500),
+        ("xtrapath3.izatcloud.net", "52.28.200.9", 8000),
+        ("app-measurement.com", "142.250.74.46", 1200),
+        ("graph.facebook.com", "157.240.17.15", 1400),
+        ("launches.appsflyersdk.com", "52.28.60.11", 900),
+        ("o1234.ingest.sentry.io", "34.120.195.249", 700),
+        ("googleads.g.doubleclick.net", "142.250.74.98", 6000),
+        ("firebaseinstallations.googleapis.com", "142.250.74.10", 800),
+        ("accounts.google.com", "142.250.74.77", 2500),
+        ("play.googleapis.com", "142.250.74.106", 3000),
+        ("fota-cloud-dn.ospserver.net", "104.18.6.30", 9000),
+    ];
+    let application_data = |size: u16| {
+        let mut record = vec![0x17, 0x03, 0x03];
+        record.extend_from_slice(&size.to_be_bytes());
+        record.resize(5 + usize::from(size), 0);
+        record
+    };
+    for (i, (qname, server, size)) in (0u16..).zip(named) {
+        cap.lookup(0x3000 + i, qname, &[], &[server], 47000 + i);
+        let hello = hello(Some(qname)).record();
+        cap.tcp_session(48000 + i, server, 443, &hello, &application_data(size));
+    }
+    // Direct-IP connections: no lookup, no SNI; small keep-alives.
+    for (i, server) in (0u16..).zip([
+        "142.250.74.14",
+        "142.250.75.1",
+        "157.240.17.35",
+        "104.16.132.229",
+        "34.107.221.82",
+    ]) {
+        let hello = hello(None).record();
+        cap.tcp_session(49000 + i, server, 443, &hello, &application_data(300));
     }
     cap
 }

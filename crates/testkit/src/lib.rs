@@ -2,7 +2,8 @@
 //! IPv6, TCP and UDP frames ([`frame`]), TLS ClientHellos and ECH
 //! configurations ([`tls`]), DNS queries and answers ([`dns`]), protected
 //! QUIC Initials ([`quic`]), DHCP requests ([`dhcp`]), classic pcap and
-//! pcapng files ([`pcap`]), HTTP/2 frames ([`http2`]), and the recipes of the checked-in capture
+//! pcapng files ([`pcap`]), HTTP/2 frames ([`http2`]), small MaxMind DB
+//! files ([`mmdb`]), and the recipes of the checked-in capture
 //! fixtures ([`fixtures`], written by the `make-fixtures` program).
 //!
 //! Everything here is a pure builder: it depends on nothing in the
@@ -17,6 +18,7 @@ pub mod dns;
 pub mod fixtures;
 pub mod frame;
 pub mod http2;
+pub mod mmdb;
 pub mod pcap;
 pub mod quic;
 pub mod tls;

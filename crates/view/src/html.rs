@@ -225,6 +225,10 @@ fn destination_row(out: &mut String, d: &Destination, novelty: &str) {
         attr(&d.destination),
         text(&d.destination)
     );
+    // A bare address: the network serving it says more.
+    if let (Some(network), true) = (&d.network, d.names.is_empty()) {
+        let _ = write!(out, r#"<div class="network">{}</div>"#, text(network));
+    }
     let other_names: Vec<&String> = d.names.iter().filter(|n| **n != d.destination).collect();
     if !other_names.is_empty() {
         out.push_str(r#"<ul class="names">"#);
@@ -254,7 +258,7 @@ fn destination_row(out: &mut String, d: &Destination, novelty: &str) {
         r#"<td><span class="purpose" data-purpose="{}">{}</span></td><td>{}<div class="meta">{}</div></td><td class="verdict-{}">{}</td><td class="novelty">{}</td>"#,
         attr(&d.purpose),
         text(&d.purpose),
-        text(d.owner.as_deref().unwrap_or("-")),
+        text(&d.owner_text),
         text(d.service.as_deref().unwrap_or("")),
         attr(&d.verdict),
         text(&d.verdict),
@@ -319,6 +323,9 @@ pub fn device_heading(out: &mut String, d: &DeviceView, level: u8) {
     }
     if d.randomised {
         out.push_str(r#" <span class="badge">randomised</span>"#);
+    }
+    if let Some(p) = &d.profile {
+        let _ = write!(out, r#" <span class="profile">profile {}</span>"#, text(p));
     }
     let _ = write!(
         out,
@@ -406,7 +413,7 @@ pub fn active(view: &View) -> String {
             r#"<tr><td class="name">{}</td><th scope="row" class="dest">{}</th><td class="name">{}</td><td>{}</td><td>{}{}</td><td>{}</td><td class="num">{}</td><td class="when">{}</td></tr>"#,
             text(&a.device),
             text(&a.destination),
-            text(a.name.as_deref().unwrap_or("-")),
+            text(a.name.as_deref().or(a.network.as_deref()).unwrap_or("-")),
             text(&a.server),
             text(&a.protocol),
             if a.cleartext { " (cleartext)" } else { "" },

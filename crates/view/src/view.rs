@@ -47,7 +47,7 @@ impl Seen {
 }
 
 pub use crate::timeline::{Timeline, TimelineView};
-use tetherscope_record::record::FlowRecord;
+use tetherscope_record::record::{owner_text, FlowRecord};
 
 /// Caps of an `Aggregate`.
 #[derive(Debug, Clone, Copy)]
@@ -100,8 +100,22 @@ pub struct Destination {
     pub destination: String,
     /// Purpose from the catalog.
     pub purpose: String,
-    /// Who runs it, when the catalog knows.
+    /// Who it is: the catalog's owner, else the organisation of the
+    /// network serving it (see `owner_source`).
     pub owner: Option<String>,
+    /// `catalog` or `network`: where `owner` comes from.
+    pub owner_source: Option<&'static str>,
+    /// The AS announcing the server address (the first flow's that has one).
+    pub asn: Option<u32>,
+    /// That AS's organisation, from a data file: escape it when shown.
+    pub as_org: Option<String>,
+    /// The server address's country, ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+    /// "AS15169 Google LLC, US": shown instead of a bare address.
+    pub network: Option<String>,
+    /// Who it is, in words: "Qualcomm, served by Amazon.com, Inc.",
+    /// "Google LLC (network)", or "-".
+    pub owner_text: String,
     /// The catalog rule's display name.
     pub service: Option<String>,
     /// `expected` or `unexpected` under the active profile; `unexpected`
@@ -146,12 +160,35 @@ impl Destination {
             self.owner = r.verdict.owner.clone();
             self.service = r.verdict.rule.as_ref().and(r.verdict.site.clone());
             self.verdict = r.verdict.verdict.clone().unwrap_or_default();
+            self.owner_source = r.verdict.owner_source;
         } else {
             self.first_seen = self.first_seen.min(first);
             self.last_seen = self.last_seen.max(last);
             if r.verdict.verdict.as_deref() == Some("unexpected") {
                 self.verdict = "unexpected".into();
             }
+        }
+        let first = self.flows == 0;
+        let mut named_network = false;
+        if self.network.is_none() {
+            if let Some(label) = r.network_label() {
+                self.asn = r.asn;
+                self.as_org.clone_from(&r.as_org);
+                self.country = r.country.map(|c| c.to_string());
+                self.network = Some(label);
+                if self.owner.is_none() {
+                    self.owner.clone_from(&r.verdict.owner);
+                    self.owner_source = r.verdict.owner_source;
+                }
+                named_network = true;
+            }
+        }
+        if first || named_network {
+            self.owner_text = owner_text(
+                self.owner.as_deref(),
+                self.owner_source,
+                self.as_org.as_deref(),
+            );
         }
         self.flows += 1;
         self.bytes_up += r.bytes_up;
@@ -274,6 +311,8 @@ pub struct Active {
     pub destination: String,
     /// The flow's name, if any.
     pub name: Option<String>,
+    /// "AS15169 Google LLC, US": the network serving the server address.
+    pub network: Option<String>,
     /// Server address and port.
     pub server: String,
     /// Application protocol or transport.
@@ -299,6 +338,9 @@ pub struct DeviceView {
     pub dhcp_name: Option<String>,
     /// Locally administered MAC: the phone randomised it.
     pub randomised: bool,
+    /// The profile its flows' verdicts were judged by (its own, or the
+    /// active one), when the drawer knows it.
+    pub profile: Option<String>,
     /// Flows.
     pub flows: u64,
     /// Bytes both ways.
@@ -536,6 +578,7 @@ impl ViewBuilder {
             device: String::new(),
             destination: destination_of(r),
             name: r.domain.clone(),
+            network: r.network_label(),
             server: match r.server_port {
                 Some(p) if r.server_ip.contains(':') => format!("[{}]:{p}", r.server_ip),
                 Some(p) => format!("{}:{p}", r.server_ip),
@@ -594,6 +637,7 @@ impl ViewBuilder {
                     mac: mac_text,
                     dhcp_name,
                     randomised: mac.is_some_and(|m| is_randomised(&m)),
+                    profile: None,
                     flows: destinations.iter().map(|x| x.flows).sum::<u64>() + d.folded_flows,
                     bytes: destinations.iter().map(|x| x.bytes_up + x.bytes_down).sum(),
                     destinations_more: destinations.len().saturating_sub(shown),

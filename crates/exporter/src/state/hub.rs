@@ -58,6 +58,9 @@ pub struct Shared {
     pub labels: LabelPolicy,
     /// The per-device baseline, when a state store is in use.
     pub baseline: Option<BaselineHandle>,
+    /// The offline network tables each record's server address is looked
+    /// up in (empty: no lookups).
+    pub network: Arc<tetherscope_netinfo::NetInfo>,
     /// Connections the HTTP listener's limits closed.
     pub connections: Arc<crate::connections::ConnectionStats>,
     /// The flow history sink's counters, when `--history-url` is given.
@@ -134,6 +137,7 @@ impl Shared {
             capture: CaptureStatus::default(),
             labels,
             baseline: None,
+            network: Arc::default(),
             connections: Arc::default(),
             history: std::sync::OnceLock::new(),
             token: new_token(),
@@ -170,6 +174,7 @@ impl Shared {
     /// under this monitor's catalog, devices and baseline.
     pub fn annotator(&self) -> Annotator<'_> {
         Annotator::new(&self.catalog, &self.devices, self.baseline.as_ref())
+            .with_network(&self.network)
     }
 
     /// The token state-changing API requests must carry (the
