@@ -1,7 +1,10 @@
+# shellcheck shell=bash
 # Sourced by the flow history benchmarks: a clickhouse-server (18.16) of
 # their own on loopback ports, its config and data under "$work/ch", with
 # deploy/clickhouse/flows.sql applied. Sets ch_pid and http, defines q (one
-# query over HTTP). The caller stops it by its PID (ch_pid).
+# query over HTTP). The caller sets work and bin, and stops the server by
+# its PID (ch_pid).
+# shellcheck disable=SC2154,SC2034
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
