@@ -32,19 +32,40 @@ SENSORS=(1 2)
 INTERVAL=2                      # scrape and evaluation interval here, seconds
 CENTRAL_NS="tso${ID}-central"
 CENTRAL="198.51.100.202:9090"   # sensor k reaches it over its own /30 link
-DEMO=scale-out
-SIM_PREFIX=so
-# shellcheck source=scripts/lib/demo.sh
-. "$HERE/lib/demo.sh"
+BIN="${TETHERSCOPE_BIN:-}"
+if [ -z "$BIN" ]; then
+  if [ -x "$ROOT/target/release/tetherscope" ]; then BIN="$ROOT/target/release/tetherscope"; else BIN="$(command -v tetherscope || true)"; fi
+fi
 
-require prometheus curl python3 ip
+T0=$(date +%s)
+say() { echo "scale-out: [$(($(date +%s) - T0))s] $*" >&2; }
+die() { say "$*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
+[ -x "$BIN" ] || die "no tetherscope binary (build it, or set TETHERSCOPE_BIN)"
+for c in prometheus curl python3 ip; do
+  command -v "$c" >/dev/null || die "$c is missing (scripts/setup.sh --test)"
+done
 if [ "$OUTAGE" -lt 1 ] || [ "$OUTAGE" -gt 600 ]; then die "SCALE_OUT_OUTAGE must be 1..600"; fi
+
+sim_id() { echo "so${ID}s$1"; }
+sim() { local k=$1; shift; TS_SIM_ID="$(sim_id "$k")" TS_SIM_DIR="$DIR/sensor$k/sim" TS_SIM_PHONE_NAME="phone-$k" bash "$HERE/hotspot-sim.sh" "$@"; }
+laptop_ns() { echo "ts$(sim_id "$1")-laptop"; }
 
 pids=()
 cleanup() {
   set +e
   touch "$DIR/stop-traffic"
-  stop_pids
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null; done
+  # Five seconds to stop, then killed.
+  for _ in $(seq 1 50); do
+    alive=""
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+    [ -z "$alive" ] && break
+    sleep 0.1
+  done
+  for p in $alive; do say "cleanup: $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-60) did not stop in 5 s"; kill -9 "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   [ -f "$DIR/central.pid" ] && kill "$(cat "$DIR/central.pid")" 2>/dev/null
   ip netns pids "$CENTRAL_NS" 2>/dev/null | xargs -r kill 2>/dev/null
   ip netns del "$CENTRAL_NS" 2>/dev/null
@@ -92,7 +113,12 @@ for k in "${SENSORS[@]}"; do
   sim "$k" up >/dev/null
   ns=$(laptop_ns "$k")
   # The link from this sensor's laptop to the central Prometheus.
-  link_to_central "$k" "$CENTRAL_NS" 200 "${CENTRAL%:*}"
+  ip link add "so${ID}c$k" netns "$ns" type veth peer name "c$k" netns "$CENTRAL_NS"
+  ip netns exec "$ns" ip addr add "198.51.100.$((200 + k * 4 - 3))/30" dev "so${ID}c$k"
+  ip netns exec "$ns" ip link set "so${ID}c$k" up
+  ip netns exec "$CENTRAL_NS" ip addr add "198.51.100.$((200 + k * 4 - 2))/30" dev "c$k"
+  ip netns exec "$CENTRAL_NS" ip link set "c$k" up
+  ip netns exec "$ns" ip route add "${CENTRAL%:*}/32" via "198.51.100.$((200 + k * 4 - 2))"
 
   # Its own state store, and no learning: the unlisted tracker is a new
   # destination at once (the dashboards' new-destination panel has data).
@@ -112,7 +138,14 @@ for k in "${SENSORS[@]}"; do
   pids+=($!)
 done
 
-wait_healthy
+for k in "${SENSORS[@]}"; do
+  ok=""
+  for _ in $(seq 1 100); do
+    ip netns exec "$(laptop_ns "$k")" curl -sf -m 2 http://127.0.0.1:9433/healthz >/dev/null 2>&1 && { ok=1; break; }
+    sleep 0.2
+  done
+  [ -n "$ok" ] || die "tetherscope on sensor $k never became healthy: $(tail -3 "$DIR/sensor$k/tetherscope.log")"
+done
 say "two sensors up (tetherscope + Prometheus agent each)"
 
 # Traffic on both hotspots, bounded: one round each every few seconds until
