@@ -245,3 +245,14 @@ fn a_month_of_traffic_keeps_labels_bounded_meaningful_and_memory_flat() {
     drop(monitor);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Writes the month's capture to `$TETHERSCOPE_MONTH_PCAP` and nothing
+/// else: the input of bench/flow_history_month.sh, which measures the flow
+/// history's rows and bytes per day. Run only on demand (`--ignored`).
+#[test]
+#[ignore = "writes the month capture for bench/flow_history_month.sh"]
+fn write_the_month_capture() {
+    let path = std::env::var_os("TETHERSCOPE_MONTH_PCAP").expect("set TETHERSCOPE_MONTH_PCAP");
+    let (packets, distinct) = write_month(std::path::Path::new(&path));
+    eprintln!("month capture: {packets} packets, {distinct} domains");
+}

@@ -142,6 +142,11 @@ fn debian_package_contents_scripts_and_dependencies() {
             "/usr/share/tetherscope/alertmanager/alertmanager.yml",
             "-rw-r--r--",
         ),
+        ("/usr/share/tetherscope/clickhouse/flows.sql", "-rw-r--r--"),
+        (
+            "/usr/share/tetherscope/clickhouse/retention.sh",
+            "-rwxr-xr-x",
+        ),
         (
             "/usr/share/tetherscope/grafana/provisioning/dashboards/tetherscope.yaml",
             "-rw-r--r--",

@@ -79,12 +79,17 @@ pub struct Client {
     target: Target,
     agent: ureq::Agent,
     auth: Option<String>,
+    /// A shorter limit for every request (connection included), once set.
+    limit: std::cell::Cell<Option<Duration>>,
 }
 
 /// Longest wait for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait for one request's answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for one request's answer while the sink stops: a server that
+/// accepts and never answers must not hold up the end of `run`.
+pub const STOPPING_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Client {
     /// A client for `target` (checked by [`Target::check`]).
@@ -103,7 +108,14 @@ impl Client {
             target,
             agent,
             auth,
+            limit: std::cell::Cell::new(None),
         }
+    }
+
+    /// From now on, every request (connecting included) gives up after
+    /// `limit`, or [`REQUEST_TIMEOUT`] if that is shorter.
+    pub fn limit_requests(&self, limit: Duration) {
+        self.limit.set(Some(limit.min(REQUEST_TIMEOUT)));
     }
 
     /// The table rows go to.
@@ -116,6 +128,9 @@ impl Client {
     fn post(&self, query: Option<&str>, body: &[u8], gzip: bool) -> Result<String, RequestError> {
         let base = self.target.url.trim_end_matches('/');
         let mut req = self.agent.post(&format!("{base}/"));
+        if let Some(limit) = self.limit.get() {
+            req = req.timeout(limit);
+        }
         if let Some(q) = query {
             req = req.query("query", q);
         }

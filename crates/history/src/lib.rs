@@ -21,7 +21,7 @@ pub mod spool;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,7 +123,8 @@ pub enum StartError {
 pub struct Sink {
     queue: Option<SyncSender<Vec<u8>>>,
     stats: Arc<SinkStats>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    threads: Option<sender::Threads>,
+    finish_grace: Duration,
 }
 
 /// A sensor name: what the Prometheus agent's `sensor` label holds.
@@ -147,12 +148,14 @@ impl Sink {
             .map_err(|e| StartError::Spool(config.spool_dir.clone(), e))?;
         let stats = Arc::new(SinkStats::default());
         let (tx, rx) = sync_channel(QUEUE);
+        let finish_grace = config.finish_grace;
         let threads = sender::spawn(config, spool, rx, stats.clone())
             .map_err(|e| StartError::Spool(PathBuf::from("(threads)"), e))?;
         Ok(Sink {
             queue: Some(tx),
             stats,
-            threads,
+            threads: Some(threads),
+            finish_grace,
         })
     }
 
@@ -173,22 +176,43 @@ impl Sink {
         self.stats.clone()
     }
 
-    /// Closes the open batch into the spool and sends what the spool holds
-    /// for at most the configured grace; what is left is sent by the next
-    /// start.
+    /// Closes the open batches into the spool and sends what the spool
+    /// holds for at most the configured grace (each request then waits at
+    /// most [`clickhouse::STOPPING_TIMEOUT`]); what is left stays spooled
+    /// and is sent by the next start. Returns within about the grace
+    /// whatever the server does: a request that was already waiting for an
+    /// answer when the stop came is left to the process's exit.
     pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
         self.queue = None;
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        let Some(threads) = self.threads.take() else {
+            return;
+        };
+        let _ = threads.batcher.join();
+        let limit = self.finish_grace + STOP_MARGIN;
+        match threads.sender_done.recv_timeout(limit) {
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    "flow history: ClickHouse did not answer within {} s of the stop; {} rows stay spooled for the next start",
+                    limit.as_secs(),
+                    self.stats.spool_rows.load(Relaxed)
+                );
+            }
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = threads.sender.join();
+            }
         }
     }
 }
 
+/// How much longer than the grace a stop waits for the sender's last answer.
+const STOP_MARGIN: Duration = Duration::from_millis(500);
+
 impl Drop for Sink {
     fn drop(&mut self) {
-        self.queue = None;
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }

@@ -7,7 +7,7 @@
 //! Nullable), times become Unix seconds (the only DateTime text 18.16 reads
 //! without a time zone) plus exact microseconds.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::borrow::Cow;
 
 /// Why a line could not become a row.
@@ -23,7 +23,8 @@ pub enum RowError {
 
 type Text<'a> = Option<Cow<'a, str>>;
 
-/// The keys of a flow record the table keeps.
+/// The keys of a flow record the table keeps (a new column's key goes
+/// here, and its line in [`Parsed::write`]).
 #[derive(Deserialize)]
 struct Record<'a> {
     #[serde(borrow)]
@@ -58,8 +59,8 @@ struct Record<'a> {
     name_source: Text<'a>,
     #[serde(borrow, default)]
     sni: Text<'a>,
-    #[serde(default)]
-    alpn: Option<Vec<String>>,
+    #[serde(borrow, default)]
+    alpn: Option<Vec<Cow<'a, str>>>,
     #[serde(borrow, default)]
     ech: Text<'a>,
     #[serde(borrow, default)]
@@ -72,8 +73,8 @@ struct Record<'a> {
     http_path: Text<'a>,
     #[serde(borrow, default)]
     dns_query: Text<'a>,
-    #[serde(default)]
-    cname_chain: Vec<String>,
+    #[serde(borrow, default)]
+    cname_chain: Vec<Cow<'a, str>>,
     #[serde(default)]
     cleartext: Option<bool>,
     #[serde(default)]
@@ -100,93 +101,6 @@ struct Record<'a> {
     country: Text<'a>,
 }
 
-/// One row as ClickHouse's JSONEachRow reads it: the columns of
-/// deploy/clickhouse/flows.sql, none null. Empty and zero values are left
-/// out (the server fills a missing column with its type's empty value), which
-/// makes the rows about half as long to write, compress and send.
-#[derive(Serialize)]
-struct Row<'a> {
-    sensor: &'a str,
-    batch_id: &'a str,
-    first_seen: u64,
-    last_seen: u64,
-    first_seen_us: u64,
-    last_seen_us: u64,
-    device: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    client_mac: &'a str,
-    client_ip: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
-    client_port: u16,
-    server_ip: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
-    server_port: u16,
-    transport: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    app_protocol: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    domain: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    name_source: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    sni: &'a str,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    alpn: &'a [String],
-    #[serde(skip_serializing_if = "str::is_empty")]
-    ech: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    quic_version: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    http_host: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    http_method: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    http_path: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    dns_query: &'a str,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    cname_chain: &'a [String],
-    #[serde(skip_serializing_if = "is_zero")]
-    cleartext: u8,
-    #[serde(skip_serializing_if = "is_zero")]
-    cleartext_known: u8,
-    #[serde(skip_serializing_if = "is_zero")]
-    truncated_packets: u32,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    novelty: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    purpose: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    owner: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    rule: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    verdict: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    site: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
-    packets_up: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    packets_down: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    bytes_up: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    bytes_down: u64,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    tcp_state: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
-    asn: u32,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    as_org: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    country: &'a str,
-}
-
-/// Whether a count is zero (a column left out of the row).
-fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
-}
-
 /// What the sender needs to know of a row besides its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowInfo {
@@ -199,70 +113,208 @@ pub fn day(unix_secs: u64) -> u64 {
     unix_secs / 86_400
 }
 
+/// One flow record, parsed once: what its row is made of. The strings are
+/// borrowed from the line where it holds them unescaped.
+pub struct Parsed<'a> {
+    record: Record<'a>,
+    first_us: u64,
+    last_us: u64,
+}
+
+/// Parses one flow record's JSON line (without its newline).
+pub fn parse(line: &[u8]) -> Result<Parsed<'_>, RowError> {
+    let record: Record = serde_json::from_slice(line)?;
+    let first_us = micros(&record.first_seen)?;
+    let last_us = micros(&record.last_seen)?;
+    Ok(Parsed {
+        record,
+        first_us,
+        last_us,
+    })
+}
+
+impl Parsed<'_> {
+    /// What the sender needs to know of the row.
+    pub fn info(&self) -> RowInfo {
+        RowInfo {
+            first_seen: self.first_us / 1_000_000,
+        }
+    }
+
+    /// Appends the row (one JSONEachRow object and its newline) to `out`,
+    /// for `sensor`'s batch `batch_id`.
+    ///
+    /// The columns of deploy/clickhouse/flows.sql, one line each. Null,
+    /// empty and zero values are left out (the server fills a missing
+    /// column with its type's empty value), which makes the rows about half
+    /// as long to write, compress and send. A new column is one field of
+    /// [`Record`] and one line here, named as in the table.
+    pub fn write(&self, out: &mut Vec<u8>, sensor: &str, batch_id: &str) {
+        let r = &self.record;
+        let mut w = RowWriter::start(out);
+        w.text("sensor", sensor);
+        w.text("batch_id", batch_id);
+        w.uint("first_seen", self.first_us / 1_000_000);
+        w.uint("last_seen", self.last_us / 1_000_000);
+        w.uint("first_seen_us", self.first_us);
+        w.uint("last_seen_us", self.last_us);
+        // The device is its MAC; a flow seen without one (a routed or
+        // relayed capture) is named by its address.
+        w.text("device", r.client_mac.as_deref().unwrap_or(&r.client_ip));
+        w.text("client_mac", t(&r.client_mac));
+        w.text("client_ip", &r.client_ip);
+        w.uint("client_port", r.client_port.unwrap_or(0).into());
+        w.text("server_ip", &r.server_ip);
+        w.uint("server_port", r.server_port.unwrap_or(0).into());
+        w.text("transport", &r.transport);
+        w.text("app_protocol", t(&r.app_protocol));
+        w.text("domain", t(&r.domain));
+        w.text("name_source", t(&r.name_source));
+        w.text("sni", t(&r.sni));
+        w.texts("alpn", r.alpn.as_deref().unwrap_or(&[]));
+        w.text("ech", t(&r.ech));
+        w.text("quic_version", t(&r.quic_version));
+        w.text("http_host", t(&r.http_host));
+        w.text("http_method", t(&r.http_method));
+        w.text("http_path", t(&r.http_path));
+        w.text("dns_query", t(&r.dns_query));
+        w.texts("cname_chain", &r.cname_chain);
+        w.uint("cleartext", r.cleartext.unwrap_or(false).into());
+        w.uint("cleartext_known", r.cleartext_known.unwrap_or(false).into());
+        w.uint("truncated_packets", r.truncated_packets.into());
+        w.text("novelty", t(&r.novelty));
+        w.text("purpose", t(&r.purpose));
+        w.text("owner", t(&r.owner));
+        w.text("rule", t(&r.rule));
+        w.text("verdict", t(&r.verdict));
+        w.text("site", t(&r.site));
+        w.uint("packets_up", r.packets_up);
+        w.uint("packets_down", r.packets_down);
+        w.uint("bytes_up", r.bytes_up);
+        w.uint("bytes_down", r.bytes_down);
+        w.text("tcp_state", t(&r.tcp_state));
+        w.uint("asn", r.asn.unwrap_or(0).into());
+        w.text("as_org", t(&r.as_org));
+        w.text("country", t(&r.country));
+        w.end();
+    }
+}
+
 /// Appends `line` (one flow record) to `out` as one JSONEachRow row of
-/// `sensor`'s batch `batch_id`, newline included.
+/// `sensor`'s batch `batch_id`, newline included: [`parse`] then
+/// [`Parsed::write`].
 pub fn append_row(
     out: &mut Vec<u8>,
     line: &[u8],
     sensor: &str,
     batch_id: &str,
 ) -> Result<RowInfo, RowError> {
-    let r: Record = serde_json::from_slice(line)?;
-    let first_us = micros(&r.first_seen)?;
-    let last_us = micros(&r.last_seen)?;
-    let t = |v: &Text<'_>| -> String { v.as_deref().unwrap_or("").to_owned() };
-    let (mac, domain, sni) = (t(&r.client_mac), t(&r.domain), t(&r.sni));
-    let row = Row {
-        sensor,
-        batch_id,
-        first_seen: first_us / 1_000_000,
-        last_seen: last_us / 1_000_000,
-        first_seen_us: first_us,
-        last_seen_us: last_us,
-        // The device is its MAC; a flow seen without one (a routed or
-        // relayed capture) is named by its address.
-        device: if mac.is_empty() { &r.client_ip } else { &mac },
-        client_mac: &mac,
-        client_ip: &r.client_ip,
-        client_port: r.client_port.unwrap_or(0),
-        server_ip: &r.server_ip,
-        server_port: r.server_port.unwrap_or(0),
-        transport: &r.transport,
-        app_protocol: r.app_protocol.as_deref().unwrap_or(""),
-        domain: &domain,
-        name_source: r.name_source.as_deref().unwrap_or(""),
-        sni: &sni,
-        alpn: r.alpn.as_deref().unwrap_or(&[]),
-        ech: r.ech.as_deref().unwrap_or(""),
-        quic_version: r.quic_version.as_deref().unwrap_or(""),
-        http_host: r.http_host.as_deref().unwrap_or(""),
-        http_method: r.http_method.as_deref().unwrap_or(""),
-        http_path: r.http_path.as_deref().unwrap_or(""),
-        dns_query: r.dns_query.as_deref().unwrap_or(""),
-        cname_chain: &r.cname_chain,
-        cleartext: u8::from(r.cleartext.unwrap_or(false)),
-        cleartext_known: u8::from(r.cleartext_known.unwrap_or(false)),
-        truncated_packets: r.truncated_packets,
-        novelty: r.novelty.as_deref().unwrap_or(""),
-        purpose: r.purpose.as_deref().unwrap_or(""),
-        owner: r.owner.as_deref().unwrap_or(""),
-        rule: r.rule.as_deref().unwrap_or(""),
-        verdict: r.verdict.as_deref().unwrap_or(""),
-        site: r.site.as_deref().unwrap_or(""),
-        packets_up: r.packets_up,
-        packets_down: r.packets_down,
-        bytes_up: r.bytes_up,
-        bytes_down: r.bytes_down,
-        tcp_state: r.tcp_state.as_deref().unwrap_or(""),
-        asn: r.asn.unwrap_or(0),
-        as_org: r.as_org.as_deref().unwrap_or(""),
-        country: r.country.as_deref().unwrap_or(""),
-    };
-    serde_json::to_writer(&mut *out, &row)?;
-    out.push(b'\n');
-    Ok(RowInfo {
-        first_seen: first_us / 1_000_000,
-    })
+    let parsed = parse(line)?;
+    parsed.write(out, sensor, batch_id);
+    Ok(parsed.info())
+}
+
+/// A text value, empty when null.
+fn t<'v>(v: &'v Text<'_>) -> &'v str {
+    v.as_deref().unwrap_or("")
+}
+
+/// Writes one JSON object, key by key, straight into the batch: no
+/// intermediate value, each string escaped once.
+struct RowWriter<'o> {
+    out: &'o mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'o> RowWriter<'o> {
+    fn start(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        RowWriter { out, empty: true }
+    }
+
+    fn key(&mut self, name: &str) {
+        if !std::mem::replace(&mut self.empty, false) {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// A string column; left out when empty.
+    fn text(&mut self, name: &str, value: &str) {
+        if !value.is_empty() {
+            self.key(name);
+            json_string(self.out, value);
+        }
+    }
+
+    /// An integer column; left out when zero.
+    fn uint(&mut self, name: &str, value: u64) {
+        if value != 0 {
+            self.key(name);
+            let mut digits = [0u8; 20];
+            let mut i = digits.len();
+            let mut v = value;
+            while v > 0 {
+                i -= 1;
+                digits[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            self.out.extend_from_slice(&digits[i..]);
+        }
+    }
+
+    /// An `Array(String)` column; left out when empty.
+    fn texts<S: AsRef<str>>(&mut self, name: &str, values: &[S]) {
+        if !values.is_empty() {
+            self.key(name);
+            self.out.push(b'[');
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                json_string(self.out, v.as_ref());
+            }
+            self.out.push(b']');
+        }
+    }
+
+    fn end(self) {
+        self.out.extend_from_slice(b"}\n");
+    }
+}
+
+/// Appends `s` as a JSON string (RFC 8259, section 7): the quote, the
+/// backslash and the control characters escaped, everything else as it is
+/// (the input is UTF-8 already). Runs without an escape are copied whole.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut run = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let escape: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => &[],
+            _ => continue,
+        };
+        out.extend_from_slice(&b[run..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(c >> 4)]);
+            out.push(HEX[usize::from(c & 15)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        run = i + 1;
+    }
+    out.extend_from_slice(&b[run..]);
+    out.push(b'"');
 }
 
 /// Unix microseconds of the record's time format, `YYYY-MM-DDThh:mm:ss.ffffffZ`
@@ -374,5 +426,73 @@ mod tests {
         assert_eq!(v["device"], "02:00:00:00:00:01");
         assert!(append_row(&mut out, b"{\"n\":1}", "s", "b").is_err());
         assert!(append_row(&mut out, b"\xff", "s", "b").is_err());
+    }
+
+    /// Hostile names from the wire come back out of the row exactly as
+    /// they went in: the escaping is JSON's, whatever the bytes.
+    #[test]
+    fn strings_are_escaped_so_the_row_reads_back_as_the_record() {
+        let hostile = [
+            "plain.example",
+            "quote\"d",
+            "back\\slash\\",
+            "new\nline\r\ttab",
+            "\u{0}nul\u{1}\u{1f}\u{7f}",
+            "ümlaut-日本.example",
+            "\\u0041 not an escape",
+            "",
+        ];
+        for name in hostile {
+            let record = serde_json::json!({
+                "transport": "tcp", "client_ip": "10.42.0.50", "server_ip": "192.0.2.1",
+                "first_seen": "2026-01-02T03:04:05Z", "last_seen": "2026-01-02T03:04:05Z",
+                "domain": name, "http_path": name, "cname_chain": [name, "x"],
+                "alpn": [name],
+            });
+            let line = serde_json::to_vec(&record).unwrap();
+            let mut out = b"before\n".to_vec();
+            append_row(
+                &mut out,
+                &line,
+                name.chars().next().map_or("s", |_| name),
+                "b",
+            )
+            .unwrap();
+            assert!(out.starts_with(b"before\n"), "appended, not overwritten");
+            let row = &out[7..];
+            assert_eq!(
+                row.iter().filter(|&&c| c == b'\n').count(),
+                1,
+                "one line: {row:?}"
+            );
+            let v: serde_json::Value = serde_json::from_slice(row).unwrap();
+            if name.is_empty() {
+                assert!(v.get("domain").is_none());
+            } else {
+                assert_eq!(v["domain"], name);
+                assert_eq!(v["http_path"], name);
+                assert_eq!(v["sensor"], name);
+                assert_eq!(v["alpn"], serde_json::json!([name]));
+            }
+            assert_eq!(v["cname_chain"], serde_json::json!([name, "x"]));
+        }
+    }
+
+    #[test]
+    fn every_count_is_written_in_full() {
+        let line = br#"{"transport":"tcp","client_ip":"10.42.0.50","client_port":65535,"server_ip":"192.0.2.1","server_port":443,"first_seen":"2026-01-02T03:04:05.5Z","last_seen":"2026-01-02T03:04:06Z","packets_up":18446744073709551615,"bytes_up":1000000,"bytes_down":9,"truncated_packets":4294967295,"cleartext":false,"cleartext_known":true}"#;
+        let mut out = Vec::new();
+        append_row(&mut out, line, "s", "b").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["packets_up"], u64::MAX);
+        assert!(v.get("packets_down").is_none());
+        assert_eq!(v["bytes_up"], 1_000_000);
+        assert_eq!(v["bytes_down"], 9);
+        assert_eq!(v["client_port"], 65535);
+        assert_eq!(v["truncated_packets"], u32::MAX);
+        assert!(v.get("cleartext").is_none());
+        assert_eq!(v["cleartext_known"], 1);
+        assert_eq!(v["first_seen_us"], 1_767_323_045_500_000u64);
+        assert_eq!(v["last_seen"], 1_767_323_046u64);
     }
 }
