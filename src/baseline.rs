@@ -66,6 +66,7 @@ pub fn run(cmd: &BaselineCommand) -> anyhow::Result<ExitCode> {
             clients: true,
             format,
             store,
+            ..
         } => {
             let list = client_entries(store, device.as_deref())?;
             let mut out = io::stdout().lock();
