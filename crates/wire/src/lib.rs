@@ -21,6 +21,7 @@ pub mod http;
 pub mod http2;
 pub mod ip;
 pub mod link;
+pub mod mdns;
 pub mod quic;
 pub mod tcp;
 pub mod tls;
