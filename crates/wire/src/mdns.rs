@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn names_only_its_sender_and_only_in_responses() {
         let other = record(&name("printer.local"), rtype::A, &[10, 42, 0, 9]);
-        let m = response(&[other.clone()], 0x8400);
+        let m = response(std::slice::from_ref(&other), 0x8400);
         assert!(parse(&m, IpAddr::from(SENDER)).unwrap().is_empty());
         // A query carrying a known answer for the sender names no one.
         let own = record(&name("phone.local"), rtype::A, &SENDER);
