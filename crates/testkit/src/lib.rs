@@ -1,7 +1,7 @@
 //! The one place to build test traffic for tetherscope: Ethernet, IPv4,
 //! IPv6, TCP and UDP frames ([`frame`]), TLS ClientHellos and ECH
 //! configurations ([`tls`]), DNS queries and answers ([`dns`]), protected
-//! QUIC Initials ([`quic`]), DHCP requests ([`dhcp`]), classic pcap and
+//! QUIC Initials ([`quic`]), DHCP requests ([`dhcp`]), mDNS announcements ([`mdns`]), classic pcap and
 //! pcapng files ([`pcap`]), HTTP/2 frames ([`http2`]), and the recipes of the checked-in capture
 //! fixtures ([`fixtures`], written by the `make-fixtures` program).
 //!
@@ -17,6 +17,7 @@ pub mod dns;
 pub mod fixtures;
 pub mod frame;
 pub mod http2;
+pub mod mdns;
 pub mod pcap;
 pub mod quic;
 pub mod tls;
