@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod connections;
+pub mod device_info;
 pub mod metrics;
 pub mod page;
 pub mod paging;
@@ -21,7 +22,7 @@ pub mod triage;
 pub mod view_cache;
 
 pub use tetherscope_record::{annotate, blind, facts, novelty, record, visible};
-pub use tetherscope_view::{html, timeline, view};
+pub use tetherscope_view::{html, identity, timeline, view};
 
 pub use server::router;
 pub use state::Shared;

@@ -320,6 +320,10 @@ pub fn device_heading(out: &mut String, d: &DeviceView, level: u8) {
     if d.randomised {
         out.push_str(r#" <span class="badge">randomised</span>"#);
     }
+    let identity = d.identity.summary();
+    if !identity.is_empty() {
+        let _ = write!(out, r#" <span class="identity">{}</span>"#, text(&identity));
+    }
     let _ = write!(
         out,
         r#"<span class="meta"> {} flows, {}</span></h{level}>"#,

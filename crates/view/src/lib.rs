@@ -7,5 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod html;
+pub mod identity;
 pub mod timeline;
 pub mod view;

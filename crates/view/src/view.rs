@@ -298,6 +298,8 @@ pub struct DeviceView {
     pub dhcp_name: Option<String>,
     /// Locally administered MAC: the phone randomised it.
     pub randomised: bool,
+    /// What the device is: OS, vendor, announced names and model.
+    pub identity: crate::identity::Identity,
     /// Flows.
     pub flows: u64,
     /// Bytes both ways.
@@ -598,6 +600,10 @@ impl ViewBuilder {
                     mac: mac_text,
                     dhcp_name,
                     randomised: mac.is_some_and(|m| is_randomised(&m)),
+                    identity: mac
+                        .and_then(|m| names.get(&m))
+                        .map(|d| crate::identity::Identity::of_installed(d))
+                        .unwrap_or_default(),
                     flows: destinations.iter().map(|x| x.flows).sum::<u64>() + d.folded_flows,
                     bytes: destinations.iter().map(|x| x.bytes_up + x.bytes_down).sum(),
                     destinations_more: destinations.len().saturating_sub(shown),
