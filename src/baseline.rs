@@ -54,7 +54,7 @@ pub fn run(cmd: &BaselineCommand) -> anyhow::Result<ExitCode> {
             let mut out = io::stdout().lock();
             match format {
                 ListFormat::Json => {
-                    serde_json::to_writer_pretty(&mut out, &list)?;
+                    serde_json::to_writer_pretty(&mut out, &with_vendors(&list))?;
                     writeln!(out)?;
                 }
                 ListFormat::Table => write_table(&mut out, &list)?,
@@ -152,6 +152,28 @@ fn triage(op: Triage, t: &TriageArgs) -> anyhow::Result<()> {
         entry.destination, entry.device, entry.mac
     );
     Ok(())
+}
+
+/// An entry as `list` shows it: with the vendor of the device's MAC block
+/// when the IEEE registry knows it (docs/identity.md; never for a
+/// randomised MAC). Export leaves it out: it is not the store's.
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    entry: &'a Entry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vendor: Option<&'static str>,
+}
+
+fn with_vendors(list: &[Entry]) -> Vec<Listed<'_>> {
+    let registry = tetherscope_classify::oui::system();
+    list.iter()
+        .map(|entry| Listed {
+            entry,
+            vendor: tetherscope_baseline::parse_mac(&entry.mac)
+                .and_then(|mac| registry?.vendor(&mac)),
+        })
+        .collect()
 }
 
 /// The entries as a table for people: names from the wire with their
