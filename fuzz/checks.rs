@@ -14,7 +14,7 @@ use tetherscope_wire::link::NetProto;
 use tetherscope_wire::link::{decode, LinkType};
 use tetherscope_wire::quic;
 use tetherscope_wire::tls;
-use tetherscope_wire::{ech, hpack, http2, tunnel};
+use tetherscope_wire::{dhcp, ech, hpack, http2, mdns, tunnel};
 
 /// The check for a target, by its name.
 pub fn by_name(target: &str) -> Option<fn(&[u8])> {
@@ -31,6 +31,7 @@ pub fn by_name(target: &str) -> Option<fn(&[u8])> {
         "tunnel" => tunnel,
         "h2c" => h2c,
         "ech_config" => ech_config,
+        "device_identity" => device_identity,
         _ => return None,
     })
 }
@@ -84,6 +85,34 @@ pub fn dns_message(data: &[u8]) {
     for rec in m.answers().take(4096) {
         let Ok(rec) = rec else { break };
         let _ = m.rdata(&rec);
+    }
+}
+
+/// A DHCP message and an mDNS response, the two sources of a device's
+/// identity. Invariants: every value they report is bytes of the input,
+/// and mDNS names stay within 255 bytes.
+pub fn device_identity(data: &[u8]) {
+    if let Ok(info) = dhcp::parse(data) {
+        for v in [
+            info.host_name,
+            info.vendor_class,
+            info.parameter_list,
+            info.client_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert!(inside(v, data));
+        }
+    }
+    let sender = std::net::IpAddr::from([10, 42, 0, 182]);
+    if let Ok(a) = mdns::parse(data, sender) {
+        if let Some(model) = a.model {
+            assert!(inside(model, data));
+        }
+        for name in [a.host_name(), a.instance_name()].into_iter().flatten() {
+            assert!(name.len() <= 255);
+        }
     }
 }
 

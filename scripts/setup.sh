@@ -21,6 +21,7 @@ packages=(
   python3 python3-cryptography    # benchmark capture generator
   sqlite3                         # looking into the state store
   webext-ublock-origin-firefox    # EasyPrivacy and EasyList, loaded by default (read in place)
+  ieee-data                       # IEEE MAC block registry: device vendors (read at run time)
 )
 # npm installs the IP to network tables below. Node.js may come from
 # elsewhere than Debian (its npm then conflicts with Debian's).

@@ -92,10 +92,13 @@ pub fn run(cmd: &BaselineCommand) -> anyhow::Result<ExitCode> {
                 .map(crate::settings::ConfigFile::read)
                 .transpose()?;
             let judges = Judges::new(config.as_ref(), profile.as_deref());
+            let registry = tetherscope_classify::oui::system();
             let list: Vec<Listed> = list
                 .iter()
                 .map(|entry| Listed {
                     profile: judges.profile_of(entry),
+                    vendor: tetherscope_baseline::parse_mac(&entry.mac)
+                        .and_then(|mac| registry?.vendor(&mac)),
                     entry,
                 })
                 .collect();
@@ -275,12 +278,17 @@ fn write_client_table(out: &mut dyn Write, list: &[ClientEntry]) -> io::Result<(
     Ok(())
 }
 
-/// A listed destination with the profile that judges its device.
+/// A listed destination with the profile that judges its device, and the
+/// vendor of the device's MAC block when the IEEE registry knows it
+/// (docs/identity.md; never for a randomised MAC). Export leaves both out:
+/// they are not the store's.
 #[derive(serde::Serialize)]
 struct Listed<'a> {
     #[serde(flatten)]
     entry: &'a Entry,
     profile: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vendor: Option<&'static str>,
 }
 
 /// Which profile judges each device: its `[[device]]` entry's (by MAC, or
@@ -343,7 +351,7 @@ fn write_table(out: &mut dyn Write, list: &[Listed]) -> io::Result<()> {
         let r = tetherscope_exporter::record::rfc3339(tetherscope_baseline::nanos(s));
         r.get(..19).unwrap_or(&r).replace('T', " ")
     };
-    for Listed { entry: e, profile } in list {
+    for Listed { entry: e, profile, .. } in list {
         writeln!(
             out,
             "{:<20} {:<16} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  {}",

@@ -141,6 +141,7 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     }
     if !args.quiet {
         print_summary(&pipeline.stats, &summary);
+        print_devices(&pipeline.devices);
     }
     // The process ends here: freeing every destination of the baseline one
     // by one would only cost time (all of it is saved).
@@ -217,6 +218,28 @@ fn print_summary(stats: &Stats, s: &Summary) {
         s.ownerless_flows,
         s.remote_flows
     );
+}
+
+/// One line per device with what it is (docs/identity.md): its label,
+/// MAC and, when known, OS, vendor, model and announced names, as JSON
+/// after `device ` so scripts can read it; escaped, as names come from
+/// the wire.
+fn print_devices(devices: &tetherscope_flow::DeviceTable) {
+    use tetherscope_exporter::identity::Identity;
+    use tetherscope_flow::devices::format_mac;
+    for d in devices.snapshot() {
+        let line = serde_json::json!({
+            "device": devices.label(&d.mac),
+            "mac": format_mac(&d.mac),
+            "identity": Identity::of_installed(&d),
+        });
+        // serde_json escapes control characters; characters that draw
+        // nothing or reorder text are written out; markup stays text.
+        eprintln!(
+            "device {}",
+            tetherscope_exporter::visible::visible(&line.to_string())
+        );
+    }
 }
 
 fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {

@@ -475,3 +475,41 @@ fn stock_phone_mix_has_a_purpose_for_nearly_every_byte() {
         .unwrap_or_else(|| panic!("no unknown-bytes share in:\n{stderr}"));
     assert!(share > 0.0 && share < 10.0, "{share}% of bytes unknown");
 }
+
+/// The device lines `read` prints after its summary, as JSON.
+fn device_lines(stderr: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("device "))
+        .map(|l| serde_json::from_str(l).expect("a device line is JSON"))
+        .collect()
+}
+
+#[test]
+fn device_identity_shows_the_os_from_dhcp_and_the_model_from_mdns() {
+    let out = common::read_jsonl(&common::fixture("device-identity.pcap"), &[]);
+    assert!(out.status.success());
+    let devices = device_lines(&out.stderr);
+    let phone = devices
+        .iter()
+        .find(|d| d["mac"] == "02:00:5e:00:01:82")
+        .unwrap_or_else(|| panic!("no phone in {devices:?}"));
+    // The forged request from the second station renamed no one.
+    assert_eq!(phone["device"], "pixel-7a");
+    let id = &phone["identity"];
+    assert_eq!(id["os"], "Android 14");
+    assert_eq!(id["os_family"], "Android");
+    assert_eq!(id["vendor_class"], "android-dhcp-14");
+    assert_eq!(id["vendor"], serde_json::Value::Null, "randomised MAC");
+    assert_eq!(id["mdns_host"], "Pixel-7a");
+    assert_eq!(id["model"], "Pixel 7a");
+    assert!(
+        !devices.iter().any(|d| d["identity"]["os"] == "Windows"),
+        "the forged request's vendor class was kept: {devices:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dhcp_client_mismatch=1"), "{stderr}");
+    // The flows are read as before.
+    let flows = common::records(&out.stdout);
+    assert!(flows.iter().any(|f| f["sni"] == "www.example.com"), "{flows:?}");
+}

@@ -14,6 +14,9 @@
 //!   each tagged with a purpose such as `tracking`. A catalog rule for a
 //!   name beats a list entry for it. EasyPrivacy and EasyList are loaded by
 //!   default where the system has them (see [`DEFAULT_LIST_DIRS`]).
+//! * Device identity: the operating system a DHCP vendor class names
+//!   ([`os`]) and the vendor of a MAC address block from the IEEE registry
+//!   ([`oui`], read at run time from Debian's `ieee-data`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,6 +26,8 @@ mod classify;
 mod default_lists;
 pub mod input;
 mod lists;
+pub mod os;
+pub mod oui;
 mod purpose;
 mod site;
 

@@ -113,6 +113,9 @@ function deviceList(view) {
     if (dev.dhcp_name) h.append(' ', el('span', { class: 'mac' }, dev.mac));
     if (dev.randomised) h.append(' ', el('span', { class: 'badge' }, 'randomised'));
     if (dev.profile) h.append(' ', el('span', { class: 'profile' }, `profile ${shown(dev.profile)}`));
+    const id = dev.identity || {};
+    const identity = [id.os, id.vendor, id.model, id.mdns_name || id.mdns_host].filter(Boolean).join(' · ');
+    if (identity) h.append(' ', el('span', { class: 'identity' }, shown(identity)));
     h.append(el('span', { class: 'meta' }, ` ${dev.flows} flows, ${bytes(dev.bytes)}`));
     const art = el('article', { class: 'device', 'data-mac': dev.mac }, h,
       table(`Destinations of ${shown(dev.device)}`, DEST_COLUMNS, dev.destinations.map(d => destinationRow(d, dev.mac))));

@@ -13,6 +13,7 @@
 
 pub mod clients;
 pub mod connections;
+pub mod device_info;
 pub mod metrics;
 pub mod page;
 pub mod paging;
@@ -22,7 +23,7 @@ pub mod triage;
 pub mod view_cache;
 
 pub use tetherscope_record::{annotate, blind, facts, novelty, record, visible};
-pub use tetherscope_view::{html, timeline, view};
+pub use tetherscope_view::{html, identity, timeline, view};
 
 pub use server::router;
 pub use state::Shared;

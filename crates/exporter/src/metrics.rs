@@ -365,6 +365,12 @@ pub fn render(shared: &Shared) -> String {
         ),
     );
     blind_spots(&mut b, &snap, shared);
+    b.gauge(
+        crate::device_info::DEVICE_INFO,
+        crate::device_info::HELP,
+        &crate::device_info::LABELS,
+        crate::device_info::rows(shared),
+    );
     let mut active: Vec<_> = snap
         .active
         .iter()

@@ -118,6 +118,9 @@ struct DeviceView {
     private_dns: bool,
     /// The profile that judges its flows: its own, else the active one.
     profile: String,
+    /// OS, vendor, announced names and model.
+    #[serde(flatten)]
+    identity: tetherscope_view::identity::Identity,
 }
 
 async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<DeviceView>> {
@@ -133,6 +136,7 @@ async fn devices(State(shared): State<Arc<Shared>>) -> Json<Vec<DeviceView>> {
                 .unwrap_or_else(|| format_mac(&d.mac)),
             name: d.name.as_deref().map(str::to_owned),
             private_dns: shared.uses_private_dns(&d.mac),
+            identity: tetherscope_view::identity::Identity::of_installed(&d),
             addresses: d.addresses.iter().map(|a| a.to_string()).collect(),
             profile: shared
                 .baseline

@@ -12,6 +12,14 @@
 //! start ([`DeviceTable::remember_holder`]), so the one rule the baseline
 //! applies (first seen ever) is the table's too, whoever speaks first in
 //! this run.
+//!
+//! Beside the name, a device's identity is what it says about itself: the
+//! vendor class (option 60) and parameter request list (option 55) of its
+//! DHCP requests, and the host name, instance name and model it announces
+//! over mDNS. Only a DHCP request whose client hardware address is the
+//! frame's source MAC counts (the pipeline checks), and only mDNS records
+//! for the sender's own address. The table keeps the facts; what they
+//! mean (an OS family, a vendor) is decided above it, at display time.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,6 +37,56 @@ pub struct Device {
     pub name: Option<Arc<str>>,
     /// Addresses seen for it (most recent last, a few kept).
     pub addresses: Vec<IpAddr>,
+    /// DHCP option 60 of its latest request that had one.
+    pub vendor_class: Option<Arc<str>>,
+    /// DHCP option 55 of its latest request that had one: the option
+    /// codes it asks for, in its order (at most 255).
+    pub parameter_list: Option<Arc<[u8]>>,
+    /// The host name it announces over mDNS (without `.local`).
+    pub mdns_host: Option<Arc<str>>,
+    /// The name of its mDNS device-info record (a name its user gave it).
+    pub mdns_name: Option<Arc<str>>,
+    /// The `model=` of its mDNS device-info record.
+    pub model: Option<Arc<str>>,
+}
+
+/// What an mDNS announcement said about its sender, already checked
+/// ([`mdns_text`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announced {
+    /// Host name without `.local`.
+    pub host: Option<String>,
+    /// Device-info instance name.
+    pub name: Option<String>,
+    /// Device-info model.
+    pub model: Option<String>,
+}
+
+/// Longest text kept from an mDNS announcement: one DNS label (RFC 1035
+/// §2.3.4), which is all a host name or instance name can be.
+pub const MAX_MDNS_TEXT: usize = 63;
+
+/// An announced name or model as the table keeps it, or `None` (to be
+/// counted as rejected) when it is not UTF-8, is empty, has a control
+/// character or is longer than [`MAX_MDNS_TEXT`]. Markup is kept: every
+/// view escapes it.
+pub fn mdns_text(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    (!text.is_empty() && text.len() <= MAX_MDNS_TEXT && !text.chars().any(char::is_control))
+        .then(|| text.to_owned())
+}
+
+/// Formats a DHCP parameter request list as its codes joined by commas
+/// (`1,3,6,15`), the way RFC 2132 numbers them.
+pub fn format_parameter_list(list: &[u8]) -> String {
+    let mut out = String::with_capacity(list.len() * 4);
+    for (i, code) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&code.to_string());
+    }
+    out
 }
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
@@ -149,6 +207,64 @@ impl DeviceTable {
         }
     }
 
+    /// The device's entry, made if the table has room.
+    fn entry(&self, mac: [u8; 6]) -> Option<dashmap::mapref::one::RefMut<'_, [u8; 6], Device>> {
+        if !self.by_mac.contains_key(&mac) && self.by_mac.len() >= self.capacity {
+            return None;
+        }
+        Some(self.by_mac.entry(mac).or_insert_with(|| Device {
+            mac,
+            ..Device::default()
+        }))
+    }
+
+    /// Records what a DHCP request from `mac` said about its client: its
+    /// vendor class and parameter request list (each kept when present;
+    /// a request without one leaves the earlier value).
+    pub fn set_dhcp_identity(
+        &self,
+        mac: [u8; 6],
+        vendor_class: Option<&[u8]>,
+        parameter_list: Option<&[u8]>,
+    ) {
+        if vendor_class.is_none() && parameter_list.is_none() {
+            return;
+        }
+        let Some(mut dev) = self.entry(mac) else {
+            return;
+        };
+        if let Some(vc) = vendor_class {
+            let vc = clean(&String::from_utf8_lossy(vc));
+            if dev.vendor_class.as_deref() != Some(&*vc) {
+                dev.vendor_class = Some(vc);
+            }
+        }
+        if let Some(list) = parameter_list {
+            if dev.parameter_list.as_deref() != Some(list) {
+                dev.parameter_list = Some(list.into());
+            }
+        }
+    }
+
+    /// Records what `mac` announced about itself over mDNS (each part
+    /// kept when present).
+    pub fn set_announced(&self, mac: [u8; 6], announced: Announced) {
+        if announced == Announced::default() {
+            return;
+        }
+        let Some(mut dev) = self.entry(mac) else {
+            return;
+        };
+        let keep = |slot: &mut Option<Arc<str>>, value: Option<String>| {
+            if let Some(v) = value.filter(|v| slot.as_deref() != Some(v.as_str())) {
+                *slot = Some(v.into());
+            }
+        };
+        keep(&mut dev.mdns_host, announced.host);
+        keep(&mut dev.mdns_name, announced.name);
+        keep(&mut dev.model, announced.model);
+    }
+
     /// The MAC behind an address.
     pub fn mac_of(&self, ip: IpAddr) -> Option<[u8; 6]> {
         self.by_ip.get(&ip).map(|m| *m)
@@ -259,5 +375,45 @@ mod tests {
             t.remember_holder([2, 0, 0, 0, 0, i], &format!("name-{i}"));
         }
         assert_eq!(t.remembered.len(), 2);
+    }
+
+    #[test]
+    fn identity_is_kept_per_device_and_bounded() {
+        let t = DeviceTable::new(1);
+        let phone = [2, 0, 0, 0, 0, 1];
+        t.set_dhcp_identity(phone, Some(b"android-dhcp-14\x1b"), Some(&[1, 3, 6]));
+        // A later request without option 60 keeps the vendor class.
+        t.set_dhcp_identity(phone, None, Some(&[1, 3, 6, 15]));
+        t.set_announced(
+            phone,
+            Announced {
+                host: Some("Pixel-7a".into()),
+                model: Some("Pixel 7a".into()),
+                ..Announced::default()
+            },
+        );
+        let d = &t.snapshot()[0];
+        assert_eq!(d.vendor_class.as_deref(), Some("android-dhcp-14"));
+        assert_eq!(d.parameter_list.as_deref(), Some(&[1u8, 3, 6, 15][..]));
+        assert_eq!(format_parameter_list(&[1, 3, 6, 15]), "1,3,6,15");
+        assert_eq!(d.mdns_host.as_deref(), Some("Pixel-7a"));
+        assert_eq!(d.model.as_deref(), Some("Pixel 7a"));
+        assert_eq!(d.mdns_name, None);
+        // Past the cap a device's identity is not kept.
+        t.set_dhcp_identity([2, 0, 0, 0, 0, 2], Some(b"MSFT 5.0"), None);
+        assert_eq!(t.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn hostile_announced_text_is_refused() {
+        assert_eq!(
+            mdns_text(b"Kim's <b>iPhone</b>").as_deref(),
+            Some("Kim's <b>iPhone</b>")
+        );
+        assert_eq!(mdns_text(b"phone\x1b[31m"), None);
+        assert_eq!(mdns_text(b"\xff\xfe"), None);
+        assert_eq!(mdns_text(b""), None);
+        assert_eq!(mdns_text(&[b'a'; 64]), None);
+        assert!(mdns_text(&[b'a'; 63]).is_some());
     }
 }

@@ -23,7 +23,7 @@ pub mod reassembly;
 pub mod stats;
 pub mod table;
 
-pub use devices::{Device, DeviceTable};
+pub use devices::{Announced, Device, DeviceTable};
 pub use flow::{AppProto, BlindSpot, Ech, Flow, Names, TcpState};
 pub use key::{Endpoint, FlowKey, Transport};
 pub use pipeline::{Pipeline, PipelineConfig};

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use tetherscope_wire::{dhcp, gtp, ip, link, tcp, tunnel, udp, Error};
+use tetherscope_wire::{dhcp, gtp, ip, link, mdns, tcp, tunnel, udp, Error};
 
 use crate::devices::DeviceTable;
 use crate::dissect::{self, Context};
@@ -468,11 +468,10 @@ impl Pipeline {
         }
         let up = account(&mut flow, src, ts, wire_len, truncated, src_mac);
         if src.port() == 67 || src.port() == 68 || dst.port() == 67 {
-            if let Ok(info) = dhcp::parse(payload) {
-                if let (Some(mac), Some(name)) = (info.mac, info.host_name) {
-                    self.devices.set_name(mac, &String::from_utf8_lossy(name));
-                }
-            }
+            self.dhcp_identity(payload, src_mac);
+        }
+        if src.port() == mdns::PORT && is_device_address(src.ip()) {
+            self.mdns_identity(payload, src.ip(), src_mac);
         }
         let mut ctx = context!(self, ts);
         let swap = (flow.dissecting() || src.port() == 53 || dst.port() == 53)
@@ -480,6 +479,59 @@ impl Pipeline {
         if swap {
             swap_sides(&mut flow, src_mac);
         }
+    }
+}
+
+// === device identity ===
+
+impl Pipeline {
+    /// What a DHCP client message says about its client. Only the station
+    /// that sent the frame can speak for itself: a message whose client
+    /// hardware address is not the frame's source MAC (a forged request,
+    /// or one without a link address to check) names and identifies no
+    /// one, and is counted. Server replies say nothing about the client.
+    fn dhcp_identity(&self, payload: &[u8], src_mac: Option<[u8; 6]>) {
+        let Ok(info) = dhcp::parse(payload) else {
+            return;
+        };
+        if !info.from_client() {
+            return;
+        }
+        let Some(mac) = info.mac.filter(|m| Some(*m) == src_mac) else {
+            return self.stats.parse_error(crate::stats::DHCP_CLIENT_MISMATCH);
+        };
+        if let Some(name) = info.host_name {
+            self.devices.set_name(mac, &String::from_utf8_lossy(name));
+        }
+        self.devices
+            .set_dhcp_identity(mac, info.vendor_class, info.parameter_list);
+    }
+
+    /// What an mDNS response from a hotspot client says about the sender.
+    /// Malformed messages were counted by the flow's dissector already;
+    /// names and models that cannot be shown safely are counted here.
+    fn mdns_identity(&self, payload: &[u8], sender: IpAddr, src_mac: Option<[u8; 6]>) {
+        let Some(mac) = src_mac else { return };
+        let Ok(a) = mdns::parse(payload, sender) else {
+            return;
+        };
+        if a.is_empty() {
+            return;
+        }
+        let take = |bytes: Option<&[u8]>| {
+            let bytes = bytes?;
+            let text = crate::devices::mdns_text(bytes);
+            if text.is_none() {
+                self.stats.parse_error(crate::stats::MDNS_NAME_REJECTED);
+            }
+            text
+        };
+        let announced = crate::devices::Announced {
+            host: take(a.host_name()),
+            name: take(a.instance_name()),
+            model: take(a.model),
+        };
+        self.devices.set_announced(mac, announced);
     }
 }
 

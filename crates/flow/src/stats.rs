@@ -17,12 +17,20 @@ pub const HANDSHAKE_MEMORY_FULL: &str = "handshake_memory_full";
 /// dissection stops). Not in [`PIPELINE_REASONS`]: a series appears only if
 /// it ever happens.
 pub const DISSECTOR_STATE_MISSING: &str = "dissector_state_missing";
+/// A DHCP client message whose client hardware address is not the
+/// frame's source MAC: it names and identifies no one.
+pub const DHCP_CLIENT_MISMATCH: &str = "dhcp_client_mismatch";
+/// A name or model announced over mDNS that was not kept: not UTF-8,
+/// control characters, or longer than a DNS label.
+pub const MDNS_NAME_REJECTED: &str = "mdns_name_rejected";
 /// Reasons the pipeline itself counts, beside the dissectors' errors.
-pub const PIPELINE_REASONS: [&str; 4] = [
+pub const PIPELINE_REASONS: [&str; 6] = [
     FRAGMENT_NOT_UDP,
     CLIENT_HELLO_TOO_LONG,
     HTTP_HEAD_TOO_LONG,
     HANDSHAKE_MEMORY_FULL,
+    DHCP_CLIENT_MISMATCH,
+    MDNS_NAME_REJECTED,
 ];
 
 /// Counters of what the pipeline saw and skipped.

@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use crate::dhcp;
 use crate::dns;
 use crate::frame::{tcp, udp, Ipv4, Link, ACK, FIN_ACK, PSH_ACK, SYN, SYN_ACK, TCP, UDP};
+use crate::mdns;
 use crate::pcap::PcapWriter;
 use crate::tls::{ech_config, ech_config_list, ClientHello, ECH_OUTER};
 
@@ -33,13 +34,14 @@ pub const SECOND_PHONE_LINK: Link = Link {
 pub const T0: u32 = 1_700_000_000;
 
 /// The fixtures by file name.
-pub fn all() -> [(&'static str, Capture); 5] {
+pub fn all() -> [(&'static str, Capture); 6] {
     [
         ("seed-domains.pcap", seed_domains()),
         ("hostile-names.pcap", hostile_names()),
         ("blind-spots.pcap", blind_spots()),
         ("stock-phone-mix.pcap", stock_phone_mix()),
         ("owner-mix.pcap", owner_mix()),
+        ("device-identity.pcap", device_identity()),
     ]
 }
 
@@ -459,6 +461,34 @@ pub fn owner_mix() -> Capture {
         let hello = hello(None).record();
         cap.tcp_session(49000 + i, server, 443, &hello, &application_data(300));
     }
+    cap
+}
+
+/// `device-identity.pcap`: the phone asks for its lease as AOSP's DHCP
+/// client does (vendor class `android-dhcp-14`, its parameter list),
+/// announces itself over mDNS (host `Pixel-7a.local`, device-info
+/// `model=Pixel 7a`), then makes one named connection. A second station
+/// sends a request claiming the phone's hardware address with another
+/// name and vendor class, which must change nothing.
+pub fn device_identity() -> Capture {
+    let mut cap = Capture::default();
+    cap.add(dhcp::Request::android(PHONE_LINK.phone, b"pixel-7a", b"android-dhcp-14").frame());
+    cap.add(
+        mdns::Announcement {
+            host: b"Pixel-7a",
+            address: PHONE,
+            device_info: Some((b"Pixel 7a", b"Pixel 7a")),
+        }
+        .frame(PHONE_LINK.phone),
+    );
+    let forged = dhcp::Request {
+        vendor_class: Some(b"MSFT 5.0"),
+        ..dhcp::Request::named(PHONE_LINK.phone, b"impostor")
+    };
+    cap.add(forged.frame_from(SECOND_PHONE_LINK.phone));
+    cap.lookup(0x3000, "www.example.com", &[], &["198.51.100.40"], 47000);
+    let hello = hello(Some("www.example.com")).record();
+    cap.tcp_session(47001, "198.51.100.40", 443, &hello, &[]);
     cap
 }
 

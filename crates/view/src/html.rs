@@ -327,6 +327,10 @@ pub fn device_heading(out: &mut String, d: &DeviceView, level: u8) {
     if let Some(p) = &d.profile {
         let _ = write!(out, r#" <span class="profile">profile {}</span>"#, text(p));
     }
+    let identity = d.identity.summary();
+    if !identity.is_empty() {
+        let _ = write!(out, r#" <span class="identity">{}</span>"#, text(&identity));
+    }
     let _ = write!(
         out,
         r#"<span class="meta"> {} flows, {}</span></h{level}>"#,

@@ -9,5 +9,6 @@
 
 pub mod html;
 pub mod sources;
+pub mod identity;
 pub mod timeline;
 pub mod view;

@@ -341,6 +341,8 @@ pub struct DeviceView {
     /// The profile its flows' verdicts were judged by (its own, or the
     /// active one), when the drawer knows it.
     pub profile: Option<String>,
+    /// What the device is: OS, vendor, announced names and model.
+    pub identity: crate::identity::Identity,
     /// Flows.
     pub flows: u64,
     /// Bytes both ways.
@@ -638,6 +640,10 @@ impl ViewBuilder {
                     dhcp_name,
                     randomised: mac.is_some_and(|m| is_randomised(&m)),
                     profile: None,
+                    identity: mac
+                        .and_then(|m| names.get(&m))
+                        .map(|d| crate::identity::Identity::of_installed(d))
+                        .unwrap_or_default(),
                     flows: destinations.iter().map(|x| x.flows).sum::<u64>() + d.folded_flows,
                     bytes: destinations.iter().map(|x| x.bytes_up + x.bytes_down).sum(),
                     destinations_more: destinations.len().saturating_sub(shown),

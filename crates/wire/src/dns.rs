@@ -14,6 +14,12 @@ use crate::{Error, Result};
 
 /// Record types this module decodes.
 pub mod rtype {
+    /// Domain name pointer (DNS-SD service instances).
+    pub const PTR: u16 = 12;
+    /// Text strings (DNS-SD key=value pairs).
+    pub const TXT: u16 = 16;
+    /// Service location (RFC 2782).
+    pub const SRV: u16 = 33;
     /// IPv4 address.
     pub const A: u16 = 1;
     /// Canonical name.
@@ -225,6 +231,24 @@ impl<'a> Message<'a> {
             pos,
             left: self.answer_count(),
         }
+    }
+    /// Iterates over every resource record: the answer, authority and
+    /// additional sections in turn (mDNS puts a responder's names in all
+    /// of them). Yields at most one error and then stops.
+    pub fn records(&self) -> Answers<'a> {
+        let count = |at| be16(self.bytes, at).unwrap_or(0);
+        let mut all = self.answers();
+        all.left = count(6).saturating_add(count(8)).saturating_add(count(10));
+        all
+    }
+    /// Decodes the (possibly compressed) name `skip` bytes into a record's
+    /// data, such as an SRV target (after priority, weight and port) or a
+    /// PTR target (`skip` 0).
+    pub fn rdata_name(&self, rec: &Record<'a>, skip: usize) -> Result<Name> {
+        if skip >= rec.rdata.len() {
+            return Err(Error::BadLength);
+        }
+        Ok(read_name(self.bytes, rec.rdata_at + skip)?.0)
     }
     /// Decodes a record's data.
     pub fn rdata(&self, rec: &Record<'a>) -> Result<RData<'a>> {

@@ -39,11 +39,13 @@ pub enum Error {
     QuicBadFrame,
     /// Bytes that are not a DHCP message.
     NotDhcp,
+    /// An mDNS message that is not a standard response.
+    NotMdnsResponse,
 }
 
 impl Error {
     /// Every variant, so counters can start every reason at zero.
-    pub const ALL: [Error; 16] = [
+    pub const ALL: [Error; 17] = [
         Error::Truncated,
         Error::BadLength,
         Error::BadVersion,
@@ -60,6 +62,7 @@ impl Error {
         Error::QuicDecrypt,
         Error::QuicBadFrame,
         Error::NotDhcp,
+        Error::NotMdnsResponse,
     ];
 
     /// A short, stable, label-safe name for the reason.
@@ -81,6 +84,7 @@ impl Error {
             Error::QuicDecrypt => "quic_decrypt",
             Error::QuicBadFrame => "quic_bad_frame",
             Error::NotDhcp => "not_dhcp",
+            Error::NotMdnsResponse => "not_mdns_response",
         }
     }
 }

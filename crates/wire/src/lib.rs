@@ -22,6 +22,7 @@ pub mod http2;
 pub mod ip;
 pub mod ja4;
 pub mod link;
+pub mod mdns;
 pub mod quic;
 pub mod tcp;
 pub mod tls;

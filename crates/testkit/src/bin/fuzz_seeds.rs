@@ -87,7 +87,9 @@ fn seeds_from_frames(corpus: &Corpus, frames: &[&[u8]]) -> std::io::Result<()> {
         if p.is_empty() {
             continue;
         }
-        if t.proto == 17 && (sport == 53 || dport == 53) {
+        if t.proto == 17 && [67, 68, 5353].iter().any(|&p| sport == p || dport == p) {
+            corpus.put("device_identity", &format!("i{i}"), p)?;
+        } else if t.proto == 17 && (sport == 53 || dport == 53) {
             corpus.put("dns_message", &format!("d{i}"), p)?;
         } else if t.proto == 17 && dport == 443 && p[0] & 0xc0 == 0xc0 {
             corpus.put("quic_initial", &format!("q{i}"), p)?;
