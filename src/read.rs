@@ -200,9 +200,10 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
     use tetherscope_record::visible::visible;
     writeln!(
         out,
-        "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  DOMAIN",
-        "PROTO", "CLIENT", "SERVER", "APP", "BYTES UP", "BYTES DN", "PURPOSE", "VERDICT"
+        "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {:<40} CLIENT SOFTWARE (JA4)",
+        "PROTO", "CLIENT", "SERVER", "APP", "BYTES UP", "BYTES DN", "PURPOSE", "VERDICT", "DOMAIN"
     )?;
+    let labels = tetherscope_classify::ClientLabels::builtin();
     for r in rows {
         let ep = |ip: &str, port: Option<u16>| match port {
             Some(p) if ip.contains(':') => format!("[{ip}]:{p}"),
@@ -220,9 +221,15 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
                     .map(|q| format!("(dns) {}", visible(q)))
             })
             .unwrap_or_else(|| "-".into());
+        // A measured client by name, any other fingerprint as itself.
+        let client = match r.ja4.as_deref() {
+            Some(j) if labels.clients(j).is_empty() => visible(j).into_owned(),
+            Some(j) => format!("{} ({})", visible(&labels.label(j)), visible(j)),
+            None => "-".into(),
+        };
         writeln!(
             out,
-            "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {}",
+            "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {:<40} {}",
             r.transport,
             ep(&r.client_ip, r.client_port),
             ep(&r.server_ip, r.server_port),
@@ -231,7 +238,8 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
             r.bytes_down,
             r.verdict.purpose.as_deref().unwrap_or("-"),
             r.verdict.verdict.as_deref().unwrap_or("-"),
-            name
+            name,
+            client
         )?;
     }
     Ok(())

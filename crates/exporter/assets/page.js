@@ -74,6 +74,7 @@ function destinationRow(d, mac) {
   const others = d.names.filter(n => n !== d.destination);
   if (others.length) first.append(el('ul', { class: 'names' }, ...others.map(n => el('li', {}, shown(n)))));
   if (d.cname_chain.length) first.append(el('div', { class: 'cname' }, 'CNAME → ' + d.cname_chain.map(shown).join(' → ')));
+  if (d.clients && d.clients.length) first.append(el('div', { class: 'meta clients' }, 'client: ' + d.clients.map(shown).join(', ')));
   first.append(el('div', { class: 'meta' }, `${d.protocols.join(', ')} · named by ${d.name_sources.length ? d.name_sources.join(', ') : 'nothing'}`));
   let clear;
   if (d.cleartext_bytes > 0) {
