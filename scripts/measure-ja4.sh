@@ -65,9 +65,13 @@ measure() {
   ip netns exec "$ns" tcpdump -i lo -U -s 0 -w "$pcap" "tcp port $port" \
     >/dev/null 2>&1 &
   local dump=$!
-  # The file appears before the capture is attached: give it a moment.
-  for _ in $(seq 50); do [ -s "$pcap" ] && break; sleep 0.1; done
-  sleep 1
+  # The file appears before the capture is attached: knock (a plain TCP
+  # connection, no ClientHello) until the capture shows packets.
+  for _ in $(seq 100); do
+    ip netns exec "$ns" bash -c "echo >/dev/tcp/127.0.0.1/$port" 2>/dev/null || true
+    [ "$(stat -c %s "$pcap" 2>/dev/null || echo 0)" -gt 24 ] && break
+    sleep 0.2
+  done
   timeout 30 ip netns exec "$ns" "$@" >/dev/null 2>&1 || true
   sleep 0.5
   kill "$dump" 2>/dev/null || true
