@@ -12,7 +12,8 @@
 #                     Node.js and playwright-core (tests/browser) for the page's
 #                     browser tests; pdftotext for the printed report;
 #                     clickhouse-server (started only by the flow history
-#                     tests, on loopback or in their namespaces)
+#                     tests, on loopback or in their namespaces); the ja4plus
+#                     Python package (the JA4 oracle test), in a venv
 set -euo pipefail
 
 packages=(
@@ -29,6 +30,7 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "${1:-}" = "--test" ]; then
   packages+=(prometheus prometheus-alertmanager  # rules, dashboards and alert delivery tests
              time                                 # peak memory of the flood test
+             python3-venv                         # the JA4 oracle's environment
              network-manager dbus                 # the simulated hotspot's NetworkManager
              shellcheck                           # the package's maintainer scripts
              clickhouse-server clickhouse-client  # flow history tests (a server per test, started by it)
@@ -91,6 +93,22 @@ if [ "${1:-}" = "--test" ]; then
   if [ ! -f "$browser/node_modules/playwright-core/package.json" ]; then
     echo "setup: installing playwright-core for the browser tests" >&2
     npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+fi
+
+# The independent JA4 implementation the oracle test compares against
+# (tests/ja4_oracle.rs), pinned with its dependencies, in an environment of
+# its own so the system Python is left alone.
+if [ "${1:-}" = "--test" ]; then
+  oracle=/usr/local/lib/tetherscope-test/ja4-oracle
+  if ! "$oracle/bin/python" -c 'import ja4plus, scapy' 2>/dev/null ||
+     ! "$oracle/bin/pip" freeze 2>/dev/null | grep -qx 'ja4plus==1.4.0'; then
+    echo "setup: installing ja4plus 1.4.0 into $oracle" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo python3 -m venv "$oracle"
+    $sudo "$oracle/bin/pip" install --quiet --disable-pip-version-check \
+      ja4plus==1.4.0 scapy==2.8.0 cryptography==51.0.1 cffi==2.1.1 pycparser==3.12
   fi
 fi
 

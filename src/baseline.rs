@@ -351,7 +351,10 @@ fn write_table(out: &mut dyn Write, list: &[Listed]) -> io::Result<()> {
         let r = tetherscope_exporter::record::rfc3339(tetherscope_baseline::nanos(s));
         r.get(..19).unwrap_or(&r).replace('T', " ")
     };
-    for Listed { entry: e, profile, .. } in list {
+    for Listed {
+        entry: e, profile, ..
+    } in list
+    {
         writeln!(
             out,
             "{:<20} {:<16} {:<9} {:<20} {:>6} {:>10} {:>10}  {:<20} {:<20}  {}",

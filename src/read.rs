@@ -247,9 +247,11 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
     use tetherscope_record::visible::visible;
     writeln!(
         out,
-        "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {:<32}  DOMAIN OR NETWORK",
-        "PROTO", "CLIENT", "SERVER", "APP", "BYTES UP", "BYTES DN", "PURPOSE", "VERDICT", "OWNER"
+        "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {:<32}  {:<40} CLIENT SOFTWARE (JA4)",
+        "PROTO", "CLIENT", "SERVER", "APP", "BYTES UP", "BYTES DN", "PURPOSE", "VERDICT", "OWNER",
+        "DOMAIN OR NETWORK"
     )?;
+    let labels = tetherscope_classify::ClientLabels::builtin();
     for r in rows {
         let ep = |ip: &str, port: Option<u16>| match port {
             Some(p) if ip.contains(':') => format!("[{ip}]:{p}"),
@@ -274,9 +276,15 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
             r.verdict.owner_source,
             r.as_org.as_deref(),
         );
+        // A measured client by name, any other fingerprint as itself.
+        let client = match r.ja4.as_deref() {
+            Some(j) if labels.clients(j).is_empty() => visible(j).into_owned(),
+            Some(j) => format!("{} ({})", visible(&labels.label(j)), visible(j)),
+            None => "-".into(),
+        };
         writeln!(
             out,
-            "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {:<32}  {}",
+            "{:<5} {:<42} {:<42} {:<5} {:>9} {:>9}  {:<19} {:<10}  {:<32}  {:<40} {}",
             r.transport,
             ep(&r.client_ip, r.client_port),
             ep(&r.server_ip, r.server_port),
@@ -286,7 +294,8 @@ fn write_table(out: &mut dyn Write, rows: &[FlowRecord]) -> io::Result<()> {
             r.verdict.purpose.as_deref().unwrap_or("-"),
             r.verdict.verdict.as_deref().unwrap_or("-"),
             visible(&owner),
-            name
+            name,
+            client
         )?;
     }
     Ok(())

@@ -511,5 +511,8 @@ fn device_identity_shows_the_os_from_dhcp_and_the_model_from_mdns() {
     assert!(stderr.contains("dhcp_client_mismatch=1"), "{stderr}");
     // The flows are read as before.
     let flows = common::records(&out.stdout);
-    assert!(flows.iter().any(|f| f["sni"] == "www.example.com"), "{flows:?}");
+    assert!(
+        flows.iter().any(|f| f["sni"] == "www.example.com"),
+        "{flows:?}"
+    );
 }

@@ -11,6 +11,7 @@ mod flow_history;
 mod fuzz_regressions;
 mod hardening;
 mod hotspot;
+mod ja4_oracle;
 mod listener;
 mod monitoring;
 mod month;

@@ -23,6 +23,7 @@
 
 mod catalog;
 mod classify;
+pub mod clients;
 mod default_lists;
 pub mod input;
 mod lists;
@@ -33,6 +34,7 @@ mod site;
 
 pub use catalog::{Catalog, CatalogError, LoadedList, Profile, Rule, RuleOrigin};
 pub use classify::{Classification, FlowFacts, Judgement, Transport, Verdict};
+pub use clients::ClientLabels;
 pub use default_lists::{find_default_list_dir, DEFAULT_LISTS, DEFAULT_LIST_DIRS};
 pub use lists::{ListFormat, ListStats};
 pub use purpose::Purpose;

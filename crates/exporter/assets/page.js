@@ -79,6 +79,7 @@ function destinationRow(d, mac) {
   if (d.cname_chain.length) first.append(el('div', { class: 'cname' }, 'CNAME → ' + d.cname_chain.map(shown).join(' → ')));
   // A bare address: the network serving it says more (as the server draws it).
   if (d.network && !d.names.length) first.append(el('div', { class: 'network' }, shown(d.network)));
+  if (d.clients && d.clients.length) first.append(el('div', { class: 'meta clients' }, 'client: ' + d.clients.map(shown).join(', ')));
   first.append(el('div', { class: 'meta' }, `${d.protocols.join(', ')} · named by ${d.name_sources.length ? d.name_sources.join(', ') : 'nothing'}`));
   let clear;
   if (d.cleartext_bytes > 0) {

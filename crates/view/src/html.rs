@@ -243,6 +243,14 @@ fn destination_row(out: &mut String, d: &Destination, novelty: &str) {
         out.push_str(&chain.join(" → "));
         out.push_str("</div>");
     }
+    if !d.clients.is_empty() {
+        let clients: Vec<String> = d.clients.iter().map(|c| text(c)).collect();
+        let _ = write!(
+            out,
+            r#"<div class="meta clients">client: {}</div>"#,
+            clients.join(", ")
+        );
+    }
     let _ = write!(
         out,
         r#"<div class="meta">{} · named by {}</div></th>"#,

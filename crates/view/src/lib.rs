@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod html;
-pub mod sources;
 pub mod identity;
+pub mod sources;
 pub mod timeline;
 pub mod view;

@@ -131,6 +131,10 @@ pub struct Destination {
     pub cname_chain: Vec<String>,
     /// Requests seen in the clear (bounded).
     pub cleartext_requests: Vec<ClearRequest>,
+    /// Client software that opened its TLS/QUIC flows: a measured client's
+    /// name and version with its JA4 fingerprint, or the fingerprint alone
+    /// (bounded; a fingerprint is never guessed into a name).
+    pub clients: Vec<String>,
     /// Bytes of cleartext flows.
     pub cleartext_bytes: u64,
     /// Flows.
@@ -207,6 +211,9 @@ impl Destination {
         if let Some(d) = &r.domain {
             push_unique(&mut self.names, d, limits.names_per_destination);
         }
+        if let Some(ja4) = &r.ja4 {
+            push_unique(&mut self.clients, &client_text(ja4), MAX_CLIENTS);
+        }
         if self.cname_chain.is_empty() && !r.cname_chain.is_empty() {
             self.cname_chain = r.cname_chain.iter().take(16).cloned().collect();
         }
@@ -222,6 +229,20 @@ impl Destination {
                 self.cleartext_requests.push(req);
             }
         }
+    }
+}
+
+/// Client fingerprints kept per destination.
+const MAX_CLIENTS: usize = 8;
+
+/// `program version (ja4)` for a measured client, the fingerprint itself
+/// otherwise.
+pub fn client_text(ja4: &str) -> String {
+    let labels = tetherscope_classify::ClientLabels::builtin();
+    if labels.clients(ja4).is_empty() {
+        ja4.to_owned()
+    } else {
+        format!("{} ({ja4})", labels.label(ja4))
     }
 }
 

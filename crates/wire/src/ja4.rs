@@ -372,3 +372,179 @@ impl HexHasher {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::parse_client_hello_message;
+
+    /// A ClientHello message with these suites and (type, data) extensions.
+    fn hello(suites: &[u16], exts: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.push(0); // session id
+        body.extend_from_slice(&((suites.len() * 2) as u16).to_be_bytes());
+        suites
+            .iter()
+            .for_each(|s| body.extend_from_slice(&s.to_be_bytes()));
+        body.extend_from_slice(&[1, 0]);
+        let mut block = Vec::new();
+        for (kind, data) in exts {
+            block.extend_from_slice(&kind.to_be_bytes());
+            block.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            block.extend_from_slice(data);
+        }
+        body.extend_from_slice(&(block.len() as u16).to_be_bytes());
+        body.extend_from_slice(&block);
+        let mut msg = vec![1, 0];
+        msg.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        msg.extend_from_slice(&body);
+        msg
+    }
+
+    fn u16_list(len_bytes: usize, values: &[u16]) -> Vec<u8> {
+        let n = values.len() * 2;
+        let mut out = if len_bytes == 1 {
+            vec![n as u8]
+        } else {
+            (n as u16).to_be_bytes().to_vec()
+        };
+        values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_be_bytes()));
+        out
+    }
+
+    fn ja4_of(msg: &[u8], carrier: Carrier) -> String {
+        let parsed = parse_client_hello_message(msg).unwrap();
+        fingerprint(&parsed, carrier).as_str().to_owned()
+    }
+
+    /// The specification's published example (JA4.md: a Chrome hello,
+    /// `t13d1516h2_8daaf6152771_e5627efa2ab1`), rebuilt from its raw
+    /// lists, with GREASE added where Chrome puts it: GREASE changes nothing.
+    fn published_example(grease: bool, carrier: Carrier) -> String {
+        let mut suites = vec![
+            0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014,
+            0x009c, 0x009d, 0x002f, 0x0035,
+        ];
+        let sigs = [
+            0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
+        ];
+        let sni = {
+            let name = b"www.example.org";
+            let mut entry = vec![0];
+            entry.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            entry.extend_from_slice(name);
+            let mut d = (entry.len() as u16).to_be_bytes().to_vec();
+            d.extend_from_slice(&entry);
+            d
+        };
+        let alpn = vec![
+            0, 12, 2, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1',
+        ];
+        let mut versions = vec![0x0304, 0x0303];
+        let mut exts: Vec<(u16, Vec<u8>)> = vec![
+            (0x0000, sni),
+            (0x0017, vec![]),
+            (0xff01, vec![0]),
+            (0x000a, u16_list(2, &[0x001d, 0x0017])),
+            (0x000b, vec![1, 0]),
+            (0x0023, vec![]),
+            (0x0010, alpn),
+            (0x0005, vec![1, 0, 0, 0, 0]),
+            (0x000d, u16_list(2, &sigs)),
+            (0x0012, vec![]),
+            (0x0033, vec![0, 0]),
+            (0x002d, vec![1, 1]),
+            (0x002b, vec![]),
+            (0x001b, vec![2, 0, 2]),
+            (0x4469, vec![0, 3, 2, b'h', b'2']),
+            (0x0015, vec![0; 16]),
+        ];
+        if grease {
+            suites.insert(0, 0x3a3a);
+            exts.insert(0, (0x0a0a, vec![]));
+            exts.push((0xfafa, vec![0]));
+            versions.insert(0, 0x5a5a);
+        }
+        let at = exts.iter().position(|e| e.0 == 0x002b).unwrap();
+        exts[at].1 = u16_list(1, &versions);
+        ja4_of(&hello(&suites, &exts), carrier)
+    }
+
+    #[test]
+    fn the_specifications_published_example() {
+        let want = "t13d1516h2_8daaf6152771_e5627efa2ab1";
+        assert_eq!(published_example(false, Carrier::Tcp), want);
+        assert_eq!(published_example(true, Carrier::Tcp), want);
+        assert_eq!(
+            published_example(true, Carrier::Quic),
+            "q13d1516h2_8daaf6152771_e5627efa2ab1"
+        );
+    }
+
+    #[test]
+    fn empty_lists_hash_to_zeros_and_counts_stop_at_99() {
+        // No supported_versions: the legacy version (TLS 1.2); no SNI: `i`.
+        assert_eq!(
+            ja4_of(&hello(&[], &[]), Carrier::Tcp),
+            "t12i000000_000000000000_000000000000"
+        );
+        // 0x1301 alone: sha256("1301") begins 0f2cb44170f4.
+        let many: Vec<u16> = (1..=150).collect();
+        let exts: Vec<(u16, Vec<u8>)> = (100..250).map(|t| (t, vec![])).collect();
+        let fp = ja4_of(&hello(&many, &exts), Carrier::Tcp);
+        assert_eq!(&fp[..10], "t12i999900");
+        assert_eq!(
+            &ja4_of(&hello(&[0x1301], &[]), Carrier::Tcp)[11..23],
+            "0f2cb44170f4"
+        );
+        // SNI and ALPN alone count in `a` but leave nothing to hash in `c`.
+        let exts = [(0x0000, vec![]), (0x0010, vec![0, 3, 2, b'h', b'2'])];
+        assert_eq!(
+            ja4_of(&hello(&[0x1301], &exts), Carrier::Tcp),
+            "t12d0102h2_0f2cb44170f4_000000000000"
+        );
+    }
+
+    #[test]
+    fn alpn_characters() {
+        let code = |v: &[u8]| alpn_code(Some(v));
+        assert_eq!(code(b"h2"), *b"h2");
+        assert_eq!(code(b"http/1.1"), *b"h1");
+        assert_eq!(code(b"h"), *b"hh");
+        assert_eq!(code(&[0xab, 0xcd]), *b"99");
+        assert_eq!(code(&[b'a', 0x01]), *b"99");
+        assert_eq!(code(b""), *b"00");
+        assert_eq!(alpn_code(None), *b"00");
+    }
+
+    #[test]
+    fn grease_values() {
+        assert!(is_grease(0x0a0a) && is_grease(0xfafa) && is_grease(0x3a3a));
+        assert!(!is_grease(0x0a1a) && !is_grease(0x1301) && !is_grease(0xaaab));
+    }
+
+    #[test]
+    fn parse_accepts_only_what_as_str_writes() {
+        let fp = "t13d1516h2_8daaf6152771_e5627efa2ab1";
+        assert_eq!(Ja4::parse(fp).unwrap().as_str(), fp);
+        assert!(Ja4::parse("t13d1516h2_8daaf6152771_e5627efa2abX").is_none());
+        assert!(Ja4::parse("t13d1516h2-8daaf6152771_e5627efa2ab1").is_none());
+        assert!(Ja4::parse("short").is_none());
+    }
+
+    #[test]
+    fn hostile_lists_never_panic() {
+        // Inner lengths that claim more than the extension holds, odd
+        // lengths and empty data: read as far as they go.
+        let exts = [
+            (0x000d, vec![0xff, 0xff, 4, 3]),
+            (0x002b, vec![9, 3, 4]),
+            (0x0010, vec![0, 2, 5, b'h']),
+        ];
+        let fp = ja4_of(&hello(&[0x1301, 0x1302], &exts), Carrier::Tcp);
+        assert_eq!(&fp[..10], "t13i020300");
+    }
+}
