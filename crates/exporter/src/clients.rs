@@ -25,13 +25,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use tetherscope_baseline::{State as State_, Triage};
+use tetherscope_baseline::State as State_;
 
 use crate::metrics::Builder;
 use crate::novelty::BaselineHandle;
 use crate::page::HostPolicy;
 use crate::state::Shared;
-use crate::triage::{authorised_body, error_response as error};
+use crate::triage::{checked_request, error_response as error};
 
 /// Clients that became new to their device, by device.
 pub const NEW_CLIENTS: &str = "tetherscope_new_clients_total";
@@ -154,21 +154,17 @@ pub async fn change(
     Path(op): Path<String>,
     req: Request,
 ) -> Response {
-    let Some(op) = Triage::parse(&op) else {
-        return error(StatusCode::NOT_FOUND, "no such operation");
-    };
-    let body = match authorised_body(&shared, &policy, req).await {
-        Ok(body) => body,
+    let (op, req, handle) = match checked_request::<ChangeBody>(
+        &shared,
+        &policy,
+        &op,
+        req,
+        "body must be {\"client\": ..., \"device\": ...}",
+    )
+    .await
+    {
+        Ok(checked) => checked,
         Err(resp) => return resp,
-    };
-    let Ok(req) = serde_json::from_slice::<ChangeBody>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "body must be {\"client\": ..., \"device\": ...}",
-        );
-    };
-    let Some(handle) = &shared.baseline else {
-        return error(StatusCode::NOT_FOUND, "no state store in use");
     };
     let result = handle
         .lock()

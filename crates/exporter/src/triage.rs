@@ -31,12 +31,14 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tetherscope_baseline::{State as State_, Triage, TriageError};
 
 use crate::paging::{self, PageQuery};
 use crate::view_cache;
 
+use crate::novelty::BaselineHandle;
 use crate::page::HostPolicy;
 use crate::state::Shared;
 
@@ -172,21 +174,17 @@ pub async fn change(
     Path(op): Path<String>,
     req: Request,
 ) -> Response {
-    let Some(op) = Triage::parse(&op) else {
-        return error(StatusCode::NOT_FOUND, "no such operation");
-    };
-    let body = match authorised_body(&shared, &policy, req).await {
-        Ok(body) => body,
+    let (op, req, handle) = match checked_request::<ChangeBody>(
+        &shared,
+        &policy,
+        &op,
+        req,
+        "body must be {\"device\": ..., \"destination\": ...}",
+    )
+    .await
+    {
+        Ok(checked) => checked,
         Err(resp) => return resp,
-    };
-    let Ok(req) = serde_json::from_slice::<ChangeBody>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "body must be {\"device\": ..., \"destination\": ...}",
-        );
-    };
-    let Some(handle) = &shared.baseline else {
-        return error(StatusCode::NOT_FOUND, "no state store in use");
     };
     let result = handle.lock().triage(op, &req.device, &req.destination);
     match result {
@@ -196,10 +194,35 @@ pub async fn change(
     }
 }
 
+/// The checks every triage request (destination or client) goes through,
+/// in this order: a known operation (404), the token and the origin
+/// ([`authorised_body`]), a body of the shape `T` (400 with `shape_error`),
+/// a state store in use (404). The operation, the body and the baseline to
+/// change; the refusal otherwise.
+pub(crate) async fn checked_request<'a, T: DeserializeOwned>(
+    shared: &'a Shared,
+    policy: &HostPolicy,
+    op: &str,
+    req: Request,
+    shape_error: &str,
+) -> Result<(Triage, T, &'a BaselineHandle), Response> {
+    let Some(op) = Triage::parse(op) else {
+        return Err(error(StatusCode::NOT_FOUND, "no such operation"));
+    };
+    let body = authorised_body(shared, policy, req).await?;
+    let Ok(body) = serde_json::from_slice::<T>(&body) else {
+        return Err(error(StatusCode::BAD_REQUEST, shape_error));
+    };
+    let Some(handle) = &shared.baseline else {
+        return Err(error(StatusCode::NOT_FOUND, "no state store in use"));
+    };
+    Ok((op, body, handle))
+}
+
 /// The body of a state-changing request, read only once the token and the
 /// origin are checked, and at most [`MAX_TRIAGE_BODY`] of it (a larger
 /// declared length is refused unread); the refusal otherwise.
-pub(crate) async fn authorised_body(
+async fn authorised_body(
     shared: &Shared,
     policy: &HostPolicy,
     req: Request,
