@@ -76,23 +76,18 @@ pub(crate) fn families(shared: &Shared, handle: &BaselineHandle, b: &mut Builder
         &["device"],
         rows,
     );
-    b.gauge(
+    b.state_gauge(
         BASELINE_CLIENTS,
         "TLS clients in the per-device baseline, by state.",
-        &["state"],
-        ["baseline", "accepted", "new", "flagged"]
-            .iter()
-            .map(|st| (vec![(*st).to_owned()], states.get(st).copied().unwrap_or(0)))
-            .collect(),
+        &states,
     );
-    b.counter(
+    b.reason_counter(
         BASELINE_CLIENTS_DROPPED,
         "TLS clients the baseline forgot (capacity: the device's least recently seen; retention) or refused (malformed fingerprint).",
-        &["reason"],
-        vec![
-            (vec!["capacity".to_owned()], dropped.0),
-            (vec!["retention".to_owned()], dropped.1),
-            (vec!["malformed".to_owned()], dropped.2),
+        &[
+            ("capacity", dropped.0),
+            ("retention", dropped.1),
+            ("malformed", dropped.2),
         ],
     );
 }

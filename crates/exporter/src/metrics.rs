@@ -158,6 +158,43 @@ impl Builder<'_> {
         self.register(vec);
     }
 
+    /// A gauge labelled `state` with one series per baseline state, 0 for
+    /// a state nothing is in (so every series exists from the start).
+    pub(crate) fn state_gauge(
+        &mut self,
+        name: &'static str,
+        help: &str,
+        states: &HashMap<&'static str, i64>,
+    ) {
+        self.gauge(
+            name,
+            help,
+            &["state"],
+            ["baseline", "accepted", "new", "flagged"]
+                .iter()
+                .map(|st| (vec![(*st).to_owned()], states.get(st).copied().unwrap_or(0)))
+                .collect(),
+        );
+    }
+
+    /// A counter labelled `reason`, one series per (reason, count).
+    pub(crate) fn reason_counter(
+        &mut self,
+        name: &'static str,
+        help: &str,
+        reasons: &[(&str, u64)],
+    ) {
+        self.counter(
+            name,
+            help,
+            &["reason"],
+            reasons
+                .iter()
+                .map(|(reason, n)| (vec![(*reason).to_owned()], *n))
+                .collect(),
+        );
+    }
+
     fn register(&self, c: impl Collector + 'static) {
         self.registry
             .register(Box::new(c))
@@ -617,23 +654,15 @@ fn baseline_families(shared: &Shared, snap: &crate::state::Snapshot, b: &mut Bui
         &["device", "domain", "purpose"],
         first_seen,
     );
-    b.gauge(
+    b.state_gauge(
         BASELINE_DESTINATIONS,
         "Destinations in the per-device baseline, by state.",
-        &["state"],
-        ["baseline", "accepted", "new", "flagged"]
-            .iter()
-            .map(|st| (vec![(*st).to_owned()], states.get(st).copied().unwrap_or(0)))
-            .collect(),
+        &states,
     );
-    b.counter(
+    b.reason_counter(
         BASELINE_DROPPED,
         "Destinations the baseline forgot: capacity (the device's least recently seen) or retention.",
-        &["reason"],
-        vec![
-            (vec!["capacity".to_owned()], dropped.0),
-            (vec!["retention".to_owned()], dropped.1),
-        ],
+        &[("capacity", dropped.0), ("retention", dropped.1)],
     );
     crate::clients::families(shared, handle, b);
     b.gauge(
