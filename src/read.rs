@@ -100,7 +100,7 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         if a.class.purpose == Purpose::Unknown {
             summary.unknown_bytes += bytes;
         }
-        if !is_local(flow.server.ip()) {
+        if !is_local_or_unroutable(flow.server.ip()) {
             summary.remote_flows += 1;
             summary.ownerless_flows += u64::from(a.record.verdict.owner.is_none());
         }
@@ -151,8 +151,9 @@ pub fn run(args: &ReadArgs) -> anyhow::Result<ExitCode> {
 
 /// The hotspot's own network and every range no public network serves:
 /// flows there have no owner to name.
-fn is_local(ip: std::net::IpAddr) -> bool {
-    tetherscope_record::facts::is_local(ip) || tetherscope_netinfo::special::is_local(ip)
+fn is_local_or_unroutable(ip: std::net::IpAddr) -> bool {
+    tetherscope_record::facts::is_on_local_network(ip)
+        || tetherscope_netinfo::special::is_unroutable(ip)
 }
 
 fn pct(part: u64, whole: u64) -> f64 {

@@ -351,7 +351,7 @@ impl NetInfo {
             IpAddr::V4(_) => ip,
         };
         if self.is_empty()
-            || special::is_local(ip)
+            || special::is_unroutable(ip)
             || (!self.documentation_ranges && special::is_documentation(ip))
         {
             return None;

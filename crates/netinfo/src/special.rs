@@ -7,12 +7,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Whether `ip` is in a range that is never routed on the Internet
 /// (documentation ranges excluded: see [`is_documentation`]).
-pub fn is_local(ip: IpAddr) -> bool {
+pub fn is_unroutable(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => is_local_v4(v4),
+        IpAddr::V4(v4) => is_unroutable_v4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_local_v4(v4),
-            None => is_local_v6(v6),
+            Some(v4) => is_unroutable_v4(v4),
+            None => is_unroutable_v6(v6),
         },
     }
 }
@@ -39,7 +39,7 @@ fn is_documentation_v4(v4: Ipv4Addr) -> bool {
     )
 }
 
-fn is_local_v4(v4: Ipv4Addr) -> bool {
+fn is_unroutable_v4(v4: Ipv4Addr) -> bool {
     let [a, b, ..] = v4.octets();
     a == 0                                    // "this network"
         || a == 10                            // private
@@ -53,7 +53,7 @@ fn is_local_v4(v4: Ipv4Addr) -> bool {
         || a >= 224 // multicast, reserved, broadcast
 }
 
-fn is_local_v6(v6: Ipv6Addr) -> bool {
+fn is_unroutable_v6(v6: Ipv6Addr) -> bool {
     let s = v6.segments();
     v6.is_unspecified()
         || v6.is_loopback()
@@ -75,7 +75,7 @@ mod tests {
     }
 
     #[test]
-    fn private_and_local_ranges_are_local() {
+    fn private_and_local_ranges_are_unroutable() {
         for s in [
             "10.42.0.1",
             "172.16.0.1",
@@ -95,12 +95,12 @@ mod tests {
             "ff02::fb",
             "::ffff:10.0.0.1",
         ] {
-            assert!(is_local(ip(s)), "{s} should be local");
+            assert!(is_unroutable(ip(s)), "{s} should be unroutable");
         }
     }
 
     #[test]
-    fn public_addresses_are_not_local() {
+    fn public_addresses_are_routable() {
         for s in [
             "8.8.8.8",
             "1.1.1.1",
@@ -111,7 +111,7 @@ mod tests {
             "2a00:1450::1",
             "::ffff:8.8.8.8",
         ] {
-            assert!(!is_local(ip(s)), "{s} should be public");
+            assert!(!is_unroutable(ip(s)), "{s} should be public");
             assert!(!is_documentation(ip(s)), "{s} is not documentation");
         }
     }
@@ -126,7 +126,10 @@ mod tests {
             "::ffff:192.0.2.9",
         ] {
             assert!(is_documentation(ip(s)), "{s} is documentation");
-            assert!(!is_local(ip(s)), "{s} is documentation, not local");
+            assert!(
+                !is_unroutable(ip(s)),
+                "{s} is documentation, not unroutable"
+            );
         }
         assert!(!is_documentation(ip("192.0.3.1")));
         assert!(!is_documentation(ip("2001:db9::1")));

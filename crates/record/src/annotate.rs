@@ -170,7 +170,7 @@ impl<'a> Annotator<'a> {
             destination: novelty::destination_of(flow),
             expected: class.verdict == Verdict::Expected,
             first_seen: flow.first_seen,
-            local: facts::is_local(flow.server.ip()),
+            local: facts::is_on_local_network(flow.server.ip()),
         })
     }
 }

@@ -9,7 +9,7 @@ use tetherscope_flow::{BlindSpot, Flow};
 use crate::record::Verdict;
 
 /// Whether an address is the hotspot or on its local network.
-pub fn is_local(ip: IpAddr) -> bool {
+pub fn is_on_local_network(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => {
             a.is_private()
@@ -79,7 +79,7 @@ fn with_facts<R>(
             _ => Transport::Other,
         },
         server_port: Some(flow.server.port()),
-        server_is_local: is_local(flow.server.ip()),
+        server_is_local: is_on_local_network(flow.server.ip()),
         app: flow.app.name(),
         names,
         http_path: flow.names.as_deref().and_then(|n| n.http_path.as_deref()),

@@ -134,7 +134,7 @@ pub fn host_name(devices: &DeviceTable, mac: &[u8; 6]) -> Option<Arc<str>> {
 /// which are always `known`.
 fn device_of(flow: &Flow) -> Result<[u8; 6], Option<Novelty>> {
     let mac = flow.client_mac.ok_or(None)?;
-    if facts::is_local(flow.server.ip()) {
+    if facts::is_on_local_network(flow.server.ip()) {
         return Err(Some(Novelty::Known));
     }
     Ok(mac)

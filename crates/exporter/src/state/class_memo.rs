@@ -157,7 +157,7 @@ impl ClassMemo {
             .and_then(|n| n.resolution.as_ref())
             .map(std::sync::Arc::as_ptr);
         let http_path = names.and_then(|n| n.http_path.as_deref());
-        let server_is_local = facts::is_local(f.server.ip());
+        let server_is_local = facts::is_on_local_network(f.server.ip());
         // Enums and numbers, not strings: this runs for every flow.
         let app = f.app;
         let rcode = rcode_key(f);
