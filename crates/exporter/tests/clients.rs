@@ -7,65 +7,20 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use tetherscope_baseline::{Baseline, ClientObservation, Settings};
+use tetherscope_baseline::ClientObservation;
 use tetherscope_classify::Catalog;
-use tetherscope_exporter::novelty::BaselineHandle;
 use tetherscope_exporter::Shared;
-use tetherscope_flow::{Pipeline, PipelineConfig};
 use tower::ServiceExt;
 
 mod support;
-use support::feed;
+use support::{call, seeded};
 
 const PHONE: &str = "02:00:5e:00:01:82";
 
 /// The seed fixture retired through an exporter whose baseline learns for
 /// `learn_for_ns` (0: every client is new).
 fn setup(learn_for_ns: u64) -> Arc<Shared> {
-    let mut pipeline = Pipeline::new(&PipelineConfig::default());
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/seed-domains.pcap"
-    ))
-    .unwrap();
-    feed(&mut pipeline, &bytes);
-    pipeline.finish();
-    let handle = BaselineHandle::new(
-        Baseline::new(Settings {
-            learn_for_ns,
-            ..Settings::default()
-        }),
-        None,
-    );
-    let shared =
-        Arc::new(Shared::new(&pipeline, Arc::new(Catalog::builtin()), 500).with_baseline(handle));
-    for (flow, _) in pipeline.take_finished() {
-        shared.retire(&flow);
-    }
-    shared
-}
-
-async fn call(
-    shared: &Arc<Shared>,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (StatusCode, serde_json::Value) {
-    let mut req = Request::builder().method(method).uri(path);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = tetherscope_exporter::router(shared.clone())
-        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+    seeded(Catalog::builtin(), learn_for_ns, |_| {})
 }
 
 /// The value of `tetherscope_new_clients_total` for `device` (None: no

@@ -6,15 +6,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use tetherscope_baseline::{Baseline, Settings};
 use tetherscope_classify::Catalog;
 use tetherscope_exporter::novelty::BaselineHandle;
 use tetherscope_exporter::Shared;
-use tetherscope_flow::{Pipeline, PipelineConfig};
 use tower::ServiceExt;
 
 mod support;
-use support::feed;
+use support::{call, seeded};
 
 const PHONE: &str = "02:00:5e:00:01:82";
 
@@ -25,50 +23,7 @@ fn setup() -> Arc<Shared> {
 }
 
 fn setup_with(catalog: Catalog, configure: impl FnOnce(&mut BaselineHandle)) -> Arc<Shared> {
-    let mut pipeline = Pipeline::new(&PipelineConfig::default());
-    let bytes = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/seed-domains.pcap"
-    ))
-    .unwrap();
-    feed(&mut pipeline, &bytes);
-    pipeline.finish();
-    let mut handle = BaselineHandle::new(
-        Baseline::new(Settings {
-            learn_for_ns: 0,
-            ..Settings::default()
-        }),
-        None,
-    );
-    configure(&mut handle);
-    let shared = Arc::new(Shared::new(&pipeline, Arc::new(catalog), 500).with_baseline(handle));
-    for (flow, _) in pipeline.take_finished() {
-        shared.retire(&flow);
-    }
-    shared
-}
-
-async fn call(
-    shared: &Arc<Shared>,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (StatusCode, serde_json::Value) {
-    let mut req = Request::builder().method(method).uri(path);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = tetherscope_exporter::router(shared.clone())
-        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-    )
+    seeded(catalog, 0, configure)
 }
 
 fn state_of(list: &serde_json::Value, destination: &str) -> String {
