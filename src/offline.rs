@@ -3,7 +3,7 @@
 //!
 //! Packets go through the pipeline; every flow it finishes (and, at the
 //! end of the file, every flow still open) is handed to the caller, which
-//! annotates it (`tetherscope_exporter::annotate`) and keeps what it needs.
+//! annotates it (`tetherscope_record::annotate`) and keeps what it needs.
 
 use std::io;
 use std::path::Path;

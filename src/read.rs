@@ -226,8 +226,8 @@ fn print_summary(stats: &Stats, s: &Summary) {
 /// after `device ` so scripts can read it; escaped, as names come from
 /// the wire.
 fn print_devices(devices: &tetherscope_flow::DeviceTable) {
-    use tetherscope_exporter::identity::Identity;
     use tetherscope_flow::devices::format_mac;
+    use tetherscope_view::identity::Identity;
     for d in devices.snapshot() {
         let line = serde_json::json!({
             "device": devices.label(&d.mac),
@@ -238,7 +238,7 @@ fn print_devices(devices: &tetherscope_flow::DeviceTable) {
         // nothing or reorder text are written out; markup stays text.
         eprintln!(
             "device {}",
-            tetherscope_exporter::visible::visible(&line.to_string())
+            tetherscope_record::visible::visible(&line.to_string())
         );
     }
 }
