@@ -793,7 +793,14 @@ fn replay_without_state_keeps_no_store() {
     let (xdg, home) = (dir.join("xdg"), dir.join("home"));
     std::fs::create_dir_all(&xdg).unwrap();
     std::fs::create_dir_all(&home).unwrap();
-    let env = [("XDG_STATE_HOME", xdg.as_path()), ("HOME", home.as_path())];
+    // The compiled network tables are a cache of public data, not a store:
+    // they go to XDG_CACHE_HOME, kept apart from the directories checked.
+    let cache = dir.join("cache");
+    let env = [
+        ("XDG_STATE_HOME", xdg.as_path()),
+        ("HOME", home.as_path()),
+        ("XDG_CACHE_HOME", cache.as_path()),
+    ];
     while_replaying(&[], &env, || {});
     let left: Vec<_> = [&xdg, &home]
         .iter()
